@@ -1,0 +1,14 @@
+//! warren-proto: the vocabulary that Warren's helper, admin CLI and GUI share, so they cannot drift.
+//!
+//! It owns:
+//! - [`key`]: WireGuard keys (base64 on the wire and in files), generation, and the private-key
+//!   type that never prints itself and is zeroized on drop;
+//! - [`config`]: the typed tunnel configuration and the wg-quick `.conf` parser and serializer,
+//!   compatible with `wg-quick` and `wg showconf`, whose errors name the file, the line and the fault.
+//!
+//! It must not do I/O beyond reading a named file for the caller, and it never logs secrets.
+
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod config;
+pub mod key;
