@@ -1,0 +1,616 @@
+//! The WireGuard device: our key pair, the peers, and the three entry points the driver calls.
+//!
+//! Inbound flow ([`Device::handle_datagram`]):
+//! 1. handshake messages pass the device-wide rate limiter: mac1, and mac2 under load (answered
+//!    with a cookie reply), before any Diffie-Hellman work;
+//! 2. the datagram is matched to a peer — a handshake initiation by the initiator's static key,
+//!    everything else by the receiver index we handed out (`index >> 8` names the peer);
+//! 3. the peer's `Tunn` decrypts it; an authenticated datagram moves the peer's endpoint to its
+//!    source address (roaming) and counts towards rx;
+//! 4. a decrypted IP packet is delivered only if its inner source routes back to the same peer
+//!    in the AllowedIPs table; otherwise it is dropped as spoofed;
+//! 5. a completed handshake flushes the packets queued while it was under way.
+//!
+//! Outbound flow ([`Device::handle_tun_packet`]): destination address → AllowedIPs → peer →
+//! `Tunn::encapsulate` → a datagram to the peer's endpoint (or a handshake initiation, with the
+//! packet queued inside the `Tunn` until the session exists).
+//!
+//! Timers ([`Device::handle_timeout`], every [`TIMER_TICK`]): boringtun's handshake retry,
+//! rekey and passive keepalive, plus our persistent keepalive, and the rate limiter's reset.
+
+use crate::allowed_ips::AllowedIps;
+use crate::Instant;
+use boringtun::noise::errors::WireGuardError;
+use boringtun::noise::handshake::parse_handshake_anon;
+use boringtun::noise::rate_limiter::RateLimiter;
+use boringtun::noise::{Packet, Tunn, TunnResult};
+use boringtun::x25519;
+use ipnet::IpNet;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use warren_proto::key::{PresharedKey, PrivateKey, PublicKey};
+
+/// How often the driver should call [`Device::handle_timeout`]. boringtun's timers have
+/// one-second resolution; a quarter second keeps retries and keepalives punctual.
+pub const TIMER_TICK: Duration = Duration::from_millis(250);
+
+/// Handshake messages per second the device accepts before it answers with cookie replies.
+pub const DEFAULT_HANDSHAKE_RATE_LIMIT: u64 = 100;
+
+/// The largest datagram the device produces or accepts: a 64 KiB IP packet plus WireGuard's
+/// 32 bytes of data-message overhead.
+pub const MAX_DATAGRAM_LEN: usize = 65_535 + 32;
+
+/// Where the device's decisions go. The driver implements it over the TUN and UDP sockets;
+/// tests implement it over vectors.
+pub trait Output {
+    /// Send `datagram` over UDP to `to`.
+    fn send_datagram(&mut self, to: SocketAddr, datagram: &[u8]);
+    /// Write the decrypted IP `packet` to the TUN device.
+    fn write_packet(&mut self, packet: &[u8]);
+}
+
+/// A peer's handle inside one [`Device`]; stable until the peer is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerId(u32);
+
+/// Everything that configures a peer (the `[Peer]` section or a UAPI `set`).
+#[derive(Debug, Clone)]
+pub struct PeerSettings {
+    /// The peer's static public key, its identity.
+    pub public_key: PublicKey,
+    /// Optional preshared key mixed into the handshake.
+    pub preshared_key: Option<PresharedKey>,
+    /// Where to send; `None` until the peer contacts us.
+    pub endpoint: Option<SocketAddr>,
+    /// Send a keepalive after this many seconds without sending anything.
+    pub persistent_keepalive: Option<u16>,
+    /// Inner addresses this peer may use, and that route to it.
+    pub allowed_ips: Vec<IpNet>,
+}
+
+impl PeerSettings {
+    /// Settings with only the public key set.
+    pub fn new(public_key: PublicKey) -> Self {
+        Self {
+            public_key,
+            preshared_key: None,
+            endpoint: None,
+            persistent_keepalive: None,
+            allowed_ips: Vec::new(),
+        }
+    }
+}
+
+/// A read-only view of a peer, for `wg show`, status and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSnapshot {
+    /// The peer's public key.
+    pub public_key: PublicKey,
+    /// Whether a preshared key is set (the key itself is fetched separately, for the UAPI only).
+    pub has_preshared_key: bool,
+    /// Current endpoint (after roaming).
+    pub endpoint: Option<SocketAddr>,
+    /// Persistent keepalive interval in seconds.
+    pub persistent_keepalive: Option<u16>,
+    /// AllowedIPs in the order they were added.
+    pub allowed_ips: Vec<IpNet>,
+    /// When the latest handshake completed, on the core's clock.
+    pub last_handshake: Option<Instant>,
+    /// UDP payload bytes received from this peer (authenticated datagrams only).
+    pub rx_bytes: u64,
+    /// UDP payload bytes sent to this peer.
+    pub tx_bytes: u64,
+}
+
+/// Device-wide counters of packets the core refused, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceStats {
+    /// Outgoing packets whose destination matched no peer's AllowedIPs.
+    pub tx_no_route: u64,
+    /// Outgoing packets for a peer that has no endpoint yet.
+    pub tx_no_endpoint: u64,
+    /// Outgoing packets that were not IPv4/IPv6.
+    pub tx_invalid: u64,
+    /// Incoming datagrams that failed to parse, authenticate or decrypt, or matched no peer.
+    pub rx_invalid: u64,
+    /// Incoming packets whose inner source address the sending peer may not use.
+    pub rx_spoofed: u64,
+    /// Cookie replies sent because handshakes arrived faster than the rate limit.
+    pub cookies_sent: u64,
+}
+
+struct Peer {
+    tunn: Tunn,
+    public_key: PublicKey,
+    preshared_key: Option<PresharedKey>,
+    /// Our 24-bit index for this peer; boringtun puts it in the top bits of session indices.
+    index: u32,
+    endpoint: Option<SocketAddr>,
+    persistent_keepalive: Option<u16>,
+    allowed_ips: Vec<IpNet>,
+    last_handshake: Option<Instant>,
+    last_sent: Option<Instant>,
+    rx_bytes: u64,
+    tx_bytes: u64,
+}
+
+/// A WireGuard interface's brain: our static key, peers and cryptokey routing.
+pub struct Device {
+    private_key: PrivateKey,
+    secret: x25519::StaticSecret,
+    public: x25519::PublicKey,
+    /// The device-wide limiter: mac1/mac2 checks and cookie replies under load happen here,
+    /// once, before a datagram reaches a peer.
+    rate_limiter: Arc<RateLimiter>,
+    /// Handed to every `Tunn`, which insists on re-checking mac1 itself. Its limit is
+    /// unreachable so the `Tunn` never second-guesses the device's load decision (which would
+    /// turn a valid handshake into a cookie reply the device cannot tell from a real answer).
+    tunn_limiter: Arc<RateLimiter>,
+    handshake_rate_limit: u64,
+    /// Peers by slot; `PeerId` is the slot number. Freed slots are `None` and reused.
+    peers: Vec<Option<Peer>>,
+    by_key: HashMap<PublicKey, PeerId>,
+    by_index: HashMap<u32, PeerId>,
+    allowed_ips: AllowedIps<PeerId>,
+    /// Scratch space for one datagram or packet; reused for every call.
+    buf: Box<[u8]>,
+    stats: DeviceStats,
+    last_rate_reset: Option<Instant>,
+}
+
+impl Device {
+    /// A device with our private key and no peers.
+    pub fn new(private_key: PrivateKey) -> Self {
+        Self::with_handshake_rate_limit(private_key, DEFAULT_HANDSHAKE_RATE_LIMIT)
+    }
+
+    /// Like [`Device::new`] with a custom handshake rate limit (0 answers every handshake with
+    /// a cookie reply first, as a device under attack would; used in tests).
+    pub fn with_handshake_rate_limit(private_key: PrivateKey, limit: u64) -> Self {
+        let secret = x25519::StaticSecret::from(*private_key.as_bytes());
+        let public = x25519::PublicKey::from(&secret);
+        Self {
+            rate_limiter: Arc::new(RateLimiter::new(&public, limit)),
+            tunn_limiter: Arc::new(RateLimiter::new(&public, u64::MAX)),
+            handshake_rate_limit: limit,
+            private_key,
+            secret,
+            public,
+            peers: Vec::new(),
+            by_key: HashMap::new(),
+            by_index: HashMap::new(),
+            allowed_ips: AllowedIps::new(),
+            buf: vec![0u8; MAX_DATAGRAM_LEN].into_boxed_slice(),
+            stats: DeviceStats::default(),
+            last_rate_reset: None,
+        }
+    }
+
+    /// Our private key (for the UAPI's `get`, which root may read).
+    pub fn private_key(&self) -> &PrivateKey {
+        &self.private_key
+    }
+
+    /// Our public key.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey::from_bytes(*self.public.as_bytes())
+    }
+
+    /// Replaces our private key. Existing sessions are dropped (they were keyed to the old
+    /// identity); a peer whose public key equals our new one is removed, as wireguard-go does.
+    pub fn set_private_key(&mut self, private_key: PrivateKey) {
+        if private_key == self.private_key {
+            return;
+        }
+        let secret = x25519::StaticSecret::from(*private_key.as_bytes());
+        let public = x25519::PublicKey::from(&secret);
+        self.rate_limiter = Arc::new(RateLimiter::new(&public, self.handshake_rate_limit));
+        self.tunn_limiter = Arc::new(RateLimiter::new(&public, u64::MAX));
+        for peer in self.peers.iter_mut().flatten() {
+            peer.tunn
+                .set_static_private(secret.clone(), public, Some(self.tunn_limiter.clone()));
+        }
+        self.private_key = private_key;
+        self.secret = secret;
+        self.public = public;
+        let own = self.public_key();
+        self.remove_peer(&own);
+    }
+
+    /// Device-wide drop counters.
+    pub fn stats(&self) -> DeviceStats {
+        self.stats
+    }
+
+    /// The peer with this public key.
+    pub fn peer_id(&self, public_key: &PublicKey) -> Option<PeerId> {
+        self.by_key.get(public_key).copied()
+    }
+
+    /// Adds a peer, or updates the existing peer with the same public key in place: changing
+    /// the endpoint, keepalive or AllowedIPs keeps its session; changing the preshared key
+    /// starts a fresh session (the key is part of the handshake). AllowedIPs given here
+    /// *replace* the peer's list, and a network already owned by another peer moves to this one.
+    pub fn upsert_peer(&mut self, settings: PeerSettings) -> PeerId {
+        let id = match self.by_key.get(&settings.public_key) {
+            Some(&id) => {
+                let psk_changed = self
+                    .peer(id)
+                    .is_some_and(|p| p.preshared_key != settings.preshared_key);
+                if psk_changed {
+                    let tunn = self.new_tunn(&settings.public_key, &settings.preshared_key, id);
+                    if let Some(peer) = self.peer_mut(id) {
+                        peer.tunn = tunn;
+                        peer.preshared_key = settings.preshared_key;
+                        peer.last_handshake = None;
+                    }
+                }
+                id
+            }
+            None => self.insert_peer(&settings),
+        };
+        if let Some(peer) = self.peer_mut(id) {
+            if settings.endpoint.is_some() {
+                peer.endpoint = settings.endpoint;
+            }
+            peer.persistent_keepalive = settings.persistent_keepalive.filter(|s| *s > 0);
+        }
+        self.set_allowed_ips(id, settings.allowed_ips);
+        id
+    }
+
+    fn insert_peer(&mut self, settings: &PeerSettings) -> PeerId {
+        let slot = self.peers.iter().position(Option::is_none).unwrap_or_else(|| {
+            self.peers.push(None);
+            self.peers.len() - 1
+        });
+        let id = PeerId(slot as u32);
+        let index = self.fresh_index();
+        let tunn = self.new_tunn_with_index(&settings.public_key, &settings.preshared_key, index);
+        self.peers[slot] = Some(Peer {
+            tunn,
+            public_key: settings.public_key,
+            preshared_key: settings.preshared_key.clone(),
+            index,
+            endpoint: settings.endpoint,
+            persistent_keepalive: None,
+            allowed_ips: Vec::new(),
+            last_handshake: None,
+            last_sent: None,
+            rx_bytes: 0,
+            tx_bytes: 0,
+        });
+        self.by_key.insert(settings.public_key, id);
+        self.by_index.insert(index, id);
+        id
+    }
+
+    /// A random 24-bit index not used by another peer.
+    fn fresh_index(&self) -> u32 {
+        loop {
+            let index = rand_core::RngCore::next_u32(&mut rand_core::OsRng) >> 8;
+            if !self.by_index.contains_key(&index) {
+                return index;
+            }
+        }
+    }
+
+    fn new_tunn(&self, public_key: &PublicKey, psk: &Option<PresharedKey>, id: PeerId) -> Tunn {
+        let index = self.peer(id).map_or(0, |p| p.index);
+        self.new_tunn_with_index(public_key, psk, index)
+    }
+
+    fn new_tunn_with_index(
+        &self,
+        public_key: &PublicKey,
+        psk: &Option<PresharedKey>,
+        index: u32,
+    ) -> Tunn {
+        Tunn::new(
+            self.secret.clone(),
+            x25519::PublicKey::from(*public_key.as_bytes()),
+            psk.as_ref().map(|k| *k.as_bytes()),
+            // Persistent keepalive is ours (see `handle_timeout`) so it can change live.
+            None,
+            index,
+            Some(self.tunn_limiter.clone()),
+        )
+    }
+
+    /// Replaces a peer's AllowedIPs. Networks owned by other peers move to this one.
+    pub fn set_allowed_ips(&mut self, id: PeerId, nets: Vec<IpNet>) {
+        let Some(peer) = self.peer_mut(id) else {
+            return;
+        };
+        let old = std::mem::take(&mut peer.allowed_ips);
+        for net in old {
+            if self.allowed_ips.lookup_exact(net) == Some(&id) {
+                self.allowed_ips.remove(net);
+            }
+        }
+        for net in nets {
+            self.add_allowed_ip(id, net);
+        }
+    }
+
+    /// Adds one network to a peer's AllowedIPs, taking it from another peer if needed.
+    pub fn add_allowed_ip(&mut self, id: PeerId, net: IpNet) {
+        let net = net.trunc();
+        if self.peer(id).is_none() {
+            return;
+        }
+        if let Some(previous) = self.allowed_ips.insert(net, id) {
+            if previous != id {
+                if let Some(other) = self.peer_mut(previous) {
+                    other.allowed_ips.retain(|n| *n != net);
+                }
+            }
+        }
+        if let Some(peer) = self.peer_mut(id) {
+            if !peer.allowed_ips.contains(&net) {
+                peer.allowed_ips.push(net);
+            }
+        }
+    }
+
+    /// Sets a peer's endpoint (it also moves by itself when the peer roams).
+    pub fn set_endpoint(&mut self, id: PeerId, endpoint: SocketAddr) {
+        if let Some(peer) = self.peer_mut(id) {
+            peer.endpoint = Some(endpoint);
+        }
+    }
+
+    /// Sets or clears a peer's persistent keepalive interval; the session is kept.
+    pub fn set_persistent_keepalive(&mut self, id: PeerId, secs: Option<u16>) {
+        if let Some(peer) = self.peer_mut(id) {
+            peer.persistent_keepalive = secs.filter(|s| *s > 0);
+        }
+    }
+
+    /// Sets or clears a peer's preshared key; a change starts a fresh session.
+    pub fn set_preshared_key(&mut self, id: PeerId, psk: Option<PresharedKey>) {
+        let Some(peer) = self.peer(id) else {
+            return;
+        };
+        if peer.preshared_key == psk {
+            return;
+        }
+        let public_key = peer.public_key;
+        let tunn = self.new_tunn(&public_key, &psk, id);
+        if let Some(peer) = self.peer_mut(id) {
+            peer.tunn = tunn;
+            peer.preshared_key = psk;
+            peer.last_handshake = None;
+        }
+    }
+
+    /// Removes a peer and its AllowedIPs. Returns whether it existed.
+    pub fn remove_peer(&mut self, public_key: &PublicKey) -> bool {
+        let Some(id) = self.by_key.remove(public_key) else {
+            return false;
+        };
+        if let Some(peer) = self.peers.get_mut(id.0 as usize).and_then(Option::take) {
+            self.by_index.remove(&peer.index);
+        }
+        self.allowed_ips.retain(|owner| *owner != id);
+        true
+    }
+
+    /// Removes every peer.
+    pub fn clear_peers(&mut self) {
+        self.peers.clear();
+        self.by_key.clear();
+        self.by_index.clear();
+        self.allowed_ips = AllowedIps::new();
+    }
+
+    /// A snapshot of every peer, in the order they were added (slot order).
+    pub fn peers(&self) -> Vec<PeerSnapshot> {
+        self.peers.iter().flatten().map(Peer::snapshot).collect()
+    }
+
+    /// A snapshot of one peer.
+    pub fn peer_snapshot(&self, id: PeerId) -> Option<PeerSnapshot> {
+        self.peer(id).map(Peer::snapshot)
+    }
+
+    /// A peer's preshared key (for the UAPI's `get`, which root may read).
+    pub fn preshared_key(&self, id: PeerId) -> Option<&PresharedKey> {
+        self.peer(id).and_then(|p| p.preshared_key.as_ref())
+    }
+
+    fn peer(&self, id: PeerId) -> Option<&Peer> {
+        self.peers.get(id.0 as usize).and_then(Option::as_ref)
+    }
+
+    fn peer_mut(&mut self, id: PeerId) -> Option<&mut Peer> {
+        self.peers.get_mut(id.0 as usize).and_then(Option::as_mut)
+    }
+
+    /// An IP packet read from the TUN device: encrypt it for the peer its destination routes to.
+    pub fn handle_tun_packet(&mut self, now: Instant, packet: &[u8], out: &mut impl Output) {
+        let Some(dst) = Tunn::dst_address(packet) else {
+            self.stats.tx_invalid += 1;
+            return;
+        };
+        let Some(&id) = self.allowed_ips.lookup(dst) else {
+            self.stats.tx_no_route += 1;
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(endpoint) = peer.endpoint else {
+            self.stats.tx_no_endpoint += 1;
+            return;
+        };
+        match peer.tunn.encapsulate(packet, &mut self.buf) {
+            TunnResult::WriteToNetwork(datagram) => {
+                peer.note_sent(now, datagram.len());
+                out.send_datagram(endpoint, datagram);
+            }
+            TunnResult::Err(e) => tracing::debug!(error = ?e, "failed to encapsulate"),
+            // Queued inside the Tunn while a handshake is under way.
+            _ => {}
+        }
+    }
+
+    /// A UDP datagram received from `from`: authenticate, decrypt, route.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+        out: &mut impl Output,
+    ) {
+        let Ok(packet) = Tunn::parse_incoming_packet(datagram) else {
+            self.stats.rx_invalid += 1;
+            return;
+        };
+        let is_handshake = matches!(
+            packet,
+            Packet::HandshakeInit(_) | Packet::HandshakeResponse(_)
+        );
+        if is_handshake {
+            // mac1, and mac2 under load, before any expensive Diffie-Hellman.
+            match self
+                .rate_limiter
+                .verify_packet(Some(from.ip()), datagram, &mut self.buf)
+            {
+                Ok(_) => {}
+                Err(TunnResult::WriteToNetwork(cookie)) => {
+                    self.stats.cookies_sent += 1;
+                    out.send_datagram(from, cookie);
+                    return;
+                }
+                Err(_) => {
+                    self.stats.rx_invalid += 1;
+                    return;
+                }
+            }
+        }
+        let id = match &packet {
+            Packet::HandshakeInit(init) => parse_handshake_anon(&self.secret, &self.public, init)
+                .ok()
+                .and_then(|half| {
+                    self.by_key
+                        .get(&PublicKey::from_bytes(half.peer_static_public))
+                        .copied()
+                }),
+            Packet::HandshakeResponse(p) => self.by_index.get(&(p.receiver_idx >> 8)).copied(),
+            Packet::PacketCookieReply(p) => self.by_index.get(&(p.receiver_idx >> 8)).copied(),
+            Packet::PacketData(p) => self.by_index.get(&(p.receiver_idx >> 8)).copied(),
+        };
+        let Some((id, peer)) = id.and_then(|id| Some((id, self.peers.get_mut(id.0 as usize)?.as_mut()?)))
+        else {
+            self.stats.rx_invalid += 1;
+            return;
+        };
+        let result = peer.tunn.decapsulate(Some(from.ip()), datagram, &mut self.buf);
+        if let TunnResult::Err(e) = result {
+            // Includes replayed or forged packets; never roam on those.
+            tracing::trace!(error = ?e, %from, "dropped datagram");
+            self.stats.rx_invalid += 1;
+            return;
+        }
+        // Authenticated: this is where the peer is now.
+        peer.endpoint = Some(from);
+        peer.rx_bytes += datagram.len() as u64;
+        if is_handshake {
+            peer.last_handshake = Some(now);
+        }
+        match result {
+            TunnResult::WriteToNetwork(reply) => {
+                peer.note_sent(now, reply.len());
+                out.send_datagram(from, reply);
+                // A completed handshake releases the packets queued while it ran.
+                while let TunnResult::WriteToNetwork(queued) =
+                    peer.tunn.decapsulate(None, &[], &mut self.buf)
+                {
+                    peer.note_sent(now, queued.len());
+                    out.send_datagram(from, queued);
+                }
+            }
+            TunnResult::WriteToTunnelV4(inner, src) => {
+                if self.allowed_ips.lookup(IpAddr::V4(src)) == Some(&id) {
+                    out.write_packet(inner);
+                } else {
+                    self.stats.rx_spoofed += 1;
+                }
+            }
+            TunnResult::WriteToTunnelV6(inner, src) => {
+                if self.allowed_ips.lookup(IpAddr::V6(src)) == Some(&id) {
+                    out.write_packet(inner);
+                } else {
+                    self.stats.rx_spoofed += 1;
+                }
+            }
+            TunnResult::Done | TunnResult::Err(_) => {}
+        }
+    }
+
+    /// Runs the timers; call every [`TIMER_TICK`].
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut impl Output) {
+        if self
+            .last_rate_reset
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            self.rate_limiter.reset_count();
+            self.last_rate_reset = Some(now);
+        }
+        for peer in self.peers.iter_mut().flatten() {
+            let Some(endpoint) = peer.endpoint else {
+                continue;
+            };
+            if let Some(interval) = peer.persistent_keepalive {
+                let due = peer.last_sent.is_none_or(|t| {
+                    now.duration_since(t) >= Duration::from_secs(u64::from(interval))
+                });
+                if due {
+                    // With no session this queues the keepalive and starts a handshake, which
+                    // is how a peer with PersistentKeepalive comes up on its own.
+                    if let TunnResult::WriteToNetwork(datagram) =
+                        peer.tunn.encapsulate(&[], &mut self.buf)
+                    {
+                        peer.note_sent(now, datagram.len());
+                        out.send_datagram(endpoint, datagram);
+                    } else {
+                        peer.last_sent = Some(now);
+                    }
+                }
+            }
+            match peer.tunn.update_timers(&mut self.buf) {
+                TunnResult::WriteToNetwork(datagram) => {
+                    peer.note_sent(now, datagram.len());
+                    out.send_datagram(endpoint, datagram);
+                }
+                TunnResult::Err(WireGuardError::ConnectionExpired) | TunnResult::Done => {}
+                TunnResult::Err(e) => tracing::debug!(error = ?e, "timer error"),
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Peer {
+    fn note_sent(&mut self, now: Instant, len: usize) {
+        self.tx_bytes += len as u64;
+        self.last_sent = Some(now);
+    }
+
+    fn snapshot(&self) -> PeerSnapshot {
+        PeerSnapshot {
+            public_key: self.public_key,
+            has_preshared_key: self.preshared_key.is_some(),
+            endpoint: self.endpoint,
+            persistent_keepalive: self.persistent_keepalive,
+            allowed_ips: self.allowed_ips.clone(),
+            last_handshake: self.last_handshake,
+            rx_bytes: self.rx_bytes,
+            tx_bytes: self.tx_bytes,
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! warren-tunnel: Warren's sans-IO WireGuard device core.
+//!
+//! It owns everything a WireGuard interface decides, and nothing it does:
+//! - one [`boringtun::noise::Tunn`] per peer (the Noise handshake, sessions, rekeying and
+//!   boringtun's own handshake-retry and passive-keepalive timers);
+//! - cryptokey routing: the [`AllowedIps`] longest-prefix table that picks the peer for an
+//!   outgoing packet and drops incoming packets whose inner source the peer may not use;
+//! - demultiplexing of incoming datagrams to peers (by receiver index, or by the initiator's
+//!   static key for handshake initiations), cookie replies under load, endpoint roaming,
+//!   persistent keepalive, and per-peer rx/tx and last-handshake statistics.
+//!
+//! It must not touch sockets, TUN devices or the clock: bytes and `now` come in through
+//! [`Device::handle_tun_packet`], [`Device::handle_datagram`] and [`Device::handle_timeout`];
+//! what to send and what to deliver goes out through the caller's [`Output`]. The driver in
+//! `warren-helper` does the I/O, and tests drive two devices against each other in memory.
+//!
+//! Layout: [`allowed_ips`] the routing table; [`device`] the device and its peers.
+//!
+//! A note on time: boringtun reads its own monotonic clock inside `Tunn`. Warren's own timers
+//! (persistent keepalive, handshake bookkeeping) use the `now` passed in. With the `mock-clock`
+//! feature, boringtun's clock is `mock_instant`'s, so tests can move both clocks together.
+
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod allowed_ips;
+pub mod device;
+
+pub use allowed_ips::AllowedIps;
+pub use device::{
+    Device, DeviceStats, Output, PeerId, PeerSettings, PeerSnapshot, DEFAULT_HANDSHAKE_RATE_LIMIT,
+    MAX_DATAGRAM_LEN, TIMER_TICK,
+};
+/// The clock the core's `now` arguments are measured on (std's, or `mock_instant`'s under
+/// the `mock-clock` feature so it moves together with boringtun's).
+#[cfg(feature = "mock-clock")]
+pub use mock_instant::{Instant, MockClock};
+/// The clock the core's `now` arguments are measured on (std's, or `mock_instant`'s under
+/// the `mock-clock` feature so it moves together with boringtun's).
+#[cfg(not(feature = "mock-clock"))]
+pub use std::time::Instant;

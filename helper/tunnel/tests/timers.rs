@@ -1,0 +1,169 @@
+//! Timer behaviour under simulated time (`--features mock-clock`): boringtun's clock and the
+//! core's `now` are both `mock_instant`, advanced by the test, so minutes pass in microseconds.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+use warren_proto::key::PrivateKey;
+use warren_tunnel::{Device, Instant, MockClock, PeerSettings};
+
+/// Advances both clocks by `d` and ticks every node once per simulated `TIMER_TICK`.
+fn run_for(nodes: &mut [&mut Node], d: Duration, deliver: bool) {
+    let steps = (d.as_millis() / warren_tunnel::TIMER_TICK.as_millis()).max(1);
+    for _ in 0..steps {
+        MockClock::advance(warren_tunnel::TIMER_TICK);
+        let now = Instant::now();
+        for n in nodes.iter_mut() {
+            n.tick(now);
+        }
+        if deliver {
+            deliver_all(nodes, now);
+        } else {
+            for n in nodes.iter_mut() {
+                n.out.datagrams.clear();
+            }
+        }
+    }
+}
+
+const HANDSHAKE_INIT_LEN: usize = 148;
+const KEEPALIVE_LEN: usize = 32;
+
+#[test]
+fn persistent_keepalive_brings_the_tunnel_up_and_keeps_it_warm() {
+    let (mut a, mut b) = pair();
+    let id = a.device.peer_id(&b.public_key()).unwrap();
+    a.device.set_persistent_keepalive(id, Some(5));
+
+    // With PersistentKeepalive, a peer comes up by itself, without any traffic.
+    MockClock::advance(Duration::from_secs(1));
+    a.tick(Instant::now());
+    assert_eq!(a.out.datagrams.len(), 1);
+    assert_eq!(a.out.datagrams[0].1.len(), HANDSHAKE_INIT_LEN);
+    deliver_all(&mut [&mut a, &mut b], Instant::now());
+    assert!(a.device.peers()[0].last_handshake.is_some());
+
+    // Then a keepalive every 5 s of silence.
+    let before = b.device.peers()[0].rx_bytes;
+    MockClock::advance(Duration::from_secs(5));
+    a.tick(Instant::now());
+    let sent: Vec<usize> = a.out.datagrams.iter().map(|d| d.1.len()).collect();
+    assert_eq!(sent, vec![KEEPALIVE_LEN]);
+    deliver_all(&mut [&mut a, &mut b], Instant::now());
+    assert_eq!(b.device.peers()[0].rx_bytes, before + KEEPALIVE_LEN as u64);
+
+    // Turning it off stops them, and the session survives the change.
+    a.device.set_persistent_keepalive(id, None);
+    MockClock::advance(Duration::from_secs(6));
+    a.tick(Instant::now());
+    assert!(a.out.datagrams.is_empty());
+    let p = ipv4("198.19.0.1", "198.19.0.2", b"still up");
+    a.send_packet(Instant::now(), &p);
+    // A data message: 16-byte header + the packet + 16-byte tag (boringtun does not pad).
+    assert_eq!(a.out.datagrams[0].1.len(), p.len() + 32, "data, not a new handshake");
+}
+
+#[test]
+fn passive_keepalive_answers_data_after_ten_seconds_of_silence() {
+    let (mut a, mut b) = pair();
+    a.send_packet(Instant::now(), &ipv4("198.19.0.1", "198.19.0.2", b"x"));
+    deliver_all(&mut [&mut a, &mut b], Instant::now());
+    run_for(&mut [&mut a, &mut b], Duration::from_secs(1), true);
+    a.send_packet(Instant::now(), &ipv4("198.19.0.1", "198.19.0.2", b"data"));
+    deliver_all(&mut [&mut a, &mut b], Instant::now());
+    assert_eq!(b.take_delivered().len(), 2);
+    // b received data and has sent nothing since: after KEEPALIVE_TIMEOUT it sends a keepalive.
+    let mut saw_keepalive = false;
+    for _ in 0..(12 * 4) {
+        MockClock::advance(warren_tunnel::TIMER_TICK);
+        b.tick(Instant::now());
+        saw_keepalive |= b.out.datagrams.iter().any(|d| d.1.len() == KEEPALIVE_LEN);
+        b.out.datagrams.clear();
+    }
+    assert!(saw_keepalive);
+}
+
+#[test]
+fn a_lost_handshake_is_retried_after_rekey_timeout() {
+    let (mut a, mut b) = pair();
+    a.send_packet(Instant::now(), &ipv4("198.19.0.1", "198.19.0.2", b"queued"));
+    assert_eq!(a.out.datagrams.len(), 1);
+    a.out.datagrams.clear(); // lost on the way
+
+    // Nothing is resent before REKEY_TIMEOUT (5 s)...
+    run_for(&mut [&mut a], Duration::from_secs(4), false);
+    MockClock::advance(Duration::from_millis(500));
+    a.tick(Instant::now());
+    assert!(a.out.datagrams.is_empty());
+    // ...and a new initiation goes out after it.
+    MockClock::advance(Duration::from_millis(1000));
+    a.tick(Instant::now());
+    assert_eq!(a.out.datagrams.len(), 1);
+    assert_eq!(a.out.datagrams[0].1.len(), HANDSHAKE_INIT_LEN);
+    deliver_all(&mut [&mut a, &mut b], Instant::now());
+    assert_eq!(b.take_delivered().len(), 1, "the queued packet survived the retry");
+}
+
+#[test]
+fn the_initiator_rekeys_after_two_minutes_of_traffic() {
+    let (mut a, mut b) = pair();
+    let p = ipv4("198.19.0.1", "198.19.0.2", b"x");
+    a.send_packet(Instant::now(), &p);
+    deliver_all(&mut [&mut a, &mut b], Instant::now());
+    let first = a.device.peers()[0].last_handshake.unwrap();
+    for _ in 0..26 {
+        MockClock::advance(Duration::from_secs(5));
+        a.send_packet(Instant::now(), &p);
+        b.send_packet(Instant::now(), &ipv4("198.19.0.2", "198.19.0.1", b"y"));
+        a.tick(Instant::now());
+        b.tick(Instant::now());
+        deliver_all(&mut [&mut a, &mut b], Instant::now());
+    }
+    let latest = a.device.peers()[0].last_handshake.unwrap();
+    assert!(latest.duration_since(first) >= Duration::from_secs(120));
+    assert_eq!(b.take_delivered().last(), Some(&p), "traffic flowed across the rekey");
+}
+
+#[test]
+fn under_load_the_responder_demands_a_cookie_and_then_accepts() {
+    let (mut a, b) = pair();
+    let b_key = b.key.clone();
+    let mut b = Node {
+        device: Device::with_handshake_rate_limit(b_key.clone(), 0),
+        key: b_key,
+        addr: b.addr,
+        out: Capture::default(),
+    };
+    let mut settings = PeerSettings::new(a.public_key());
+    settings.allowed_ips = vec!["198.19.0.1/32".parse().unwrap()];
+    b.device.upsert_peer(settings);
+
+    a.send_packet(Instant::now(), &ipv4("198.19.0.1", "198.19.0.2", b"x"));
+    deliver_all(&mut [&mut a, &mut b], Instant::now());
+    assert_eq!(b.device.stats().cookies_sent, 1);
+    assert!(a.device.peers()[0].last_handshake.is_none());
+
+    // The retry carries a valid mac2 and is accepted even under load.
+    run_for(&mut [&mut a, &mut b], Duration::from_secs(7), true);
+    assert!(a.device.peers()[0].last_handshake.is_some());
+    assert_eq!(b.take_delivered().len(), 1);
+    assert_eq!(b.device.stats().cookies_sent, 1);
+}
+
+#[test]
+fn a_wrong_public_key_never_handshakes_even_with_retries() {
+    let mut a = Node::new("198.18.0.1:51820");
+    let mut b = Node::new("198.18.0.2:51820");
+    let wrong = PrivateKey::generate().public_key();
+    let mut settings = PeerSettings::new(wrong);
+    settings.allowed_ips = vec!["198.19.0.2/32".parse().unwrap()];
+    settings.endpoint = Some(b.addr);
+    settings.persistent_keepalive = Some(1);
+    a.device.upsert_peer(settings);
+    b.add_peer(&a, &["198.19.0.1/32"], false);
+    run_for(&mut [&mut a, &mut b], Duration::from_secs(30), true);
+    assert!(a.device.peers()[0].last_handshake.is_none());
+    assert!(b.device.peers()[0].last_handshake.is_none());
+    assert!(b.device.stats().rx_invalid >= 5, "several retries were all refused");
+}
