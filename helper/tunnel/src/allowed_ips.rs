@@ -190,7 +190,11 @@ mod tests {
         assert_eq!(t.lookup(ip("203.0.113.9")), Some(&'a'));
         assert_eq!(t.lookup(ip("fd00:1::9")), Some(&'f'));
         assert_eq!(t.lookup(ip("fd00:2::9")), Some(&'e'));
-        assert_eq!(t.lookup(ip("2001:db8::1")), None, "no ::/0, so no v6 default");
+        assert_eq!(
+            t.lookup(ip("2001:db8::1")),
+            None,
+            "no ::/0, so no v6 default"
+        );
     }
 
     #[test]

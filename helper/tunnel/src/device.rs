@@ -263,10 +263,14 @@ impl Device {
     }
 
     fn insert_peer(&mut self, settings: &PeerSettings) -> PeerId {
-        let slot = self.peers.iter().position(Option::is_none).unwrap_or_else(|| {
-            self.peers.push(None);
-            self.peers.len() - 1
-        });
+        let slot = self
+            .peers
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or_else(|| {
+                self.peers.push(None);
+                self.peers.len() - 1
+            });
         let id = PeerId(slot as u32);
         let index = self.fresh_index();
         let tunn = self.new_tunn_with_index(&settings.public_key, &settings.preshared_key, index);
@@ -504,12 +508,15 @@ impl Device {
             Packet::PacketCookieReply(p) => self.by_index.get(&(p.receiver_idx >> 8)).copied(),
             Packet::PacketData(p) => self.by_index.get(&(p.receiver_idx >> 8)).copied(),
         };
-        let Some((id, peer)) = id.and_then(|id| Some((id, self.peers.get_mut(id.0 as usize)?.as_mut()?)))
+        let Some((id, peer)) =
+            id.and_then(|id| Some((id, self.peers.get_mut(id.0 as usize)?.as_mut()?)))
         else {
             self.stats.rx_invalid += 1;
             return;
         };
-        let result = peer.tunn.decapsulate(Some(from.ip()), datagram, &mut self.buf);
+        let result = peer
+            .tunn
+            .decapsulate(Some(from.ip()), datagram, &mut self.buf);
         if let TunnResult::Err(e) = result {
             // Includes replayed or forged packets; never roam on those.
             tracing::trace!(error = ?e, %from, "dropped datagram");

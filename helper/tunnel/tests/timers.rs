@@ -61,7 +61,11 @@ fn persistent_keepalive_brings_the_tunnel_up_and_keeps_it_warm() {
     let p = ipv4("198.19.0.1", "198.19.0.2", b"still up");
     a.send_packet(Instant::now(), &p);
     // A data message: 16-byte header + the packet + 16-byte tag (boringtun does not pad).
-    assert_eq!(a.out.datagrams[0].1.len(), p.len() + 32, "data, not a new handshake");
+    assert_eq!(
+        a.out.datagrams[0].1.len(),
+        p.len() + 32,
+        "data, not a new handshake"
+    );
 }
 
 #[test]
@@ -102,7 +106,11 @@ fn a_lost_handshake_is_retried_after_rekey_timeout() {
     assert_eq!(a.out.datagrams.len(), 1);
     assert_eq!(a.out.datagrams[0].1.len(), HANDSHAKE_INIT_LEN);
     deliver_all(&mut [&mut a, &mut b], Instant::now());
-    assert_eq!(b.take_delivered().len(), 1, "the queued packet survived the retry");
+    assert_eq!(
+        b.take_delivered().len(),
+        1,
+        "the queued packet survived the retry"
+    );
 }
 
 #[test]
@@ -122,7 +130,11 @@ fn the_initiator_rekeys_after_two_minutes_of_traffic() {
     }
     let latest = a.device.peers()[0].last_handshake.unwrap();
     assert!(latest.duration_since(first) >= Duration::from_secs(120));
-    assert_eq!(b.take_delivered().last(), Some(&p), "traffic flowed across the rekey");
+    assert_eq!(
+        b.take_delivered().last(),
+        Some(&p),
+        "traffic flowed across the rekey"
+    );
 }
 
 #[test]
@@ -165,5 +177,8 @@ fn a_wrong_public_key_never_handshakes_even_with_retries() {
     run_for(&mut [&mut a, &mut b], Duration::from_secs(30), true);
     assert!(a.device.peers()[0].last_handshake.is_none());
     assert!(b.device.peers()[0].last_handshake.is_none());
-    assert!(b.device.stats().rx_invalid >= 5, "several retries were all refused");
+    assert!(
+        b.device.stats().rx_invalid >= 5,
+        "several retries were all refused"
+    );
 }

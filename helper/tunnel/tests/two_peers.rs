@@ -17,11 +17,19 @@ fn two_peers_handshake_and_exchange_packets_both_ways() {
     assert_eq!(a.out.datagrams.len(), 1, "first packet starts a handshake");
     deliver_all(&mut [&mut a, &mut b], now);
 
-    assert_eq!(b.take_delivered(), vec![hello], "queued packet delivered after handshake");
+    assert_eq!(
+        b.take_delivered(),
+        vec![hello],
+        "queued packet delivered after handshake"
+    );
     let a_view = &a.device.peers()[0];
     let b_view = &b.device.peers()[0];
     assert!(a_view.last_handshake.is_some() && b_view.last_handshake.is_some());
-    assert_eq!(b_view.endpoint, Some(a.addr), "responder learned the initiator's endpoint");
+    assert_eq!(
+        b_view.endpoint,
+        Some(a.addr),
+        "responder learned the initiator's endpoint"
+    );
 
     let reply4 = ipv4("198.19.0.2", "198.19.0.1", b"hello back");
     let reply6 = ipv6("fd00:2::2", "fd00:2::1", b"and over ipv6");
@@ -32,7 +40,10 @@ fn two_peers_handshake_and_exchange_packets_both_ways() {
 
     let (a_view, b_view) = (&a.device.peers()[0], &b.device.peers()[0]);
     assert!(a_view.tx_bytes > 0 && a_view.rx_bytes > 0);
-    assert_eq!(a_view.tx_bytes, b_view.rx_bytes, "every byte a sent, b received");
+    assert_eq!(
+        a_view.tx_bytes, b_view.rx_bytes,
+        "every byte a sent, b received"
+    );
     assert_eq!(b_view.tx_bytes, a_view.rx_bytes);
 }
 
@@ -91,7 +102,10 @@ fn roaming_moves_the_endpoint_to_the_authenticated_source() {
 
     // a moves to a new underlay address (and an IPv6 one at that).
     a.addr = "[fd00:1::9]:40000".parse().unwrap();
-    a.send_packet(now, &ipv4("198.19.0.1", "198.19.0.2", b"from the new address"));
+    a.send_packet(
+        now,
+        &ipv4("198.19.0.1", "198.19.0.2", b"from the new address"),
+    );
     deliver_all(&mut [&mut a, &mut b], now);
     assert_eq!(b.device.peers()[0].endpoint, Some(a.addr));
 
@@ -104,7 +118,8 @@ fn roaming_moves_the_endpoint_to_the_authenticated_source() {
     let last = forged.len() - 1;
     forged[last] ^= 0xff;
     let attacker = "198.18.0.66:1234".parse().unwrap();
-    b.device.handle_datagram(now, attacker, &forged, &mut common::Capture::default());
+    b.device
+        .handle_datagram(now, attacker, &forged, &mut common::Capture::default());
     assert_eq!(b.device.peers()[0].endpoint, Some(a.addr));
 }
 

@@ -2,7 +2,7 @@
 //! an underlay address, datagrams queue until the test delivers them, and packets written to a
 //! node's "TUN" are collected for inspection.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use ipnet::IpNet;
 use std::collections::VecDeque;
@@ -51,7 +51,10 @@ impl Node {
     /// Adds `other` as a peer with these AllowedIPs; with `endpoint`, we know where it is.
     pub fn add_peer(&mut self, other: &Node, allowed: &[&str], endpoint: bool) {
         let mut settings = PeerSettings::new(other.public_key());
-        settings.allowed_ips = allowed.iter().map(|s| s.parse::<IpNet>().unwrap()).collect();
+        settings.allowed_ips = allowed
+            .iter()
+            .map(|s| s.parse::<IpNet>().unwrap())
+            .collect();
         settings.endpoint = endpoint.then_some(other.addr);
         self.device.upsert_peer(settings);
     }
@@ -80,7 +83,9 @@ pub fn deliver_all(nodes: &mut [&mut Node], now: Instant) -> usize {
                 let from = nodes[i].addr;
                 if let Some(j) = nodes.iter().position(|n| n.addr == to) {
                     let target = &mut *nodes[j];
-                    target.device.handle_datagram(now, from, &datagram, &mut target.out);
+                    target
+                        .device
+                        .handle_datagram(now, from, &datagram, &mut target.out);
                     delivered += 1;
                     moved = true;
                 }
@@ -95,7 +100,8 @@ pub fn deliver_all(nodes: &mut [&mut Node], now: Instant) -> usize {
 
 /// A minimal IPv4 packet (UDP protocol number, no checksum) with `payload`.
 pub fn ipv4(src: &str, dst: &str, payload: &[u8]) -> Vec<u8> {
-    let (src, dst): (std::net::Ipv4Addr, std::net::Ipv4Addr) = (src.parse().unwrap(), dst.parse().unwrap());
+    let (src, dst): (std::net::Ipv4Addr, std::net::Ipv4Addr) =
+        (src.parse().unwrap(), dst.parse().unwrap());
     let total = 20 + payload.len();
     let mut p = vec![0u8; total];
     p[0] = 0x45;
@@ -110,7 +116,8 @@ pub fn ipv4(src: &str, dst: &str, payload: &[u8]) -> Vec<u8> {
 
 /// A minimal IPv6 packet (UDP next header) with `payload`.
 pub fn ipv6(src: &str, dst: &str, payload: &[u8]) -> Vec<u8> {
-    let (src, dst): (std::net::Ipv6Addr, std::net::Ipv6Addr) = (src.parse().unwrap(), dst.parse().unwrap());
+    let (src, dst): (std::net::Ipv6Addr, std::net::Ipv6Addr) =
+        (src.parse().unwrap(), dst.parse().unwrap());
     let mut p = vec![0u8; 40 + payload.len()];
     p[0] = 0x60;
     p[4..6].copy_from_slice(&(payload.len() as u16).to_be_bytes());
