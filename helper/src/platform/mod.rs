@@ -24,6 +24,8 @@
 //! Layout: `mod.rs` the facade, the trait and the apply/undo bookkeeping; `plan.rs` the pure
 //! planner; `linux.rs` rtnetlink; `unsupported.rs` the stub for every other OS.
 
+pub mod dns;
+pub mod firewall;
 mod plan;
 
 #[cfg(target_os = "linux")]
