@@ -132,9 +132,20 @@ struct Peer {
     persistent_keepalive: Option<u16>,
     allowed_ips: Vec<IpNet>,
     last_handshake: Option<Instant>,
+    /// We answered an initiation and wait for the first data packet that confirms it.
+    awaiting_confirmation: bool,
     last_sent: Option<Instant>,
     rx_bytes: u64,
     tx_bytes: u64,
+}
+
+/// The four WireGuard message types, as far as bookkeeping cares.
+#[derive(Clone, Copy)]
+enum Kind {
+    Initiation,
+    Response,
+    Cookie,
+    Data,
 }
 
 /// A WireGuard interface's brain: our static key, peers and cryptokey routing.
@@ -283,6 +294,7 @@ impl Device {
             persistent_keepalive: None,
             allowed_ips: Vec::new(),
             last_handshake: None,
+            awaiting_confirmation: false,
             last_sent: None,
             rx_bytes: 0,
             tx_bytes: 0,
@@ -474,11 +486,13 @@ impl Device {
             self.stats.rx_invalid += 1;
             return;
         };
-        let is_handshake = matches!(
-            packet,
-            Packet::HandshakeInit(_) | Packet::HandshakeResponse(_)
-        );
-        if is_handshake {
+        let kind = match packet {
+            Packet::HandshakeInit(_) => Kind::Initiation,
+            Packet::HandshakeResponse(_) => Kind::Response,
+            Packet::PacketCookieReply(_) => Kind::Cookie,
+            Packet::PacketData(_) => Kind::Data,
+        };
+        if matches!(kind, Kind::Initiation | Kind::Response) {
             // mac1, and mac2 under load, before any expensive Diffie-Hellman.
             match self
                 .rate_limiter
@@ -526,8 +540,21 @@ impl Device {
         // Authenticated: this is where the peer is now.
         peer.endpoint = Some(from);
         peer.rx_bytes += datagram.len() as u64;
-        if is_handshake {
-            peer.last_handshake = Some(now);
+        // A handshake counts once both sides have proven the new keys: the initiator when the
+        // response arrives, the responder when the first data (or keepalive) packet does, as
+        // wireguard-go and the kernel count it. A responder whose response never lands (a wrong
+        // preshared key, say) must not claim a handshake.
+        match kind {
+            Kind::Response => {
+                peer.last_handshake = Some(now);
+                peer.awaiting_confirmation = false;
+            }
+            Kind::Initiation => peer.awaiting_confirmation = true,
+            Kind::Data if peer.awaiting_confirmation => {
+                peer.last_handshake = Some(now);
+                peer.awaiting_confirmation = false;
+            }
+            Kind::Data | Kind::Cookie => {}
         }
         match result {
             TunnResult::WriteToNetwork(reply) => {

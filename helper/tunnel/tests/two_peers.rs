@@ -177,6 +177,9 @@ fn preshared_keys_must_match() {
         deliver_all(&mut [&mut a, &mut b], now);
         assert_eq!(b.take_delivered() == vec![p], works);
         assert_eq!(a.device.peers()[0].last_handshake.is_some(), works);
+        // The responder answered the initiation either way, but only a confirmed handshake
+        // counts (as in wireguard-go): with the wrong key no data ever confirms it.
+        assert_eq!(b.device.peers()[0].last_handshake.is_some(), works);
     }
 }
 
