@@ -1,23 +1,40 @@
 //! Linux: the primitive network steps over rtnetlink — find a link by name, add and remove
-//! addresses and routes (IPv4 and IPv6, in any table), set the MTU and set the link up.
+//! addresses, routes (IPv4 and IPv6, in any table) and policy rules, set the MTU and set the link
+//! up, look up the route to a host (for its path MTU) and list the tables in use — plus reading and
+//! writing sysctls under `/proc/sys`.
 //!
 //! It owns one netlink socket per [`Ops`]; its connection task runs on the current tokio runtime and
 //! ends when the `Ops` is dropped. Routes are added like `ip route add <prefix> dev <ifname>
 //! [table <id>]` does: protocol `static`, scope `link` for IPv4 (no gateway) and `universe` for
-//! IPv6, and removed with the same message, so only the route Warren added matches.
+//! IPv6, and removed with the same message, so only the route Warren added matches. Rules are
+//! built like `ip rule add` builds them (table ids above 255 in the `FRA_TABLE` attribute, action
+//! "to table", no priority, so the kernel puts each new rule just before the last one added) and
+//! deleted with the same message: the kernel deletes the first rule matching its table, mark and
+//! `suppress_prefixlength`, never the main table's own rule (which has no
+//! `suppress_prefixlength`).
+//!
+//! Everything here acts in the network namespace of the calling thread: netlink sockets and
+//! `/proc/sys/net` both belong to the namespace that opens them.
 //!
 //! Kernel errors come back as `io::Error`s carrying the errno (`File exists`); on removal, "no such
-//! device/address/route" means something (usually the interface closing) removed it already.
+//! device/address/route/rule" means something (usually the interface closing) removed it already.
 
-use super::{LinkInfo, NetworkOps, Removal};
+use super::{Family, LinkInfo, NetworkOps, PolicyRule, Removal, MAIN_TABLE};
 use anyhow::Context as _;
 use futures_util::TryStreamExt as _;
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::AddressMessage;
-use rtnetlink::packet_route::route::{RouteMessage, RouteScope};
-use rtnetlink::{AddressMessageBuilder, Handle, LinkUnspec, RouteMessageBuilder};
+use rtnetlink::packet_route::link::LinkAttribute;
+use rtnetlink::packet_route::route::{
+    RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteScope,
+};
+use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMessage};
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::{AddressMessageBuilder, Handle, IpVersion, LinkUnspec, RouteMessageBuilder};
+use std::collections::BTreeSet;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
 
 /// The Linux implementation of the platform's network steps.
 pub(super) struct Ops {
@@ -104,6 +121,97 @@ impl NetworkOps for Ops {
             .await;
         removal(result)
     }
+
+    async fn add_rule(&mut self, rule: &PolicyRule) -> io::Result<()> {
+        let mut request = self.handle.rule().add();
+        *request.message_mut() = rule_message(rule);
+        request.execute().await.map_err(to_io)
+    }
+
+    async fn remove_rule(&mut self, rule: &PolicyRule) -> io::Result<Removal> {
+        let result = self.handle.rule().del(rule_message(rule)).execute().await;
+        removal(result)
+    }
+
+    async fn read_sysctl(&mut self, name: &str) -> io::Result<String> {
+        let path = sysctl_path(name)?;
+        Ok(std::fs::read_to_string(path)?.trim().to_owned())
+    }
+
+    async fn write_sysctl(&mut self, name: &str, value: &str) -> io::Result<()> {
+        let path = sysctl_path(name)?;
+        std::fs::write(path, value)
+    }
+
+    async fn route_mtu(&mut self, destination: IpAddr) -> io::Result<Option<u32>> {
+        // `ip route get <destination>`: a request with a destination is answered with one route.
+        let query = match destination.to_canonical() {
+            IpAddr::V4(ip) => RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(ip, 32)
+                .build(),
+            IpAddr::V6(ip) => RouteMessageBuilder::<Ipv6Addr>::new()
+                .destination_prefix(ip, 128)
+                .build(),
+        };
+        let mut replies = self.handle.route().get(query).execute();
+        let route = match replies.try_next().await.map_err(to_io) {
+            Ok(Some(route)) => route,
+            Ok(None) => return Ok(None),
+            Err(err)
+                if matches!(
+                    err.raw_os_error(),
+                    Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::ENETDOWN)
+                ) =>
+            {
+                return Ok(None)
+            }
+            Err(err) => return Err(err),
+        };
+        let route_mtu = route.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Metrics(metrics) => metrics.iter().find_map(|m| match m {
+                RouteMetric::Mtu(mtu) if *mtu > 0 => Some(*mtu),
+                _ => None,
+            }),
+            _ => None,
+        });
+        if route_mtu.is_some() {
+            return Ok(route_mtu);
+        }
+        let Some(oif) = route.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Oif(index) => Some(*index),
+            _ => None,
+        }) else {
+            return Ok(None);
+        };
+        let mut links = self.handle.link().get().match_index(oif).execute();
+        let Some(link) = links.try_next().await.map_err(to_io)? else {
+            return Ok(None);
+        };
+        Ok(link.attributes.iter().find_map(|a| match a {
+            LinkAttribute::Mtu(mtu) => Some(*mtu),
+            _ => None,
+        }))
+    }
+
+    async fn tables_in_use(&mut self) -> io::Result<BTreeSet<u32>> {
+        let mut tables = BTreeSet::new();
+        for query in [
+            RouteMessageBuilder::<Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        ] {
+            let mut routes = self.handle.route().get(query).execute();
+            while let Some(route) = routes.try_next().await.map_err(to_io)? {
+                tables.insert(route_table(&route));
+            }
+        }
+        for version in [IpVersion::V4, IpVersion::V6] {
+            let mut rules = self.handle.rule().get(version).execute();
+            while let Some(rule) = rules.try_next().await.map_err(to_io)? {
+                tables.insert(rule_table(&rule));
+            }
+        }
+        Ok(tables)
+    }
 }
 
 /// The message naming `address` on `link`, as `ip address add/del` sends it.
@@ -138,13 +246,83 @@ fn route_message(link: u32, route: IpNet, table: u32) -> RouteMessage {
     }
 }
 
+/// A route's table: the `RTA_TABLE` attribute, else the header's 8-bit id.
+fn route_table(route: &RouteMessage) -> u32 {
+    route
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(table) => Some(*table),
+            _ => None,
+        })
+        .unwrap_or(u32::from(route.header.table))
+}
+
+/// A rule's table: the `FRA_TABLE` attribute, else the header's 8-bit id.
+fn rule_table(rule: &RuleMessage) -> u32 {
+    rule.attributes
+        .iter()
+        .find_map(|a| match a {
+            RuleAttribute::Table(table) => Some(*table),
+            _ => None,
+        })
+        .unwrap_or(u32::from(rule.header.table))
+}
+
+/// The message for `ip rule add/del <rule>`, as iproute2 builds it.
+fn rule_message(rule: &PolicyRule) -> RuleMessage {
+    let mut message = RuleMessage::default();
+    message.header.family = match rule.family() {
+        Family::Ipv4 => AddressFamily::Inet,
+        Family::Ipv6 => AddressFamily::Inet6,
+    };
+    message.header.action = RuleAction::ToTable;
+    let table = match *rule {
+        PolicyRule::NotFwmark { fwmark, table, .. } => {
+            message.header.flags = RuleFlags::Invert;
+            message.attributes.push(RuleAttribute::FwMark(fwmark));
+            table
+        }
+        PolicyRule::SuppressMainDefault { .. } => {
+            message.attributes.push(RuleAttribute::SuppressPrefixLen(0));
+            MAIN_TABLE
+        }
+    };
+    match u8::try_from(table) {
+        Ok(small) => message.header.table = small,
+        Err(_) => {
+            message.header.table = RouteHeader::RT_TABLE_UNSPEC;
+            message.attributes.push(RuleAttribute::Table(table));
+        }
+    }
+    message
+}
+
+/// `/proc/sys/<name with dots as slashes>`, for the `net.` settings Warren changes only.
+fn sysctl_path(name: &str) -> io::Result<PathBuf> {
+    let valid = name.starts_with("net.")
+        && name.split('.').all(|part| {
+            !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        });
+    if !valid {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("'{name}' is not a net.* sysctl name"),
+        ));
+    }
+    Ok(PathBuf::from("/proc/sys").join(name.replace('.', "/")))
+}
+
 /// Maps a removal's result: "not there" errors mean it is already gone.
 fn removal(result: Result<(), rtnetlink::Error>) -> io::Result<Removal> {
     match result.map_err(to_io) {
         Ok(()) => Ok(Removal::Removed),
         Err(err) => match err.raw_os_error() {
-            // ENODEV: the link is gone; EADDRNOTAVAIL: no such address; ESRCH: no such route.
-            Some(libc::ENODEV | libc::EADDRNOTAVAIL | libc::ESRCH) => Ok(Removal::AlreadyGone),
+            // ENODEV: the link is gone; EADDRNOTAVAIL: no such address; ESRCH: no such route;
+            // ENOENT: no such rule.
+            Some(libc::ENODEV | libc::EADDRNOTAVAIL | libc::ESRCH | libc::ENOENT) => {
+                Ok(Removal::AlreadyGone)
+            }
             _ => Err(err),
         },
     }
@@ -165,11 +343,11 @@ mod tests {
     //! that namespace is touched. Needs root; without it the tests print "SKIPPED: needs root", or
     //! fail when `CI=true`.
 
-    use super::super::{apply, NetworkPlan, MAIN_TABLE};
+    use super::super::{apply, undo, NetworkChange, NetworkPlan, Route};
     use super::*;
     use rtnetlink::packet_route::address::AddressAttribute;
-    use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
-    use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+    use rtnetlink::packet_route::link::LinkFlags;
+    use rtnetlink::packet_route::route::RouteAddress;
     use std::future::Future;
     use std::io::Write as _;
 
@@ -318,12 +496,16 @@ mod tests {
                     RouteAttribute::Destination(RouteAddress::Inet6(ip)) => Some(IpAddr::V6(*ip)),
                     _ => None,
                 });
-                if let Some(ip) = destination {
-                    found.push((
-                        IpNet::new(ip, m.header.destination_prefix_length).unwrap(),
-                        table,
-                    ));
-                }
+                // A default route has no destination attribute.
+                let unspecified = match m.header.address_family {
+                    AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                    _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                };
+                let ip = destination.unwrap_or(unspecified);
+                found.push((
+                    IpNet::new(ip, m.header.destination_prefix_length).unwrap(),
+                    table,
+                ));
             }
         }
         found
@@ -353,19 +535,77 @@ mod tests {
             ifname: "wtest0".into(),
             addresses: vec![net("198.18.5.1/24"), net("fd00:5::1/64")],
             mtu: 1380,
-            routes: routes.iter().map(|r| net(r)).collect(),
-            table,
+            routes: routes
+                .iter()
+                .map(|r| Route {
+                    prefix: net(r),
+                    table,
+                })
+                .collect(),
+            sysctls: vec![],
+            rules: vec![],
+            fwmark: None,
         }
+    }
+
+    /// Undoes `journal` newest first, as the journal does, and fails on any error.
+    async fn undo_all(journal: &[NetworkChange]) {
+        for change in journal.iter().rev() {
+            undo(change).await.unwrap();
+        }
+    }
+
+    /// Every rule, as `(family, flags, table, attributes)` text, both families.
+    async fn dump_rules() -> Vec<String> {
+        let handle = handle().await;
+        let mut found = Vec::new();
+        for version in [IpVersion::V4, IpVersion::V6] {
+            let rules: Vec<_> = handle
+                .rule()
+                .get(version)
+                .execute()
+                .try_collect()
+                .await
+                .unwrap();
+            for rule in rules {
+                let mut attributes: Vec<String> = rule
+                    .attributes
+                    .iter()
+                    .filter(|a| !matches!(a, RuleAttribute::Table(_)))
+                    .map(|a| format!("{a:?}"))
+                    .collect();
+                attributes.sort();
+                found.push(format!(
+                    "{:?} {:?} table {} {}",
+                    rule.header.family,
+                    rule.header.flags,
+                    rule_table(&rule),
+                    attributes.join(" ")
+                ));
+            }
+        }
+        found
+    }
+
+    fn sysctl(name: &str) -> String {
+        std::fs::read_to_string(sysctl_path(name).unwrap())
+            .unwrap()
+            .trim()
+            .to_owned()
     }
 
     #[test]
     fn apply_then_undo_in_the_main_table() {
         in_private_netns(|| async {
             let (_tun, link) = add_tun("wtest0").await;
-            let applied = apply(&plan(
-                MAIN_TABLE,
-                &["198.18.6.0/24", "fd00:6::/64", "198.18.7.9/32"],
-            ))
+            let mut journal = Vec::new();
+            apply(
+                &plan(
+                    MAIN_TABLE,
+                    &["198.18.6.0/24", "fd00:6::/64", "198.18.7.9/32"],
+                ),
+                &mut journal,
+            )
             .await
             .unwrap();
 
@@ -382,7 +622,7 @@ mod tests {
                 );
             }
 
-            applied.undo().await.unwrap();
+            undo_all(&journal).await;
             assert_eq!(dump_addresses(link).await, []);
             let routes = dump_routes(link).await;
             for gone in [
@@ -398,6 +638,8 @@ mod tests {
             }
             // The link itself stays.
             assert_eq!(link_state(link).await, (1380, true));
+            // Undoing again changes nothing and fails on nothing.
+            undo_all(&journal).await;
         });
     }
 
@@ -405,7 +647,8 @@ mod tests {
     fn apply_then_undo_in_another_table() {
         in_private_netns(|| async {
             let (_tun, link) = add_tun("wtest0").await;
-            let applied = apply(&plan(1234, &["198.18.6.0/24", "fd00:6::/64"]))
+            let mut journal = Vec::new();
+            apply(&plan(1234, &["198.18.6.0/24", "fd00:6::/64"]), &mut journal)
                 .await
                 .unwrap();
             let routes_now = dump_routes(link).await;
@@ -421,7 +664,7 @@ mod tests {
                 !routes_now.contains(&(net("198.18.6.0/24"), MAIN_TABLE)),
                 "{routes_now:?}"
             );
-            applied.undo().await.unwrap();
+            undo_all(&journal).await;
             let routes_after = dump_routes(link).await;
             assert!(
                 routes_after.iter().all(|(_, table)| *table != 1234),
@@ -431,7 +674,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failing_route_rolls_back_and_keeps_what_was_there() {
+    fn a_refused_route_is_withdrawn_and_undo_keeps_what_was_there() {
         in_private_netns(|| async {
             let (_tun, link) = add_tun("wtest0").await;
             // Someone else's address and route, the route in the way of the plan's second route.
@@ -443,14 +686,26 @@ mod tests {
                 .await
                 .unwrap();
 
-            let err = apply(&plan(MAIN_TABLE, &["198.18.6.0/24", "198.18.7.0/24"]))
-                .await
-                .unwrap_err();
+            let mut journal = Vec::new();
+            let err = apply(
+                &plan(MAIN_TABLE, &["198.18.6.0/24", "198.18.7.0/24"]),
+                &mut journal,
+            )
+            .await
+            .unwrap_err();
             assert_eq!(
                 err.to_string(),
                 "failed to add route 198.18.7.0/24 dev wtest0: File exists"
             );
+            assert!(
+                !journal.iter().any(|c| matches!(
+                    c,
+                    NetworkChange::RouteAdded { route, .. } if *route == net("198.18.7.0/24")
+                )),
+                "the refused route is still journaled: {journal:?}"
+            );
 
+            undo_all(&journal).await;
             assert_eq!(dump_addresses(link).await, [net("198.18.9.1/24")]);
             let routes = dump_routes(link).await;
             assert!(
@@ -468,22 +723,175 @@ mod tests {
     fn undo_after_the_link_is_gone_succeeds() {
         in_private_netns(|| async {
             let (_tun, link) = add_tun("wtest0").await;
-            let applied = apply(&plan(MAIN_TABLE, &["198.18.6.0/24", "fd00:6::/64"]))
+            let mut journal = Vec::new();
+            apply(
+                &plan(MAIN_TABLE, &["198.18.6.0/24", "fd00:6::/64"]),
+                &mut journal,
+            )
+            .await
+            .unwrap();
+            handle().await.link().del(link).execute().await.unwrap();
+            undo_all(&journal).await;
+        });
+    }
+
+    #[test]
+    fn undo_leaves_a_new_interface_of_the_same_name_alone() {
+        in_private_netns(|| async {
+            let (tun, _) = add_tun("wtest0").await;
+            let mut journal = Vec::new();
+            apply(&plan(MAIN_TABLE, &["198.18.6.0/24"]), &mut journal)
                 .await
                 .unwrap();
-            handle().await.link().del(link).execute().await.unwrap();
-            applied.undo().await.unwrap();
+            drop(tun);
+            // A new wtest0 (another index) with the same address, route and MTU.
+            let (_tun, link) = add_tun("wtest0").await;
+            let mut other = Vec::new();
+            apply(&plan(MAIN_TABLE, &["198.18.6.0/24"]), &mut other)
+                .await
+                .unwrap();
+            undo_all(&journal).await;
+            assert_eq!(
+                dump_addresses(link).await,
+                [net("198.18.5.1/24"), net("fd00:5::1/64")]
+            );
+            assert!(dump_routes(link)
+                .await
+                .contains(&(net("198.18.6.0/24"), MAIN_TABLE)));
         });
     }
 
     #[test]
     fn a_missing_interface_is_named() {
         in_private_netns(|| async {
-            let err = apply(&plan(MAIN_TABLE, &[])).await.unwrap_err();
+            let err = apply(&plan(MAIN_TABLE, &[]), &mut Vec::new())
+                .await
+                .unwrap_err();
             assert_eq!(
                 err.to_string(),
                 "failed to find interface wtest0: No such device"
             );
         });
+    }
+
+    #[test]
+    fn full_tunnel_rules_and_sysctl_are_applied_and_undone_exactly() {
+        in_private_netns(|| async {
+            let (_tun, link) = add_tun("wtest0").await;
+            let rules_before = dump_rules().await;
+            assert_eq!(sysctl(super::super::SRC_VALID_MARK), "0");
+            let mut full = plan(51820, &["0.0.0.0/0", "::/0"]);
+            full.rules = vec![
+                PolicyRule::NotFwmark {
+                    family: Family::Ipv4,
+                    fwmark: 0xca6c,
+                    table: 51820,
+                },
+                PolicyRule::SuppressMainDefault {
+                    family: Family::Ipv4,
+                },
+                PolicyRule::NotFwmark {
+                    family: Family::Ipv6,
+                    fwmark: 0xca6c,
+                    table: 51820,
+                },
+                PolicyRule::SuppressMainDefault {
+                    family: Family::Ipv6,
+                },
+            ];
+            full.sysctls = vec![super::super::Sysctl {
+                name: super::super::SRC_VALID_MARK.into(),
+                value: "1".into(),
+            }];
+            let mut journal = Vec::new();
+            apply(&full, &mut journal).await.unwrap();
+
+            assert_eq!(sysctl(super::super::SRC_VALID_MARK), "1");
+            let rules = dump_rules().await;
+            assert_eq!(rules.len(), rules_before.len() + 4, "{rules:#?}");
+            let ours: Vec<&String> = rules.iter().filter(|r| !rules_before.contains(r)).collect();
+            assert!(
+                ours.iter().any(|r| r.contains("Invert")
+                    && r.contains("table 51820")
+                    && r.contains("FwMark(51820)")),
+                "{ours:#?}"
+            );
+            assert!(
+                ours.iter()
+                    .any(|r| r.contains("table 254") && r.contains("SuppressPrefixLen(0)")),
+                "{ours:#?}"
+            );
+            let routes = dump_routes(link).await;
+            assert!(routes.contains(&(net("0.0.0.0/0"), 51820)), "{routes:?}");
+            assert!(routes.contains(&(net("::/0"), 51820)), "{routes:?}");
+            let in_use = Ops::connect().await.unwrap().tables_in_use().await.unwrap();
+            assert!(
+                in_use.contains(&51820) && in_use.contains(&MAIN_TABLE),
+                "{in_use:?}"
+            );
+
+            undo_all(&journal).await;
+            assert_eq!(dump_rules().await, rules_before);
+            assert_eq!(sysctl(super::super::SRC_VALID_MARK), "0");
+            // Idempotent: the rules and the sysctl are already back.
+            undo_all(&journal).await;
+            assert_eq!(dump_rules().await, rules_before);
+        });
+    }
+
+    #[test]
+    fn route_mtu_is_the_mtu_of_the_way_out() {
+        in_private_netns(|| async {
+            // A veth pair (this kernel may have no dummy links), the far end up too so that the
+            // near end has a carrier.
+            let handle = handle().await;
+            handle
+                .link()
+                .add(
+                    rtnetlink::LinkVeth::new("wveth0", "wveth1")
+                        .mtu(1400)
+                        .build(),
+                )
+                .execute()
+                .await
+                .unwrap();
+            let mut ops = Ops::connect().await.unwrap();
+            let near = ops.link("wveth0").await.unwrap().index;
+            let far = ops.link("wveth1").await.unwrap().index;
+            ops.set_mtu(far, 1400).await.unwrap();
+            ops.add_address(near, net("198.18.5.1/24")).await.unwrap();
+            ops.add_address(near, net("fd00:5::1/64")).await.unwrap();
+            ops.set_up(near).await.unwrap();
+            ops.set_up(far).await.unwrap();
+            assert_eq!(
+                ops.route_mtu("198.18.5.9".parse().unwrap()).await.unwrap(),
+                Some(1400)
+            );
+            assert_eq!(
+                ops.route_mtu("fd00:5::9".parse().unwrap()).await.unwrap(),
+                Some(1400)
+            );
+            // No route at all: unknown, not an error.
+            assert_eq!(
+                ops.route_mtu("198.19.9.9".parse().unwrap()).await.unwrap(),
+                None
+            );
+        });
+    }
+
+    #[test]
+    fn sysctl_names_outside_net_are_refused() {
+        for name in [
+            "kernel.hostname",
+            "net..x",
+            "net.ipv4/../../x",
+            "net.ipv4.conf.all.src valid",
+        ] {
+            assert!(sysctl_path(name).is_err(), "{name}");
+        }
+        assert_eq!(
+            sysctl_path("net.ipv4.conf.all.src_valid_mark").unwrap(),
+            PathBuf::from("/proc/sys/net/ipv4/conf/all/src_valid_mark")
+        );
     }
 }

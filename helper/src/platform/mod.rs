@@ -1,28 +1,45 @@
-//! The platform layer: what a tunnel changes on the host outside its own sockets — today the tunnel
-//! interface's addresses, its MTU, its link state and the routes for its peers' AllowedIPs.
+//! The platform layer: what a tunnel changes on the host outside its own sockets — the tunnel
+//! interface's addresses, MTU and link state, the routes for its peers' AllowedIPs, and for a full
+//! tunnel the policy routing rules and the `src_valid_mark` sysctl (here); DNS ([`dns`]) and the
+//! kill switch ([`firewall`]) in their own modules, on the same journal contract.
 //!
 //! It works in two halves, "plan, then apply":
-//! - [`plan`] is a pure function from a [`TunnelConfig`] to a [`NetworkPlan`]: which addresses, which
-//!   MTU, which routes in which table. It refuses what Warren cannot do safely yet (a full tunnel, a
-//!   peer endpoint inside the tunnel's own AllowedIPs) with an error that names the values. All the
-//!   policy lives here, so it is unit-tested without root.
-//! - [`apply`] executes a plan against the OS and returns an [`AppliedNetwork`]: the exact list of
-//!   changes made, in order, as plain [`NetworkChange`] values (so a later journal can persist them).
-//!   If a step fails, the changes already made are rolled back in reverse order before the error is
-//!   returned. [`AppliedNetwork::undo`] removes exactly what was added.
+//! - [`plan`] is a pure function from a [`TunnelConfig`] and a few read-only facts about the system
+//!   ([`PlanInputs`], gathered by [`read_inputs`]: the path MTU to the endpoint, the routing tables
+//!   in use) to a [`NetworkPlan`]: addresses, MTU, routes in which table, rules, sysctls, and the
+//!   fwmark for the tunnel's UDP sockets. It refuses what cannot work (a routing loop, a duplicate
+//!   address) with an error that names the values. All the policy lives there (`plan.rs`), so it is
+//!   unit-tested without root.
+//! - [`apply`] executes a plan against the OS, step by step, handing each step to the journal as a
+//!   [`NetworkChange`] *before* making it (see [`crate::journal`]): plain, serialisable data that
+//!   carries everything its undo needs (interface name and index, table, the sysctl's previous
+//!   value), so a later process can undo it after a crash. A step the OS refuses is withdrawn from
+//!   the journal again ([`Recorder::not_made`]): it was not made, and undoing it could remove
+//!   something that belongs to someone else (the route that was in the way). `apply` stops at the
+//!   first failure without rolling back; the caller undoes the journal newest-first with
+//!   [`undo_change`], which dispatches to [`undo`] here, `dns::undo` and `firewall::undo`.
+//! - [`undo`] reverts one change and is idempotent: what is already gone — an address or route on
+//!   an interface that has closed (a TUN disappears with its process, taking its addresses and
+//!   routes with it), or on an interface of the same name that is not the one Warren changed (its
+//!   index differs), a rule someone removed, a sysctl already back at its old value — counts as
+//!   undone. A sysctl that someone else changed since Warren set it is left as they set it.
 //!
 //! Per-OS code is chosen once, below: each OS module implements the private [`NetworkOps`] trait —
-//! a handful of primitive steps (find the link, add/remove an address or a route, set the MTU, set
-//! the link up). The ordering, the bookkeeping and the rollback are written once, here, on top of
-//! that trait, so the OS modules cannot drift and the rollback logic is tested with an in-memory
-//! double. No `#[cfg]` appears in a public signature; OSes without a real module get `unsupported`,
-//! whose every step fails with [`Unsupported`].
+//! a handful of primitive steps (find the link, add/remove an address, a route or a rule, set the
+//! MTU, set the link up, read/write a sysctl, look up the route MTU to a host, list the routing
+//! tables in use). The ordering, the journaling and the undo logic are written once, here, on top
+//! of that trait, so the OS modules cannot drift and the logic is tested with an in-memory double.
+//! The steps added for full tunnels have default bodies (unsupported, or "unknown" for the
+//! read-only ones) so an OS module only implements what its OS does. No `#[cfg]` appears in a
+//! public signature; OSes without a real module get `unsupported`, whose every step fails with
+//! [`Unsupported`].
 //!
 //! What it must not do: remove the tunnel interface itself (a TUN disappears when its fd closes),
 //! or touch anything it did not add.
 //!
-//! Layout: `mod.rs` the facade, the trait and the apply/undo bookkeeping; `plan.rs` the pure
-//! planner; `linux.rs` rtnetlink; `unsupported.rs` the stub for every other OS.
+//! Layout: `mod.rs` the facade, the change type, the trait and the apply/undo logic; `plan.rs` the
+//! pure planner; `linux.rs` rtnetlink and `/proc/sys`; `unsupported.rs` the stub for every other OS;
+//! `dns/` and `firewall/` the other two concerns.
 
 pub mod dns;
 pub mod firewall;
@@ -33,25 +50,41 @@ mod linux;
 #[cfg(target_os = "linux")]
 use linux as imp;
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+use macos as imp;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as imp;
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 mod unsupported;
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 use unsupported as imp;
 
 // Part of the API for the CLI and the daemon; not every item has a caller in every build yet.
 #[allow(unused_imports)]
-pub use plan::{plan, NetworkPlan, PlanError, DEFAULT_MTU, MAIN_TABLE};
+pub use plan::{
+    plan, Family, NetworkPlan, PlanError, PlanInputs, PolicyRule, Route, Sysctl, DEFAULT_MTU,
+    FIRST_AUTO_TABLE, MAIN_TABLE, SRC_VALID_MARK, WIREGUARD_OVERHEAD,
+};
 
+use crate::journal::{Change, Recorder};
+use anyhow::anyhow;
 use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::io;
+use std::net::IpAddr;
 
 #[cfg(doc)]
 use warren_proto::config::TunnelConfig;
 
-/// The error every step returns on an OS that has no implementation yet.
-// Only the stub constructs it, and Linux builds no stub.
-#[cfg_attr(target_os = "linux", allow(dead_code))]
+/// The error a step returns on an OS that has no implementation for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{what} is not supported on {os} yet")]
 pub struct Unsupported {
@@ -61,67 +94,157 @@ pub struct Unsupported {
     pub os: &'static str,
 }
 
-/// One change [`apply`] made to the system, recorded the moment it succeeded.
+/// The interface a change was made on: by name, and by index, which tells the interface Warren
+/// changed from a later one that happens to get the same name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Link {
+    /// The interface name, e.g. `wg0`.
+    pub name: String,
+    /// The interface index when the change was made.
+    pub index: u32,
+}
+
+/// One change [`apply`] makes to the system, journaled before it is made.
 ///
-/// Deliberately plain data (no handles, no serde), so a crash-recovery journal can persist the list
-/// as it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Plain, serialisable data with everything its undo needs, so that a process that did not make
+/// the change (the next start after a crash) can undo it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NetworkChange {
-    /// `ip address add <address> dev <ifname>`.
-    AddressAdded(IpNet),
-    /// `ip link set <ifname> mtu <mtu>`. Not reverted: the link belongs to the tunnel.
-    MtuSet(u16),
-    /// `ip link set <ifname> up`. Not reverted: the link belongs to the tunnel.
-    LinkUp,
-    /// `ip route add <route> dev <ifname> table <table>`.
+    /// `ip address add <address> dev <link>`.
+    AddressAdded {
+        /// The interface.
+        link: Link,
+        /// The address with its prefix length.
+        address: IpNet,
+    },
+    /// `ip link set <link> mtu <mtu>`. Not reverted: the link belongs to the tunnel.
+    MtuSet {
+        /// The interface.
+        link: Link,
+        /// The MTU set.
+        mtu: u16,
+    },
+    /// `ip link set <link> up`. Not reverted: the link belongs to the tunnel.
+    LinkUp {
+        /// The interface.
+        link: Link,
+    },
+    /// `ip route add <route> dev <link> table <table>`.
     RouteAdded {
+        /// The interface the route goes through.
+        link: Link,
         /// The destination prefix.
         route: IpNet,
         /// The routing table id ([`MAIN_TABLE`] for the main table).
         table: u32,
     },
+    /// `ip rule add ...` (a full tunnel's policy routing).
+    RuleAdded {
+        /// The rule.
+        rule: PolicyRule,
+    },
+    /// `sysctl <name>=<value>`, which was `<previous>` before.
+    SysctlSet {
+        /// The dotted name, e.g. `net.ipv4.conf.all.src_valid_mark`.
+        name: String,
+        /// The value set.
+        value: String,
+        /// The value before, restored by undo.
+        previous: String,
+    },
 }
 
-/// What [`apply`] changed on one interface; hand it back to [`AppliedNetwork::undo`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[must_use = "dropping an AppliedNetwork leaves its routes and addresses in place; call undo()"]
-pub struct AppliedNetwork {
-    ifname: String,
-    ifindex: u32,
-    changes: Vec<NetworkChange>,
-}
-
-impl AppliedNetwork {
-    /// The interface the changes were made on.
-    #[allow(dead_code)] // For the journal and the daemon (a later issue).
-    pub fn ifname(&self) -> &str {
-        &self.ifname
+impl NetworkChange {
+    /// The verb for making it: "add" or "set".
+    fn verb(&self) -> &'static str {
+        match self {
+            NetworkChange::AddressAdded { .. }
+            | NetworkChange::RouteAdded { .. }
+            | NetworkChange::RuleAdded { .. } => "add",
+            NetworkChange::MtuSet { .. }
+            | NetworkChange::LinkUp { .. }
+            | NetworkChange::SysctlSet { .. } => "set",
+        }
     }
 
-    /// The changes made, in the order they were made.
-    #[allow(dead_code)] // For the journal and the daemon (a later issue).
-    pub fn changes(&self) -> &[NetworkChange] {
-        &self.changes
-    }
-
-    /// Removes exactly the routes and addresses that [`apply`] added, newest first. A failure to
-    /// remove one is logged and the rest are still attempted; the returned error lists every
-    /// failure. Something that is already gone (for example because the interface was closed)
-    /// counts as removed. The MTU and the link state are left alone, and so is the link.
-    pub async fn undo(self) -> anyhow::Result<()> {
-        let mut ops = <imp::Ops as NetworkOps>::connect().await?;
-        undo_with(&mut ops, self).await
+    /// The verb for undoing it: "remove" or "restore".
+    fn undo_verb(&self) -> &'static str {
+        match self {
+            NetworkChange::SysctlSet { .. } => "restore",
+            _ => "remove",
+        }
     }
 }
 
-/// Applies `plan` to the system: finds the interface, adds each address, sets the MTU, sets the
-/// link up, and adds each route (IPv4 and IPv6) on the interface in the plan's table — in that
-/// order, recording each change as it is made. If a step fails, the changes already made are undone
-/// in reverse order and the error names the failed step and its value, e.g.
-/// `failed to add route 198.18.4.0/24 dev wg0: File exists`.
-pub async fn apply(plan: &NetworkPlan) -> anyhow::Result<AppliedNetwork> {
+impl fmt::Display for NetworkChange {
+    /// In `ip` command style: `route 0.0.0.0/0 dev wg0 table 51820`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetworkChange::AddressAdded { link, address } => {
+                write!(f, "address {address} dev {}", link.name)
+            }
+            NetworkChange::MtuSet { link, mtu } => write!(f, "mtu {mtu} on {}", link.name),
+            NetworkChange::LinkUp { link } => write!(f, "link {} up", link.name),
+            NetworkChange::RouteAdded { link, route, table } if *table == MAIN_TABLE => {
+                write!(f, "route {route} dev {}", link.name)
+            }
+            NetworkChange::RouteAdded { link, route, table } => {
+                write!(f, "route {route} dev {} table {table}", link.name)
+            }
+            NetworkChange::RuleAdded { rule } => write!(f, "{rule}"),
+            NetworkChange::SysctlSet {
+                name,
+                value,
+                previous,
+            } => write!(f, "sysctl {name} = {value} (was {previous})"),
+        }
+    }
+}
+
+/// Applies `plan` to the system, journaling each change in `journal` before making it: finds the
+/// interface, adds each address, sets the MTU, sets the link up, adds each route in its table,
+/// sets the sysctls (only those not already at the value; the old value goes into the journal),
+/// and adds the policy rules — in that order. Stops at the first failure without rolling back (the
+/// caller undoes the journal, newest first); the failed step itself is withdrawn from the journal,
+/// and the error names it and its value, e.g. `failed to add route 198.18.4.0/24 dev wg0: File
+/// exists`.
+pub async fn apply(
+    plan: &NetworkPlan,
+    journal: &mut impl Recorder<NetworkChange>,
+) -> anyhow::Result<()> {
     let mut ops = <imp::Ops as NetworkOps>::connect().await?;
-    apply_with(&mut ops, plan).await
+    apply_with(&mut ops, plan, journal).await
+}
+
+/// Reverts one network change (see the module docs); idempotent. Logs what it did at debug level.
+pub async fn undo(change: &NetworkChange) -> anyhow::Result<()> {
+    if matches!(
+        change,
+        NetworkChange::MtuSet { .. } | NetworkChange::LinkUp { .. }
+    ) {
+        // Nothing to restore, and no reason to open a netlink socket.
+        return Ok(());
+    }
+    let mut ops = <imp::Ops as NetworkOps>::connect().await?;
+    undo_with(&mut ops, change).await
+}
+
+/// Reverts one journaled change of any concern: the dispatcher the journal's undo calls.
+pub async fn undo_change(change: &Change) -> anyhow::Result<()> {
+    match change {
+        Change::Network(change) => undo(change).await,
+        Change::Dns(change) => dns::undo(change).await,
+        Change::Firewall(change) => firewall::undo(change).await,
+    }
+}
+
+/// Reads what [`plan`] needs to know about the system, changing nothing: the MTU of the path to
+/// `endpoint` (the first peer's; `None` leaves it unknown) and the routing tables in use.
+/// [`PlanInputs::resolved_endpoints`] is left for the caller.
+pub async fn read_inputs(endpoint: Option<IpAddr>) -> anyhow::Result<PlanInputs> {
+    let mut ops = <imp::Ops as NetworkOps>::connect().await?;
+    read_inputs_with(&mut ops, endpoint).await
 }
 
 /// A network interface as the OS reports it.
@@ -132,8 +255,6 @@ struct LinkInfo {
 }
 
 /// The outcome of a removal that did not fail.
-// The stub never removes anything, so on other OSes nothing constructs it.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Removal {
     /// The OS removed it.
@@ -142,16 +263,29 @@ enum Removal {
     AlreadyGone,
 }
 
+/// An `io::Error` carrying [`Unsupported`] for `what` on this OS.
+fn unsupported<T>(what: &'static str) -> io::Result<T> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        Unsupported {
+            what,
+            os: std::env::consts::OS,
+        },
+    ))
+}
+
 /// The primitive steps each OS module implements. Private: the facade above is the only caller,
-/// and the ordering, bookkeeping and rollback live in the facade, not here.
+/// and the ordering, journaling and undo logic live in the facade, not here.
 ///
 /// Errors are `io::Error`s carrying the OS error code where there is one, so messages read like
-/// `File exists`.
+/// `File exists`. The methods with default bodies came with full tunnels; an OS module overrides
+/// those its OS supports.
 trait NetworkOps: Sized {
     /// Opens whatever the OS needs (on Linux, a netlink socket whose connection task is spawned on
     /// the current tokio runtime).
     async fn connect() -> anyhow::Result<Self>;
-    /// Looks an interface up by name.
+    /// Looks an interface up by name; a missing one is `ENODEV` ("No such device") or an error of
+    /// kind `NotFound` (undo relies on it to know the interface is gone).
     async fn link(&mut self, ifname: &str) -> io::Result<LinkInfo>;
     /// Adds `address` (host bits kept: it is the interface's own address) to the interface.
     async fn add_address(&mut self, link: u32, address: IpNet) -> io::Result<()>;
@@ -165,6 +299,33 @@ trait NetworkOps: Sized {
     async fn add_route(&mut self, link: u32, route: IpNet, table: u32) -> io::Result<()>;
     /// Removes a route added by [`NetworkOps::add_route`].
     async fn remove_route(&mut self, link: u32, route: IpNet, table: u32) -> io::Result<Removal>;
+
+    /// Adds a policy routing rule (a full tunnel's).
+    async fn add_rule(&mut self, _rule: &PolicyRule) -> io::Result<()> {
+        unsupported("policy routing rules")
+    }
+    /// Removes a rule added by [`NetworkOps::add_rule`].
+    async fn remove_rule(&mut self, _rule: &PolicyRule) -> io::Result<Removal> {
+        unsupported("policy routing rules")
+    }
+    /// Reads a kernel setting by its dotted name, trimmed.
+    async fn read_sysctl(&mut self, _name: &str) -> io::Result<String> {
+        unsupported("kernel settings (sysctl)")
+    }
+    /// Writes a kernel setting by its dotted name.
+    async fn write_sysctl(&mut self, _name: &str, _value: &str) -> io::Result<()> {
+        unsupported("kernel settings (sysctl)")
+    }
+    /// The MTU of the path to `destination`: the route's MTU, else its interface's. `None` when
+    /// there is no route or the OS cannot tell.
+    async fn route_mtu(&mut self, _destination: IpAddr) -> io::Result<Option<u32>> {
+        Ok(None)
+    }
+    /// The ids of the routing tables that hold a route or are named by a rule. Empty when the OS
+    /// has no numbered tables.
+    async fn tables_in_use(&mut self) -> io::Result<BTreeSet<u32>> {
+        Ok(BTreeSet::new())
+    }
 }
 
 /// An OS error without the " (os error N)" suffix that `io::Error` adds: `File exists`.
@@ -176,159 +337,246 @@ fn describe(err: &io::Error) -> String {
     }
 }
 
-/// How a change is written in messages, in `ip` command style.
-struct Step<'a> {
-    change: &'a NetworkChange,
-    ifname: &'a str,
-}
-
-impl fmt::Display for Step<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ifname = self.ifname;
-        match self.change {
-            NetworkChange::AddressAdded(address) => write!(f, "address {address} dev {ifname}"),
-            NetworkChange::MtuSet(mtu) => write!(f, "mtu {mtu} on {ifname}"),
-            NetworkChange::LinkUp => write!(f, "link {ifname} up"),
-            NetworkChange::RouteAdded { route, table } if *table == MAIN_TABLE => {
-                write!(f, "route {route} dev {ifname}")
-            }
-            NetworkChange::RouteAdded { route, table } => {
-                write!(f, "route {route} dev {ifname} table {table}")
-            }
-        }
-    }
+/// The steps of `plan` on `link`, in order. The sysctls' previous values are filled in by
+/// [`apply_with`] when it gets to them.
+fn steps(plan: &NetworkPlan, link: &Link) -> Vec<NetworkChange> {
+    let mut steps: Vec<NetworkChange> = plan
+        .addresses
+        .iter()
+        .map(|&address| NetworkChange::AddressAdded {
+            link: link.clone(),
+            address,
+        })
+        .collect();
+    steps.push(NetworkChange::MtuSet {
+        link: link.clone(),
+        mtu: plan.mtu,
+    });
+    steps.push(NetworkChange::LinkUp { link: link.clone() });
+    steps.extend(plan.routes.iter().map(|route| NetworkChange::RouteAdded {
+        link: link.clone(),
+        route: route.prefix,
+        table: route.table,
+    }));
+    // The sysctl before the rules: once the rules steer traffic, reverse-path filtering must
+    // already see the mark.
+    steps.extend(plan.sysctls.iter().map(|sysctl| NetworkChange::SysctlSet {
+        name: sysctl.name.clone(),
+        value: sysctl.value.clone(),
+        previous: String::new(),
+    }));
+    steps.extend(
+        plan.rules
+            .iter()
+            .map(|&rule| NetworkChange::RuleAdded { rule }),
+    );
+    steps
 }
 
 async fn apply_with<O: NetworkOps>(
     ops: &mut O,
     plan: &NetworkPlan,
-) -> anyhow::Result<AppliedNetwork> {
-    let link = ops.link(&plan.ifname).await.map_err(|err| {
-        anyhow::anyhow!(
+    journal: &mut impl Recorder<NetworkChange>,
+) -> anyhow::Result<()> {
+    let info = ops.link(&plan.ifname).await.map_err(|err| {
+        anyhow!(
             "failed to find interface {}: {}",
             plan.ifname,
             describe(&err)
         )
     })?;
-    let mut applied = AppliedNetwork {
-        ifname: plan.ifname.clone(),
-        ifindex: link.index,
-        changes: Vec::new(),
+    let link = Link {
+        name: plan.ifname.clone(),
+        index: info.index,
     };
 
-    let steps = plan
-        .addresses
-        .iter()
-        .map(|&address| NetworkChange::AddressAdded(address))
-        .chain([NetworkChange::MtuSet(plan.mtu), NetworkChange::LinkUp])
-        .chain(plan.routes.iter().map(|&route| NetworkChange::RouteAdded {
-            route,
-            table: plan.table,
-        }));
-
-    for change in steps {
-        let result = match change {
-            NetworkChange::AddressAdded(address) => ops.add_address(link.index, address).await,
-            NetworkChange::MtuSet(mtu) => ops.set_mtu(link.index, mtu).await,
-            NetworkChange::LinkUp => ops.set_up(link.index).await,
-            NetworkChange::RouteAdded { route, table } => {
-                ops.add_route(link.index, route, table).await
-            }
-        };
-        let verb = match change {
-            NetworkChange::MtuSet(_) | NetworkChange::LinkUp => "set",
-            NetworkChange::AddressAdded(_) | NetworkChange::RouteAdded { .. } => "add",
-        };
-        match result {
-            Ok(()) => {
-                tracing::debug!(
-                    "{verb} {}",
-                    Step {
-                        change: &change,
-                        ifname: &plan.ifname
-                    }
-                );
-                applied.changes.push(change);
-            }
-            Err(err) => {
-                let step = Step {
-                    change: &change,
-                    ifname: &plan.ifname,
-                };
-                let mut message = format!("failed to {verb} {step}: {}", describe(&err));
-                if let Err(failures) = revert(ops, &applied).await {
-                    message.push_str(&format!(
-                        " (and rolling back the earlier changes failed: {failures})"
-                    ));
+    for step in steps(plan, &link) {
+        let change = match step {
+            NetworkChange::SysctlSet { name, value, .. } => {
+                let previous = ops
+                    .read_sysctl(&name)
+                    .await
+                    .map_err(|err| anyhow!("failed to read sysctl {name}: {}", describe(&err)))?;
+                if previous == value {
+                    tracing::debug!("sysctl {name} is already {value}");
+                    continue;
                 }
-                return Err(anyhow::anyhow!(message));
+                NetworkChange::SysctlSet {
+                    name,
+                    value,
+                    previous,
+                }
             }
-        }
-    }
-    Ok(applied)
-}
-
-async fn undo_with<O: NetworkOps>(ops: &mut O, applied: AppliedNetwork) -> anyhow::Result<()> {
-    revert(ops, &applied).await.map_err(|failures| {
-        anyhow::anyhow!(
-            "failed to undo the network changes on {}: {failures}",
-            applied.ifname
-        )
-    })
-}
-
-/// Reverts `applied.changes` newest first, continuing past failures; on failure returns them
-/// joined into one line.
-async fn revert<O: NetworkOps>(ops: &mut O, applied: &AppliedNetwork) -> Result<(), String> {
-    let mut failures = Vec::new();
-    for change in applied.changes.iter().rev() {
-        let step = Step {
-            change,
-            ifname: &applied.ifname,
+            other => other,
         };
-        let result = match *change {
-            NetworkChange::AddressAdded(address) => {
-                ops.remove_address(applied.ifindex, address).await
+        let verb = change.verb();
+        journal.record(change.clone()).map_err(|err| {
+            anyhow!("failed to journal {change} before making it, so it was not made: {err}")
+        })?;
+        let result = match &change {
+            NetworkChange::AddressAdded { link, address } => {
+                ops.add_address(link.index, *address).await
             }
-            NetworkChange::RouteAdded { route, table } => {
-                ops.remove_route(applied.ifindex, route, table).await
+            NetworkChange::MtuSet { link, mtu } => ops.set_mtu(link.index, *mtu).await,
+            NetworkChange::LinkUp { link } => ops.set_up(link.index).await,
+            NetworkChange::RouteAdded { link, route, table } => {
+                ops.add_route(link.index, *route, *table).await
             }
-            // The link is the tunnel's own and goes away with it; nothing to restore.
-            NetworkChange::MtuSet(_) | NetworkChange::LinkUp => continue,
+            NetworkChange::RuleAdded { rule } => ops.add_rule(rule).await,
+            NetworkChange::SysctlSet { name, value, .. } => ops.write_sysctl(name, value).await,
         };
         match result {
-            Ok(Removal::Removed) => tracing::debug!("removed {step}"),
-            Ok(Removal::AlreadyGone) => tracing::debug!("{step} was already gone"),
+            Ok(()) => tracing::debug!("{verb} {change}"),
             Err(err) => {
-                let failure = format!("failed to remove {step}: {}", describe(&err));
-                tracing::warn!("{failure}");
-                failures.push(failure);
+                // The OS refused it, so it was not made: undoing it later could remove what is
+                // in the way, which is someone else's.
+                if let Err(journal_err) = journal.not_made(&change) {
+                    tracing::warn!(
+                        "failed to withdraw {change} from the journal after the OS refused it: \
+                         {journal_err}"
+                    );
+                }
+                return Err(anyhow!("failed to {verb} {change}: {}", describe(&err)));
             }
         }
     }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("; "))
+    Ok(())
+}
+
+/// The index of `link` if the interface Warren changed still exists: `None` when no interface has
+/// that name any more, or when the one that has it now is another interface (another index).
+async fn live_link<O: NetworkOps>(ops: &mut O, link: &Link) -> io::Result<Option<u32>> {
+    match ops.link(&link.name).await {
+        Ok(info) if info.index == link.index => Ok(Some(info.index)),
+        Ok(info) => {
+            tracing::debug!(
+                "{} is now another interface (index {}, was {}): what Warren added to the old one \
+                 went with it",
+                link.name,
+                info.index,
+                link.index
+            );
+            Ok(None)
+        }
+        Err(err)
+            if err.raw_os_error() == Some(libc::ENODEV)
+                || err.kind() == io::ErrorKind::NotFound =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(err),
     }
+}
+
+async fn undo_with<O: NetworkOps>(ops: &mut O, change: &NetworkChange) -> anyhow::Result<()> {
+    let result = match change {
+        // The link is the tunnel's own and goes away with it; nothing to restore.
+        NetworkChange::MtuSet { .. } | NetworkChange::LinkUp { .. } => return Ok(()),
+        NetworkChange::AddressAdded { link, address } => match live_link(ops, link).await {
+            Ok(Some(index)) => ops.remove_address(index, *address).await,
+            Ok(None) => Ok(Removal::AlreadyGone),
+            Err(err) => Err(err),
+        },
+        NetworkChange::RouteAdded { link, route, table } => match live_link(ops, link).await {
+            Ok(Some(index)) => ops.remove_route(index, *route, *table).await,
+            Ok(None) => Ok(Removal::AlreadyGone),
+            Err(err) => Err(err),
+        },
+        NetworkChange::RuleAdded { rule } => ops.remove_rule(rule).await,
+        NetworkChange::SysctlSet {
+            name,
+            value,
+            previous,
+        } => restore_sysctl(ops, name, value, previous).await,
+    };
+    match result {
+        Ok(Removal::Removed) => {
+            tracing::debug!("{} {change}", change.undo_verb());
+            Ok(())
+        }
+        Ok(Removal::AlreadyGone) => {
+            tracing::debug!("{change}: already undone");
+            Ok(())
+        }
+        Err(err) => Err(anyhow!(
+            "failed to {} {change}: {}",
+            change.undo_verb(),
+            describe(&err)
+        )),
+    }
+}
+
+/// Puts `name` back to `previous` if it still has the `value` Warren set.
+async fn restore_sysctl<O: NetworkOps>(
+    ops: &mut O,
+    name: &str,
+    value: &str,
+    previous: &str,
+) -> io::Result<Removal> {
+    let current = ops.read_sysctl(name).await?;
+    if current == previous {
+        Ok(Removal::AlreadyGone)
+    } else if current == value {
+        ops.write_sysctl(name, previous).await?;
+        Ok(Removal::Removed)
+    } else {
+        tracing::info!(
+            "sysctl {name} is {current}, not the {value} Warren set: someone changed it since, so \
+             it stays {current} (it was {previous} before Warren)"
+        );
+        Ok(Removal::AlreadyGone)
+    }
+}
+
+async fn read_inputs_with<O: NetworkOps>(
+    ops: &mut O,
+    endpoint: Option<IpAddr>,
+) -> anyhow::Result<PlanInputs> {
+    let endpoint_mtu = match endpoint {
+        None => None,
+        Some(ip) => ops.route_mtu(ip).await.unwrap_or_else(|err| {
+            tracing::debug!("no path MTU to {ip}: {}", describe(&err));
+            None
+        }),
+    };
+    let tables_in_use = ops.tables_in_use().await.map_err(|err| {
+        anyhow!(
+            "failed to list the routing tables in use: {}",
+            describe(&err)
+        )
+    })?;
+    Ok(PlanInputs {
+        endpoint_mtu,
+        tables_in_use,
+        resolved_endpoints: Vec::new(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    //! The apply/undo bookkeeping against an in-memory double of the OS.
+    //! Apply and undo against an in-memory double of the OS, with a journal double that writes
+    //! into the same log, so the tests see that each change is journaled before it is made.
 
     use super::*;
-    use std::collections::BTreeSet;
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::rc::Rc;
 
-    /// An in-memory "kernel" with one link, `wg0`, that can be told to fail one step.
+    type Log = Rc<RefCell<Vec<String>>>;
+
+    /// An in-memory "kernel" with one link, `wg0` (index 7), that can be told to fail one step.
     #[derive(Default)]
     struct FakeOps {
         addresses: Vec<IpNet>,
         routes: BTreeSet<(IpNet, u32)>,
+        rules: Vec<PolicyRule>,
+        sysctls: BTreeMap<String, String>,
         mtu: Option<u16>,
         up: bool,
-        /// Every call, in order, as text.
-        log: Vec<String>,
+        /// The index `wg0` has; `None` when it is gone.
+        wg0: Option<u32>,
+        /// Every call, in order, as text (shared with the journal double).
+        log: Log,
         /// Calls whose log text equals this fail with EEXIST.
         fail: Option<String>,
         /// Removals whose log text is in here fail with EBUSY.
@@ -336,10 +584,18 @@ mod tests {
     }
 
     impl FakeOps {
+        fn new() -> Self {
+            FakeOps {
+                wg0: Some(7),
+                sysctls: [(SRC_VALID_MARK.to_string(), "0".to_string())].into(),
+                ..FakeOps::default()
+            }
+        }
+
         fn call(&mut self, what: String) -> io::Result<()> {
             let failed = self.fail.as_deref() == Some(what.as_str());
             let failed_removal = self.fail_removal.contains(&what);
-            self.log.push(what);
+            self.log.borrow_mut().push(what);
             if failed {
                 Err(io::Error::from_raw_os_error(libc::EEXIST))
             } else if failed_removal {
@@ -348,17 +604,39 @@ mod tests {
                 Ok(())
             }
         }
+
+        fn log(&self) -> Vec<String> {
+            self.log.borrow().clone()
+        }
+
+        fn clear_log(&self) {
+            self.log.borrow_mut().clear();
+        }
+
+        fn is_pristine(&self) -> bool {
+            self.addresses.is_empty()
+                && self.routes.is_empty()
+                && self.rules.is_empty()
+                && self.sysctls[SRC_VALID_MARK] == "0"
+        }
+    }
+
+    fn gone(removed: bool) -> Removal {
+        if removed {
+            Removal::Removed
+        } else {
+            Removal::AlreadyGone
+        }
     }
 
     impl NetworkOps for FakeOps {
         async fn connect() -> anyhow::Result<Self> {
-            Ok(Self::default())
+            Ok(Self::new())
         }
         async fn link(&mut self, ifname: &str) -> io::Result<LinkInfo> {
-            if ifname == "wg0" {
-                Ok(LinkInfo { index: 7 })
-            } else {
-                Err(io::Error::from_raw_os_error(libc::ENODEV))
+            match self.wg0 {
+                Some(index) if ifname == "wg0" => Ok(LinkInfo { index }),
+                _ => Err(io::Error::from_raw_os_error(libc::ENODEV)),
             }
         }
         async fn add_address(&mut self, link: u32, address: IpNet) -> io::Result<()> {
@@ -370,11 +648,7 @@ mod tests {
             self.call(format!("remove address {address} link {link}"))?;
             let before = self.addresses.len();
             self.addresses.retain(|a| *a != address);
-            Ok(if self.addresses.len() < before {
-                Removal::Removed
-            } else {
-                Removal::AlreadyGone
-            })
+            Ok(gone(self.addresses.len() < before))
         }
         async fn set_mtu(&mut self, link: u32, mtu: u16) -> io::Result<()> {
             self.call(format!("set mtu {mtu} link {link}"))?;
@@ -398,11 +672,73 @@ mod tests {
             table: u32,
         ) -> io::Result<Removal> {
             self.call(format!("remove route {route} table {table} link {link}"))?;
-            Ok(if self.routes.remove(&(route, table)) {
-                Removal::Removed
-            } else {
-                Removal::AlreadyGone
-            })
+            Ok(gone(self.routes.remove(&(route, table))))
+        }
+        async fn add_rule(&mut self, rule: &PolicyRule) -> io::Result<()> {
+            self.call(format!("add {rule}"))?;
+            self.rules.push(*rule);
+            Ok(())
+        }
+        async fn remove_rule(&mut self, rule: &PolicyRule) -> io::Result<Removal> {
+            self.call(format!("remove {rule}"))?;
+            let found = self.rules.iter().position(|r| r == rule);
+            Ok(gone(found.map(|i| self.rules.remove(i)).is_some()))
+        }
+        async fn read_sysctl(&mut self, name: &str) -> io::Result<String> {
+            self.sysctls
+                .get(name)
+                .cloned()
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+        }
+        async fn write_sysctl(&mut self, name: &str, value: &str) -> io::Result<()> {
+            self.call(format!("sysctl {name}={value}"))?;
+            self.sysctls.insert(name.into(), value.into());
+            Ok(())
+        }
+        async fn route_mtu(&mut self, destination: IpAddr) -> io::Result<Option<u32>> {
+            Ok((destination == "198.18.250.2".parse::<IpAddr>().unwrap()).then_some(1400))
+        }
+        async fn tables_in_use(&mut self) -> io::Result<BTreeSet<u32>> {
+            Ok([254, 255, 51820].into())
+        }
+    }
+
+    /// A journal double that logs into the fake kernel's log.
+    struct FakeJournal {
+        changes: Vec<NetworkChange>,
+        log: Log,
+        /// Recording fails once this many changes are recorded.
+        full_after: Option<usize>,
+    }
+
+    impl FakeJournal {
+        fn new(ops: &FakeOps) -> Self {
+            FakeJournal {
+                changes: Vec::new(),
+                log: ops.log.clone(),
+                full_after: None,
+            }
+        }
+    }
+
+    impl Recorder<NetworkChange> for FakeJournal {
+        fn record(&mut self, change: NetworkChange) -> io::Result<()> {
+            if self.full_after == Some(self.changes.len()) {
+                return Err(io::Error::other("disk full"));
+            }
+            self.log.borrow_mut().push(format!("journal {change}"));
+            self.changes.push(change);
+            Ok(())
+        }
+        fn not_made(&mut self, change: &NetworkChange) -> io::Result<()> {
+            self.log.borrow_mut().push(format!("withdraw {change}"));
+            let last = self.changes.pop();
+            assert_eq!(
+                last.as_ref(),
+                Some(change),
+                "not_made must name the last one"
+            );
+            Ok(())
         }
     }
 
@@ -410,13 +746,58 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn sample_plan() -> NetworkPlan {
+    fn wg0() -> Link {
+        Link {
+            name: "wg0".into(),
+            index: 7,
+        }
+    }
+
+    fn split_plan() -> NetworkPlan {
         NetworkPlan {
             ifname: "wg0".into(),
             addresses: vec![net("198.18.1.1/24"), net("fd00:1::1/64")],
             mtu: 1420,
-            routes: vec![net("198.18.4.0/24"), net("fd00:4::/64")],
-            table: MAIN_TABLE,
+            routes: vec![
+                Route {
+                    prefix: net("198.18.4.0/24"),
+                    table: MAIN_TABLE,
+                },
+                Route {
+                    prefix: net("fd00:4::/64"),
+                    table: MAIN_TABLE,
+                },
+            ],
+            sysctls: vec![],
+            rules: vec![],
+            fwmark: None,
+        }
+    }
+
+    fn full_plan() -> NetworkPlan {
+        NetworkPlan {
+            ifname: "wg0".into(),
+            addresses: vec![net("198.18.1.1/24")],
+            mtu: 1420,
+            routes: vec![Route {
+                prefix: net("0.0.0.0/0"),
+                table: 51820,
+            }],
+            sysctls: vec![Sysctl {
+                name: SRC_VALID_MARK.into(),
+                value: "1".into(),
+            }],
+            rules: vec![
+                PolicyRule::NotFwmark {
+                    family: Family::Ipv4,
+                    fwmark: 51820,
+                    table: 51820,
+                },
+                PolicyRule::SuppressMainDefault {
+                    family: Family::Ipv4,
+                },
+            ],
+            fwmark: Some(51820),
         }
     }
 
@@ -427,167 +808,250 @@ mod tests {
             .block_on(future)
     }
 
+    /// Undoes `changes` newest first, as the journal does, continuing past failures.
+    fn undo_all(ops: &mut FakeOps, changes: &[NetworkChange]) -> Vec<String> {
+        let mut failures = Vec::new();
+        for change in changes.iter().rev() {
+            if let Err(err) = block_on(undo_with(ops, change)) {
+                failures.push(err.to_string());
+            }
+        }
+        failures
+    }
+
     #[test]
-    fn apply_makes_each_change_in_order_and_records_it() {
-        let mut ops = FakeOps::default();
-        let applied = block_on(apply_with(&mut ops, &sample_plan())).unwrap();
+    fn apply_journals_each_change_before_making_it() {
+        let mut ops = FakeOps::new();
+        let mut journal = FakeJournal::new(&ops);
+        block_on(apply_with(&mut ops, &split_plan(), &mut journal)).unwrap();
         assert_eq!(
-            ops.log,
+            ops.log(),
             [
+                "journal address 198.18.1.1/24 dev wg0",
                 "add address 198.18.1.1/24 link 7",
+                "journal address fd00:1::1/64 dev wg0",
                 "add address fd00:1::1/64 link 7",
+                "journal mtu 1420 on wg0",
                 "set mtu 1420 link 7",
+                "journal link wg0 up",
                 "set up link 7",
+                "journal route 198.18.4.0/24 dev wg0",
                 "add route 198.18.4.0/24 table 254 link 7",
+                "journal route fd00:4::/64 dev wg0",
                 "add route fd00:4::/64 table 254 link 7",
             ]
         );
-        assert_eq!(applied.ifname(), "wg0");
         assert_eq!(
-            applied.changes(),
+            journal.changes,
             [
-                NetworkChange::AddressAdded(net("198.18.1.1/24")),
-                NetworkChange::AddressAdded(net("fd00:1::1/64")),
-                NetworkChange::MtuSet(1420),
-                NetworkChange::LinkUp,
+                NetworkChange::AddressAdded {
+                    link: wg0(),
+                    address: net("198.18.1.1/24")
+                },
+                NetworkChange::AddressAdded {
+                    link: wg0(),
+                    address: net("fd00:1::1/64")
+                },
+                NetworkChange::MtuSet {
+                    link: wg0(),
+                    mtu: 1420
+                },
+                NetworkChange::LinkUp { link: wg0() },
                 NetworkChange::RouteAdded {
+                    link: wg0(),
                     route: net("198.18.4.0/24"),
                     table: MAIN_TABLE
                 },
                 NetworkChange::RouteAdded {
+                    link: wg0(),
                     route: net("fd00:4::/64"),
                     table: MAIN_TABLE
                 },
             ]
         );
+        assert_eq!(ops.mtu, Some(1420));
+        assert!(ops.up);
     }
 
     #[test]
-    fn undo_removes_routes_then_addresses_newest_first() {
-        let mut ops = FakeOps::default();
-        let applied = block_on(apply_with(&mut ops, &sample_plan())).unwrap();
-        ops.log.clear();
-        block_on(undo_with(&mut ops, applied)).unwrap();
+    fn full_tunnel_adds_routes_then_the_sysctl_then_the_rules() {
+        let mut ops = FakeOps::new();
+        let mut journal = FakeJournal::new(&ops);
+        block_on(apply_with(&mut ops, &full_plan(), &mut journal)).unwrap();
         assert_eq!(
-            ops.log,
+            ops.log()[6..],
             [
-                "remove route fd00:4::/64 table 254 link 7",
-                "remove route 198.18.4.0/24 table 254 link 7",
-                "remove address fd00:1::1/64 link 7",
+                "journal route 0.0.0.0/0 dev wg0 table 51820",
+                "add route 0.0.0.0/0 table 51820 link 7",
+                "journal sysctl net.ipv4.conf.all.src_valid_mark = 1 (was 0)",
+                "sysctl net.ipv4.conf.all.src_valid_mark=1",
+                "journal IPv4 rule not fwmark 0xca6c table 51820",
+                "add IPv4 rule not fwmark 0xca6c table 51820",
+                "journal IPv4 rule table main suppress_prefixlength 0",
+                "add IPv4 rule table main suppress_prefixlength 0",
+            ]
+        );
+        assert_eq!(ops.rules.len(), 2);
+        assert_eq!(ops.sysctls[SRC_VALID_MARK], "1");
+
+        ops.clear_log();
+        assert!(undo_all(&mut ops, &journal.changes).is_empty());
+        assert_eq!(
+            ops.log(),
+            [
+                "remove IPv4 rule table main suppress_prefixlength 0",
+                "remove IPv4 rule not fwmark 0xca6c table 51820",
+                "sysctl net.ipv4.conf.all.src_valid_mark=0",
+                "remove route 0.0.0.0/0 table 51820 link 7",
                 "remove address 198.18.1.1/24 link 7",
             ]
         );
-        assert!(ops.addresses.is_empty());
-        assert!(ops.routes.is_empty());
+        assert!(ops.is_pristine());
     }
 
     #[test]
-    fn a_failed_step_rolls_back_what_was_done_and_names_the_step() {
-        let mut ops = FakeOps {
-            fail: Some("add route fd00:4::/64 table 254 link 7".into()),
-            ..FakeOps::default()
+    fn a_sysctl_already_set_is_neither_journaled_nor_written() {
+        let mut ops = FakeOps::new();
+        ops.sysctls.insert(SRC_VALID_MARK.into(), "1".into());
+        let mut journal = FakeJournal::new(&ops);
+        block_on(apply_with(&mut ops, &full_plan(), &mut journal)).unwrap();
+        assert!(!journal
+            .changes
+            .iter()
+            .any(|c| matches!(c, NetworkChange::SysctlSet { .. })));
+        assert!(!ops.log().iter().any(|l| l.contains("src_valid_mark")));
+        assert!(undo_all(&mut ops, &journal.changes).is_empty());
+        assert_eq!(ops.sysctls[SRC_VALID_MARK], "1");
+    }
+
+    #[test]
+    fn undo_of_a_sysctl_is_idempotent_and_leaves_a_later_value_alone() {
+        let change = NetworkChange::SysctlSet {
+            name: SRC_VALID_MARK.into(),
+            value: "1".into(),
+            previous: "0".into(),
         };
-        let err = block_on(apply_with(&mut ops, &sample_plan())).unwrap_err();
+        let mut ops = FakeOps::new();
+        ops.sysctls.insert(SRC_VALID_MARK.into(), "1".into());
+        block_on(undo_with(&mut ops, &change)).unwrap();
+        assert_eq!(ops.sysctls[SRC_VALID_MARK], "0");
+        // Again, or journaled but never written (a crash in between): already back, nothing
+        // written.
+        ops.clear_log();
+        block_on(undo_with(&mut ops, &change)).unwrap();
+        assert!(ops.log().is_empty());
+        // Someone set another value since: theirs stays.
+        ops.sysctls.insert(SRC_VALID_MARK.into(), "2".into());
+        block_on(undo_with(&mut ops, &change)).unwrap();
+        assert_eq!(ops.sysctls[SRC_VALID_MARK], "2");
+    }
+
+    #[test]
+    fn a_refused_step_is_withdrawn_and_nothing_is_rolled_back_by_apply() {
+        let mut ops = FakeOps::new();
+        ops.fail = Some("add route fd00:4::/64 table 254 link 7".into());
+        let mut journal = FakeJournal::new(&ops);
+        let err = block_on(apply_with(&mut ops, &split_plan(), &mut journal)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "failed to add route fd00:4::/64 dev wg0: File exists"
         );
-        assert!(
-            ops.addresses.is_empty(),
-            "addresses left behind: {:?}",
-            ops.addresses
-        );
-        assert!(
-            ops.routes.is_empty(),
-            "routes left behind: {:?}",
-            ops.routes
-        );
         assert_eq!(
-            ops.log[6..],
+            ops.log()[10..],
+            [
+                "journal route fd00:4::/64 dev wg0",
+                "add route fd00:4::/64 table 254 link 7",
+                "withdraw route fd00:4::/64 dev wg0",
+            ]
+        );
+        // apply left its earlier changes for the caller to undo from the journal.
+        assert_eq!(ops.addresses.len(), 2);
+        assert_eq!(journal.changes.len(), 5);
+        // The route in the way (say someone else's) stays when the journal is undone.
+        ops.routes.insert((net("fd00:4::/64"), MAIN_TABLE));
+        ops.clear_log();
+        assert!(undo_all(&mut ops, &journal.changes).is_empty());
+        assert_eq!(
+            ops.log(),
             [
                 "remove route 198.18.4.0/24 table 254 link 7",
                 "remove address fd00:1::1/64 link 7",
                 "remove address 198.18.1.1/24 link 7",
             ]
         );
+        assert_eq!(
+            ops.routes.iter().collect::<Vec<_>>(),
+            [&(net("fd00:4::/64"), MAIN_TABLE)]
+        );
+        assert!(ops.addresses.is_empty());
     }
 
     #[test]
-    fn a_failed_first_step_needs_no_rollback() {
-        let mut ops = FakeOps {
-            fail: Some("add address 198.18.1.1/24 link 7".into()),
-            ..FakeOps::default()
-        };
-        let err = block_on(apply_with(&mut ops, &sample_plan())).unwrap_err();
+    fn a_change_that_cannot_be_journaled_is_not_made() {
+        let mut ops = FakeOps::new();
+        let mut journal = FakeJournal::new(&ops);
+        journal.full_after = Some(1);
+        let err = block_on(apply_with(&mut ops, &split_plan(), &mut journal)).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "failed to add address 198.18.1.1/24 dev wg0: File exists"
+            "failed to journal address fd00:1::1/64 dev wg0 before making it, so it was not \
+             made: disk full"
         );
-        assert_eq!(ops.log, ["add address 198.18.1.1/24 link 7"]);
-    }
-
-    #[test]
-    fn routes_in_another_table_are_named_with_it() {
-        let mut ops = FakeOps {
-            fail: Some("add route 198.18.4.0/24 table 1234 link 7".into()),
-            ..FakeOps::default()
-        };
-        let plan = NetworkPlan {
-            table: 1234,
-            ..sample_plan()
-        };
-        let err = block_on(apply_with(&mut ops, &plan)).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "failed to add route 198.18.4.0/24 dev wg0 table 1234: File exists"
-        );
+        assert_eq!(ops.addresses, [net("198.18.1.1/24")]);
     }
 
     #[test]
     fn a_missing_interface_is_named() {
-        let mut ops = FakeOps::default();
+        let mut ops = FakeOps::new();
+        let mut journal = FakeJournal::new(&ops);
         let plan = NetworkPlan {
             ifname: "wg9".into(),
-            ..sample_plan()
+            ..split_plan()
         };
-        let err = block_on(apply_with(&mut ops, &plan)).unwrap_err();
+        let err = block_on(apply_with(&mut ops, &plan, &mut journal)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "failed to find interface wg9: No such device"
         );
-        assert!(ops.log.is_empty());
+        assert!(ops.log().is_empty());
     }
 
     #[test]
-    fn a_failed_rollback_is_reported_too() {
-        let mut ops = FakeOps {
-            fail: Some("add route fd00:4::/64 table 254 link 7".into()),
-            fail_removal: ["remove address 198.18.1.1/24 link 7".to_string()].into(),
-            ..FakeOps::default()
-        };
-        let err = block_on(apply_with(&mut ops, &sample_plan())).unwrap_err();
+    fn routes_in_another_table_and_rules_are_named_with_it() {
+        let mut ops = FakeOps::new();
+        ops.fail = Some("add route 0.0.0.0/0 table 51820 link 7".into());
+        let mut journal = FakeJournal::new(&ops);
+        let err = block_on(apply_with(&mut ops, &full_plan(), &mut journal)).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "failed to add route fd00:4::/64 dev wg0: File exists (and rolling back the earlier \
-             changes failed: failed to remove address 198.18.1.1/24 dev wg0: Device or resource busy)"
+            "failed to add route 0.0.0.0/0 dev wg0 table 51820: File exists"
+        );
+        let mut ops = FakeOps::new();
+        ops.fail = Some("add IPv4 rule table main suppress_prefixlength 0".into());
+        let mut journal = FakeJournal::new(&ops);
+        let err = block_on(apply_with(&mut ops, &full_plan(), &mut journal)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "failed to add IPv4 rule table main suppress_prefixlength 0: File exists"
         );
     }
 
     #[test]
-    fn undo_continues_past_failures_and_lists_them() {
-        let mut ops = FakeOps::default();
-        let applied = block_on(apply_with(&mut ops, &sample_plan())).unwrap();
+    fn undo_continues_past_failures_and_names_them() {
+        let mut ops = FakeOps::new();
+        let mut journal = FakeJournal::new(&ops);
+        block_on(apply_with(&mut ops, &split_plan(), &mut journal)).unwrap();
         ops.fail_removal = [
             "remove route fd00:4::/64 table 254 link 7".to_string(),
             "remove address 198.18.1.1/24 link 7".to_string(),
         ]
         .into();
-        let err = block_on(undo_with(&mut ops, applied)).unwrap_err();
         assert_eq!(
-            err.to_string(),
-            "failed to undo the network changes on wg0: failed to remove route fd00:4::/64 dev wg0: \
-             Device or resource busy; failed to remove address 198.18.1.1/24 dev wg0: Device or \
-             resource busy"
+            undo_all(&mut ops, &journal.changes),
+            [
+                "failed to remove route fd00:4::/64 dev wg0: Device or resource busy",
+                "failed to remove address 198.18.1.1/24 dev wg0: Device or resource busy",
+            ]
         );
         // The ones that could be removed were.
         assert_eq!(
@@ -599,11 +1063,88 @@ mod tests {
 
     #[test]
     fn undo_counts_already_gone_as_done() {
-        let mut ops = FakeOps::default();
-        let applied = block_on(apply_with(&mut ops, &sample_plan())).unwrap();
+        let mut ops = FakeOps::new();
+        let mut journal = FakeJournal::new(&ops);
+        block_on(apply_with(&mut ops, &full_plan(), &mut journal)).unwrap();
         ops.addresses.clear();
         ops.routes.clear();
-        block_on(undo_with(&mut ops, applied)).unwrap();
+        ops.rules.clear();
+        ops.sysctls.insert(SRC_VALID_MARK.into(), "0".into());
+        assert!(undo_all(&mut ops, &journal.changes).is_empty());
+        // Twice is fine too.
+        assert!(undo_all(&mut ops, &journal.changes).is_empty());
+    }
+
+    #[test]
+    fn undo_after_the_interface_is_gone_or_replaced_touches_nothing_on_it() {
+        let mut ops = FakeOps::new();
+        let mut journal = FakeJournal::new(&ops);
+        block_on(apply_with(&mut ops, &full_plan(), &mut journal)).unwrap();
+        // A crash: the TUN (index 7) closed; a new wg0 has index 9 and its own address.
+        ops.wg0 = Some(9);
+        ops.clear_log();
+        assert!(undo_all(&mut ops, &journal.changes).is_empty());
+        assert_eq!(
+            ops.log(),
+            [
+                "remove IPv4 rule table main suppress_prefixlength 0",
+                "remove IPv4 rule not fwmark 0xca6c table 51820",
+                "sysctl net.ipv4.conf.all.src_valid_mark=0",
+            ]
+        );
+        // The interface is gone altogether: still nothing is removed from any interface.
+        ops.wg0 = None;
+        ops.clear_log();
+        assert!(undo_all(&mut ops, &journal.changes).is_empty());
+        assert!(
+            !ops.log().iter().any(|l| l.contains("link")),
+            "{:?}",
+            ops.log()
+        );
+    }
+
+    #[test]
+    fn inputs_read_the_path_mtu_and_the_tables_in_use() {
+        let mut ops = FakeOps::new();
+        let inputs = block_on(read_inputs_with(
+            &mut ops,
+            Some("198.18.250.2".parse().unwrap()),
+        ))
+        .unwrap();
+        assert_eq!(inputs.endpoint_mtu, Some(1400));
+        assert_eq!(inputs.tables_in_use, [254, 255, 51820].into());
+        let inputs = block_on(read_inputs_with(&mut ops, None)).unwrap();
+        assert_eq!(inputs.endpoint_mtu, None);
+    }
+
+    #[test]
+    fn changes_serialise_as_plain_readable_json() {
+        let changes = [
+            NetworkChange::RouteAdded {
+                link: wg0(),
+                route: net("0.0.0.0/0"),
+                table: 51820,
+            },
+            NetworkChange::RuleAdded {
+                rule: PolicyRule::NotFwmark {
+                    family: Family::Ipv6,
+                    fwmark: 7,
+                    table: 51820,
+                },
+            },
+            NetworkChange::SysctlSet {
+                name: SRC_VALID_MARK.into(),
+                value: "1".into(),
+                previous: "0".into(),
+            },
+        ];
+        let json = serde_json::to_string(&changes).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"route_added":{"link":{"name":"wg0","index":7},"route":"0.0.0.0/0","table":51820}},{"rule_added":{"rule":{"not_fwmark":{"family":"ipv6","fwmark":7,"table":51820}}}},{"sysctl_set":{"name":"net.ipv4.conf.all.src_valid_mark","value":"1","previous":"0"}}]"#
+        );
+        let back: Vec<NetworkChange> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, changes);
     }
 
     #[test]
@@ -618,15 +1159,11 @@ mod tests {
     #[test]
     fn apply_and_undo_futures_are_send() {
         fn assert_send<T: Send>(_: T) {}
-        let plan = sample_plan();
-        assert_send(apply(&plan));
-        assert_send(
-            AppliedNetwork {
-                ifname: "wg0".into(),
-                ifindex: 1,
-                changes: vec![],
-            }
-            .undo(),
-        );
+        let plan = split_plan();
+        let mut journal: Vec<NetworkChange> = Vec::new();
+        assert_send(apply(&plan, &mut journal));
+        let change = NetworkChange::LinkUp { link: wg0() };
+        assert_send(undo(&change));
+        assert_send(read_inputs(None));
     }
 }

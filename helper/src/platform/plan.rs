@@ -1,39 +1,211 @@
-//! The network planner: a pure function from a tunnel configuration to the addresses, MTU and
-//! routes the tunnel interface needs, and the refusals for what Warren cannot do safely yet.
+//! The network planner: a pure function from a tunnel configuration (and a few read-only facts
+//! about the system, [`PlanInputs`]) to everything the tunnel changes in the OS's routing — the
+//! interface's addresses and MTU, the routes for the AllowedIPs, and for a full tunnel the policy
+//! routing rules, the fwmark of the tunnel's own UDP sockets and one sysctl — plus the refusals for
+//! what cannot work. All the routing policy lives here, so it is unit-tested without root.
 //!
-//! Routes follow wg-quick for split tunnels: one route through the interface per distinct
-//! AllowedIPs prefix of every peer, in the main table (`Table = auto`), in table `<id>`
-//! (`Table = <id>`), or none at all (`Table = off`).
+//! Routes, per address family (IPv4 and IPv6 are decided separately):
+//! - **split tunnel** (no peer has `0.0.0.0/0` for IPv4, `::/0` for IPv6): one route through the
+//!   interface per distinct AllowedIPs prefix, in the main table (`Table = auto`), in table `<id>`
+//!   (`Table = <id>`), or none at all (`Table = off`) — as wg-quick does.
+//! - **full tunnel** (some peer has the family's default route): wg-quick's policy routing. Every
+//!   route of that family goes into a private table *T* (`Table = <id>`, or with `Table = auto` the
+//!   first id from 51820 that no route or rule uses yet), the tunnel's UDP sockets carry the mark
+//!   *M* (`FwMark`, else *T*), and two rules are added for the family:
+//!   `ip rule add not fwmark M table T` (everything except the tunnel's own packets looks in T,
+//!   where the default route is the tunnel) and `ip rule add table main suppress_prefixlength 0`
+//!   (added second, so the kernel gives it the higher priority: the main table still decides for
+//!   its more specific routes, such as the LAN, but its default route is ignored). For IPv4,
+//!   `net.ipv4.conf.all.src_valid_mark=1` as well, so that reverse-path filtering sees the mark.
+//!   `Table = off` adds no routes and no rules even then (the administrator routes); the sockets
+//!   still get `FwMark` when it is set.
 //!
-//! Why the refusals:
-//! - A full tunnel (`0.0.0.0/0` or `::/0`) needs policy routing (a fwmark on the tunnel's own UDP
-//!   socket, a private table and `ip rule`s) so that the encrypted packets to the endpoint do not
-//!   themselves enter the tunnel. That arrives with the system-integration work; a plain default
-//!   route through the tunnel would loop.
-//! - For the same reason a peer endpoint (an IP literal) inside the AllowedIPs whose routes go into
-//!   the main table would send the tunnel's own packets into the tunnel.
+//! Unlike wg-quick, a full tunnel with an explicit `Table = <id>` also gets the rules (wg-quick
+//! adds them only with `auto`): a default route in a table no rule consults would make the full
+//! tunnel silently carry nothing. A full tunnel whose routes would go into the main table itself
+//! (`Table = 254` or `0`) is refused: a plain default route through the tunnel loops.
+//!
+//! Why the other refusals:
+//! - A peer endpoint inside AllowedIPs of its family whose routes go into the **main** table: the
+//!   route for that prefix would send the tunnel's own encrypted packets into the tunnel — a
+//!   routing loop. It cannot loop in a full-tunnel family (where every endpoint is inside
+//!   `0.0.0.0/0`): the tunnel's packets carry the mark, skip the `not fwmark` rule and never see
+//!   table T, whose routes are the only ones through the tunnel; nor with `Table = off` or a table
+//!   other than main, which only the administrator's own rules would consult. So the check applies
+//!   to split-tunnel families in the main table only.
 //! - Two `Address` entries with the same IP would make the OS refuse the second one half-way.
+//! - An `MTU` below 1280 while the tunnel carries IPv6: Linux would remove IPv6 from the interface.
 //!
-//! With `Table = off` or a table id other than main, no route Warren adds reaches the main table,
-//! so none of the routing refusals apply (wg-quick adds such routes as they are, too).
+//! The MTU, when the configuration sets none, is the MTU of the path to the first peer endpoint
+//! (the route's MTU, else its interface's) minus 80 bytes of IPv6 + UDP + WireGuard overhead, as
+//! wg-quick computes it; [`DEFAULT_MTU`] (1420 = 1500 - 80) when that is unknown. A derived MTU is
+//! kept at or above 1280 when the tunnel carries IPv6 (the outer packets are then fragmented rather
+//! than IPv6 disabled).
 
 use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use warren_proto::config::{Endpoint, Table, TunnelConfig};
 use warren_proto::key::PublicKey;
 
-/// The MTU when the configuration sets none: WireGuard's classic 1420 (1500 minus 80 bytes for the
-/// IPv6 + UDP + WireGuard overhead). Deriving it from the route to the endpoint comes later.
+/// The MTU when the configuration sets none and the path MTU to the endpoint is unknown:
+/// WireGuard's classic 1420 (1500 minus [`WIREGUARD_OVERHEAD`]).
 pub const DEFAULT_MTU: u16 = 1420;
+
+/// Bytes WireGuard adds around an inner packet in the worst case: IPv6 header (40) + UDP (8) +
+/// WireGuard data header and tag (32).
+pub const WIREGUARD_OVERHEAD: u32 = 80;
 
 /// The id of the kernel's main routing table (`RT_TABLE_MAIN`).
 pub const MAIN_TABLE: u32 = 254;
+
+/// Where `Table = auto` starts looking for a free private table for a full tunnel (wg-quick's
+/// choice, which is also WireGuard's default port).
+pub const FIRST_AUTO_TABLE: u32 = 51820;
+
+/// The sysctl that makes reverse-path filtering honour the fwmark (set for IPv4 full tunnels).
+pub const SRC_VALID_MARK: &str = "net.ipv4.conf.all.src_valid_mark";
 
 /// The smallest MTU an interface carrying IPv6 may have (RFC 8200); below it Linux removes IPv6
 /// from the interface.
 const IPV6_MIN_MTU: u16 = 1280;
 
-/// What the tunnel interface needs: computed by [`plan`], executed by [`super::apply`].
+/// The smallest MTU derived for an IPv4-only tunnel (RFC 791's minimum datagram every host takes).
+const IPV4_MIN_MTU: u16 = 576;
+
+/// Read-only facts about the system that the planner needs, gathered before planning (see
+/// [`super::read_inputs`]). `PlanInputs::default()` means "nothing known", which is what
+/// validating a configuration needs: no refusal depends on these facts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanInputs {
+    /// The MTU of the path to the first peer endpoint: the route's MTU, else the MTU of the
+    /// interface the route leaves by. `None` when unknown (no endpoint, no route).
+    pub endpoint_mtu: Option<u32>,
+    /// Routing tables that hold a route or are named by a rule right now; `Table = auto` for a full
+    /// tunnel picks the first id from [`FIRST_AUTO_TABLE`] not in here.
+    pub tables_in_use: BTreeSet<u32>,
+    /// Endpoints that the configuration gives as host names, resolved by the caller, so that they
+    /// are checked like literal addresses.
+    pub resolved_endpoints: Vec<(PublicKey, SocketAddr)>,
+}
+
+/// An address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// IPv4.
+    Ipv4,
+    /// IPv6.
+    Ipv6,
+}
+
+impl Family {
+    /// The family of `net`.
+    pub fn of(net: &IpNet) -> Family {
+        match net {
+            IpNet::V4(_) => Family::Ipv4,
+            IpNet::V6(_) => Family::Ipv6,
+        }
+    }
+
+    /// The family of `ip`, an IPv4-mapped IPv6 address counting as IPv4.
+    pub fn of_ip(ip: &IpAddr) -> Family {
+        match ip.to_canonical() {
+            IpAddr::V4(_) => Family::Ipv4,
+            IpAddr::V6(_) => Family::Ipv6,
+        }
+    }
+
+    /// "IPv4" or "IPv6", for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "IPv4",
+            Family::Ipv6 => "IPv6",
+        }
+    }
+
+    const ALL: [Family; 2] = [Family::Ipv4, Family::Ipv6];
+}
+
+/// A route through the tunnel interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Route {
+    /// The destination prefix (host bits cleared).
+    pub prefix: IpNet,
+    /// The routing table id ([`MAIN_TABLE`] for the main table).
+    pub table: u32,
+}
+
+/// A policy routing rule of a full tunnel. Plain data (serialised into the journal), complete
+/// enough to delete exactly this rule again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyRule {
+    /// `ip rule add not fwmark <fwmark> table <table>`: everything but the tunnel's own packets
+    /// looks in the tunnel's table.
+    NotFwmark {
+        /// The family the rule is for.
+        family: Family,
+        /// The mark on the tunnel's own UDP packets.
+        fwmark: u32,
+        /// The tunnel's private table.
+        table: u32,
+    },
+    /// `ip rule add table main suppress_prefixlength 0`: the main table decides, except by its
+    /// default route.
+    SuppressMainDefault {
+        /// The family the rule is for.
+        family: Family,
+    },
+}
+
+impl PolicyRule {
+    /// The family the rule is for.
+    pub fn family(&self) -> Family {
+        match *self {
+            PolicyRule::NotFwmark { family, .. } | PolicyRule::SuppressMainDefault { family } => {
+                family
+            }
+        }
+    }
+}
+
+impl fmt::Display for PolicyRule {
+    /// `IPv4 rule not fwmark 0xca6c table 51820`, in `ip rule`'s words.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            PolicyRule::NotFwmark {
+                family,
+                fwmark,
+                table,
+            } => write!(
+                f,
+                "{} rule not fwmark {fwmark:#x} table {table}",
+                family.name()
+            ),
+            PolicyRule::SuppressMainDefault { family } => {
+                write!(
+                    f,
+                    "{} rule table main suppress_prefixlength 0",
+                    family.name()
+                )
+            }
+        }
+    }
+}
+
+/// A kernel setting to change while the tunnel is up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sysctl {
+    /// The dotted name, e.g. [`SRC_VALID_MARK`].
+    pub name: String,
+    /// The value to set.
+    pub value: String,
+}
+
+/// What the tunnel needs: computed by [`plan`], executed by [`super::apply`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkPlan {
     /// The tunnel interface's name.
@@ -44,27 +216,51 @@ pub struct NetworkPlan {
     pub mtu: u16,
     /// The routes to add through the interface, deduplicated, in config order. Empty with
     /// `Table = off`.
-    pub routes: Vec<IpNet>,
-    /// The routing table for [`NetworkPlan::routes`]: [`MAIN_TABLE`] unless the configuration says
-    /// `Table = <id>`.
-    pub table: u32,
+    pub routes: Vec<Route>,
+    /// Kernel settings to change (a full IPv4 tunnel's `src_valid_mark`).
+    pub sysctls: Vec<Sysctl>,
+    /// Policy routing rules to add, in this order (a full tunnel's; empty otherwise).
+    pub rules: Vec<PolicyRule>,
+    /// The mark for the tunnel's own UDP sockets (`FwMark`, else a full tunnel's table id).
+    pub fwmark: Option<u32>,
 }
 
-/// Why a configuration cannot be brought up (yet).
+impl NetworkPlan {
+    /// The families routed by policy rules (full tunnels), in order.
+    pub fn full_tunnel_families(&self) -> Vec<Family> {
+        let mut families: Vec<Family> = self.rules.iter().map(PolicyRule::family).collect();
+        families.dedup();
+        families
+    }
+
+    /// The private table of a full tunnel, if there is one.
+    pub fn full_tunnel_table(&self) -> Option<u32> {
+        self.rules.iter().find_map(|rule| match *rule {
+            PolicyRule::NotFwmark { table, .. } => Some(table),
+            PolicyRule::SuppressMainDefault { .. } => None,
+        })
+    }
+}
+
+/// Why a configuration cannot be brought up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    /// Some peer's AllowedIPs contain a default route.
+    /// A full tunnel whose routes would go into the main table.
     #[error(
-        "peer {peer} has AllowedIPs = {allowed_ip}, a full tunnel (all {family} traffic): full-tunnel \
-         routing is not supported yet; it arrives with the system-integration work"
+        "peer {peer} has AllowedIPs = {allowed_ip}, a full tunnel (all {family} traffic), but \
+         Table = {table} puts its routes in the main table, where a default route through the \
+         tunnel would carry the tunnel's own packets too (a routing loop): use Table = auto (a \
+         private table with policy rules), another table id, or off"
     )]
-    FullTunnel {
+    FullTunnelInMainTable {
         /// The peer's public key.
         peer: PublicKey,
         /// `0.0.0.0/0` or `::/0`.
         allowed_ip: IpNet,
         /// "IPv4" or "IPv6".
         family: &'static str,
+        /// The configured table id (254 or 0).
+        table: u32,
     },
     /// The same IP appears in two `Address` entries.
     #[error("Address {address} is listed twice ({first} and {second})")]
@@ -102,17 +298,36 @@ pub enum PlanError {
     },
 }
 
-/// Computes what `config` needs on the interface `ifname`. Pure: reads nothing from the system.
+/// Where a family's routes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Routing {
+    /// `Table = off`: nowhere.
+    Off,
+    /// Plain routes in this table, no rules.
+    Table(u32),
+    /// A full tunnel: routes in this private table, reached through policy rules.
+    Policy(u32),
+}
+
+/// Computes what `config` needs on the interface `ifname`. Pure: reads nothing from the system;
+/// what it needs to know about it comes in `inputs` (see [`PlanInputs`]).
 ///
 /// - addresses: `Address`, in order; an IP listed twice is refused;
-/// - MTU: `MTU`, else [`DEFAULT_MTU`]; below 1280 is refused when the tunnel carries IPv6;
+/// - MTU: `MTU`, else the endpoint's path MTU minus 80, else [`DEFAULT_MTU`]; a configured MTU
+///   below 1280 is refused when the tunnel carries IPv6;
 /// - routes: every distinct AllowedIPs prefix of every peer, in order (the parser already cleared
-///   host bits), in the table `Table` names; none with `Table = off`. In the main table, a prefix
-///   equal to the connected prefix of one of the interface's own addresses is left out, because the
-///   kernel adds that route itself when the address is added (adding it again would fail with
-///   `File exists`);
-/// - refused while routes go to the main table: a full tunnel, and an endpoint IP inside AllowedIPs.
-pub fn plan(config: &TunnelConfig, ifname: &str) -> Result<NetworkPlan, PlanError> {
+///   host bits), in its family's table (see the module docs); none with `Table = off`. In the main
+///   table, a prefix equal to the connected prefix of one of the interface's own addresses is left
+///   out, because the kernel adds that route itself when the address is added (adding it again
+///   would fail with `File exists`);
+/// - full tunnels: the rules, the sockets' fwmark and `src_valid_mark` (see the module docs);
+/// - refused: a full tunnel in the main table, an endpoint inside AllowedIPs routed in the main
+///   table.
+pub fn plan(
+    config: &TunnelConfig,
+    ifname: &str,
+    inputs: &PlanInputs,
+) -> Result<NetworkPlan, PlanError> {
     let interface = &config.interface;
 
     for (i, &second) in interface.addresses.iter().enumerate() {
@@ -128,42 +343,105 @@ pub fn plan(config: &TunnelConfig, ifname: &str) -> Result<NetworkPlan, PlanErro
         }
     }
 
-    let table = match interface.table {
-        Table::Off => None,
-        Table::Auto | Table::Id(0) => Some(MAIN_TABLE),
-        Table::Id(id) => Some(id),
+    let allowed_ips = || config.peers.iter().flat_map(|p| &p.allowed_ips);
+    let full_tunnel = |family: Family| {
+        config.peers.iter().find_map(|peer| {
+            peer.allowed_ips
+                .iter()
+                .find(|n| n.prefix_len() == 0 && Family::of(n) == family)
+                .map(|&n| (peer.public_key, n))
+        })
     };
 
-    if table == Some(MAIN_TABLE) {
-        refuse_routing_loops(config)?;
+    // Where each family's routes go.
+    let configured = match interface.table {
+        Table::Off => None,
+        Table::Auto => Some(None),
+        Table::Id(0) => Some(Some(MAIN_TABLE)),
+        Table::Id(id) => Some(Some(id)),
+    };
+    let mut private_table = None;
+    let mut routing = [Routing::Off; 2];
+    for (slot, family) in routing.iter_mut().zip(Family::ALL) {
+        let Some(configured) = configured else {
+            continue;
+        };
+        *slot = match full_tunnel(family) {
+            None => Routing::Table(configured.unwrap_or(MAIN_TABLE)),
+            Some((peer, allowed_ip)) => {
+                if configured == Some(MAIN_TABLE) {
+                    return Err(PlanError::FullTunnelInMainTable {
+                        peer,
+                        allowed_ip,
+                        family: family.name(),
+                        table: match interface.table {
+                            Table::Id(id) => id,
+                            _ => MAIN_TABLE,
+                        },
+                    });
+                }
+                let table = *private_table.get_or_insert_with(|| {
+                    configured.unwrap_or_else(|| first_free_table(&inputs.tables_in_use))
+                });
+                Routing::Policy(table)
+            }
+        };
     }
+    let routing_of = |family: Family| routing[family as usize];
 
-    let mtu = interface.mtu.unwrap_or(DEFAULT_MTU);
-    if mtu < IPV6_MIN_MTU {
-        let allowed_ips = config.peers.iter().flat_map(|p| &p.allowed_ips);
-        if let Some(&ipv6) = interface
-            .addresses
-            .iter()
-            .chain(allowed_ips)
-            .find(|n| is_v6(n))
-        {
-            return Err(PlanError::MtuTooSmallForIpv6 { mtu, ipv6 });
+    refuse_routing_loops(config, inputs, routing_of)?;
+
+    let carries_ipv6 = interface
+        .addresses
+        .iter()
+        .chain(allowed_ips())
+        .find(|n| Family::of(n) == Family::Ipv6);
+    let mtu = match interface.mtu {
+        Some(mtu) => {
+            if let (true, Some(&ipv6)) = (mtu < IPV6_MIN_MTU, carries_ipv6) {
+                return Err(PlanError::MtuTooSmallForIpv6 { mtu, ipv6 });
+            }
+            mtu
+        }
+        None => derived_mtu(inputs.endpoint_mtu, carries_ipv6.is_some()),
+    };
+
+    let connected: Vec<IpNet> = interface
+        .addresses
+        .iter()
+        .filter(|a| a.prefix_len() < a.max_prefix_len())
+        .map(IpNet::trunc)
+        .collect();
+    let mut routes: Vec<Route> = Vec::new();
+    for &prefix in allowed_ips() {
+        let prefix = prefix.trunc();
+        let table = match routing_of(Family::of(&prefix)) {
+            Routing::Off => continue,
+            Routing::Table(table) | Routing::Policy(table) => table,
+        };
+        let kernel_adds_it = table == MAIN_TABLE && connected.contains(&prefix);
+        let route = Route { prefix, table };
+        if !kernel_adds_it && !routes.contains(&route) {
+            routes.push(route);
         }
     }
 
-    let mut routes: Vec<IpNet> = Vec::new();
-    if let Some(table) = table {
-        let connected: Vec<IpNet> = interface
-            .addresses
-            .iter()
-            .filter(|a| a.prefix_len() < a.max_prefix_len())
-            .map(IpNet::trunc)
-            .collect();
-        for &route in config.peers.iter().flat_map(|p| &p.allowed_ips) {
-            let route = route.trunc();
-            let kernel_adds_it = table == MAIN_TABLE && connected.contains(&route);
-            if !kernel_adds_it && !routes.contains(&route) {
-                routes.push(route);
+    let fwmark = interface.fwmark.or(private_table);
+    let mut rules = Vec::new();
+    let mut sysctls = Vec::new();
+    for family in Family::ALL {
+        if let (Routing::Policy(table), Some(fwmark)) = (routing_of(family), fwmark) {
+            rules.push(PolicyRule::NotFwmark {
+                family,
+                fwmark,
+                table,
+            });
+            rules.push(PolicyRule::SuppressMainDefault { family });
+            if family == Family::Ipv4 {
+                sysctls.push(Sysctl {
+                    name: SRC_VALID_MARK.to_owned(),
+                    value: "1".to_owned(),
+                });
             }
         }
     }
@@ -173,41 +451,61 @@ pub fn plan(config: &TunnelConfig, ifname: &str) -> Result<NetworkPlan, PlanErro
         addresses: interface.addresses.clone(),
         mtu,
         routes,
-        table: table.unwrap_or(MAIN_TABLE),
+        sysctls,
+        rules,
+        fwmark,
     })
 }
 
-/// The refusals that apply while routes go into the main table.
-fn refuse_routing_loops(config: &TunnelConfig) -> Result<(), PlanError> {
-    for peer in &config.peers {
-        if let Some(&allowed_ip) = peer.allowed_ips.iter().find(|n| n.prefix_len() == 0) {
-            let family = if is_v6(&allowed_ip) { "IPv6" } else { "IPv4" };
-            return Err(PlanError::FullTunnel {
-                peer: peer.public_key,
-                allowed_ip,
-                family,
-            });
-        }
-    }
-    for peer in &config.peers {
-        let Some(Endpoint::Addr(endpoint)) = peer.endpoint else {
-            continue;
-        };
+/// The first table id from [`FIRST_AUTO_TABLE`] that nothing uses.
+fn first_free_table(in_use: &BTreeSet<u32>) -> u32 {
+    (FIRST_AUTO_TABLE..=u32::MAX)
+        .find(|id| !in_use.contains(id))
+        .unwrap_or(FIRST_AUTO_TABLE)
+}
+
+/// The MTU when the configuration sets none.
+fn derived_mtu(endpoint_mtu: Option<u32>, carries_ipv6: bool) -> u16 {
+    let Some(path) = endpoint_mtu else {
+        return DEFAULT_MTU;
+    };
+    let floor = if carries_ipv6 {
+        IPV6_MIN_MTU
+    } else {
+        IPV4_MIN_MTU
+    };
+    let mtu = path.saturating_sub(WIREGUARD_OVERHEAD);
+    u16::try_from(mtu).unwrap_or(u16::MAX).max(floor)
+}
+
+/// Refuses an endpoint inside AllowedIPs of its family when that family's routes go into the main
+/// table (see the module docs for why only then).
+fn refuse_routing_loops(
+    config: &TunnelConfig,
+    inputs: &PlanInputs,
+    routing_of: impl Fn(Family) -> Routing,
+) -> Result<(), PlanError> {
+    let literal = config.peers.iter().filter_map(|peer| match peer.endpoint {
+        Some(Endpoint::Addr(endpoint)) => Some((peer.public_key, endpoint)),
+        _ => None,
+    });
+    let endpoints = literal.chain(inputs.resolved_endpoints.iter().copied());
+    for (peer, endpoint) in endpoints {
         let ip = endpoint.ip().to_canonical();
+        let family = Family::of_ip(&ip);
+        if routing_of(family) != Routing::Table(MAIN_TABLE) {
+            continue;
+        }
         let mut all_allowed_ips = config.peers.iter().flat_map(|p| &p.allowed_ips);
         if let Some(&allowed_ip) = all_allowed_ips.find(|n| n.contains(&ip)) {
             return Err(PlanError::EndpointInsideAllowedIps {
-                peer: peer.public_key,
+                peer,
                 endpoint,
                 allowed_ip,
             });
         }
     }
     Ok(())
-}
-
-fn is_v6(net: &IpNet) -> bool {
-    matches!(net, IpNet::V6(_))
 }
 
 #[cfg(test)]
@@ -218,6 +516,13 @@ mod tests {
 
     fn nets(list: &[&str]) -> Vec<IpNet> {
         list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    fn routes(list: &[&str], table: u32) -> Vec<Route> {
+        nets(list)
+            .into_iter()
+            .map(|prefix| Route { prefix, table })
+            .collect()
     }
 
     fn peer(allowed_ips: &[&str], endpoint: Option<&str>) -> PeerConfig {
@@ -253,6 +558,10 @@ mod tests {
         config
     }
 
+    fn plan(config: &TunnelConfig, ifname: &str) -> Result<NetworkPlan, PlanError> {
+        super::plan(config, ifname, &PlanInputs::default())
+    }
+
     #[test]
     fn split_tunnel_gets_addresses_default_mtu_and_a_route_per_prefix_in_main() {
         let config = config(
@@ -272,17 +581,52 @@ mod tests {
                 ifname: "wg0".into(),
                 addresses: nets(&["198.18.1.1/24", "fd00:1::1/64"]),
                 mtu: DEFAULT_MTU,
-                routes: nets(&["198.18.4.0/24", "fd00:4::/64", "198.18.5.7/32"]),
-                table: MAIN_TABLE,
+                routes: routes(
+                    &["198.18.4.0/24", "fd00:4::/64", "198.18.5.7/32"],
+                    MAIN_TABLE
+                ),
+                sysctls: vec![],
+                rules: vec![],
+                fwmark: None,
             }
         );
+        assert!(plan.full_tunnel_families().is_empty());
+        assert_eq!(plan.full_tunnel_table(), None);
     }
 
     #[test]
     fn configured_mtu_wins() {
         let mut config = config(&["198.18.1.1/24"], vec![]);
         config.interface.mtu = Some(1380);
-        assert_eq!(plan(&config, "wg0").unwrap().mtu, 1380);
+        let inputs = PlanInputs {
+            endpoint_mtu: Some(9000),
+            ..PlanInputs::default()
+        };
+        assert_eq!(super::plan(&config, "wg0", &inputs).unwrap().mtu, 1380);
+    }
+
+    #[test]
+    fn mtu_is_derived_from_the_endpoint_path() {
+        let v6 = config(&["198.18.1.1/24", "fd00:1::1/64"], vec![]);
+        let v4 = config(&["198.18.1.1/24"], vec![]);
+        let mtu = |config: &TunnelConfig, endpoint_mtu| {
+            let inputs = PlanInputs {
+                endpoint_mtu,
+                ..PlanInputs::default()
+            };
+            super::plan(config, "wg0", &inputs).unwrap().mtu
+        };
+        assert_eq!(mtu(&v6, Some(1500)), 1420);
+        assert_eq!(mtu(&v6, Some(1400)), 1320);
+        assert_eq!(mtu(&v6, Some(9000)), 8920);
+        assert_eq!(mtu(&v6, None), DEFAULT_MTU);
+        // Never below what IPv6 needs when the tunnel carries IPv6...
+        assert_eq!(mtu(&v6, Some(1300)), 1280);
+        // ...or below 576 for IPv4 alone; and never above what an MTU can be.
+        assert_eq!(mtu(&v4, Some(1300)), 1220);
+        assert_eq!(mtu(&v4, Some(100)), 576);
+        assert_eq!(mtu(&v4, Some(65536)), 65456);
+        assert_eq!(mtu(&v4, Some(u32::MAX)), u16::MAX);
     }
 
     #[test]
@@ -296,7 +640,10 @@ mod tests {
         );
         assert_eq!(
             plan(&config, "wg0").unwrap().routes,
-            nets(&["198.18.4.0/24", "fd00:4::/64", "198.18.6.0/24"])
+            routes(
+                &["198.18.4.0/24", "fd00:4::/64", "198.18.6.0/24"],
+                MAIN_TABLE
+            )
         );
     }
 
@@ -317,18 +664,21 @@ mod tests {
         // 198.18.2.1/32 stays: the kernel adds no prefix route for a /32 address.
         assert_eq!(
             plan(&config, "wg0").unwrap().routes,
-            nets(&["198.18.2.1/32", "198.18.3.0/24"])
+            routes(&["198.18.2.1/32", "198.18.3.0/24"], MAIN_TABLE)
         );
         // In another table nothing is there yet, so every prefix is routed.
         let config = with_table(config, Table::Id(1234));
         assert_eq!(
             plan(&config, "wg0").unwrap().routes,
-            nets(&[
-                "198.18.1.0/24",
-                "fd00:1::/64",
-                "198.18.2.1/32",
-                "198.18.3.0/24"
-            ])
+            routes(
+                &[
+                    "198.18.1.0/24",
+                    "fd00:1::/64",
+                    "198.18.2.1/32",
+                    "198.18.3.0/24"
+                ],
+                1234
+            )
         );
     }
 
@@ -350,28 +700,165 @@ mod tests {
             Table::Id(1234),
         );
         let plan = plan(&config, "wg0").unwrap();
-        assert_eq!(plan.table, 1234);
-        assert_eq!(plan.routes, nets(&["198.18.4.0/24"]));
+        assert_eq!(plan.routes, routes(&["198.18.4.0/24"], 1234));
+        assert!(plan.rules.is_empty());
         let main = with_table(config.clone(), Table::Id(0));
-        assert_eq!(super::plan(&main, "wg0").unwrap().table, MAIN_TABLE);
+        assert_eq!(
+            super::tests::plan(&main, "wg0").unwrap().routes,
+            routes(&["198.18.4.0/24"], MAIN_TABLE)
+        );
+    }
+
+    fn full_rules(family: Family, fwmark: u32, table: u32) -> [PolicyRule; 2] {
+        [
+            PolicyRule::NotFwmark {
+                family,
+                fwmark,
+                table,
+            },
+            PolicyRule::SuppressMainDefault { family },
+        ]
+    }
+
+    fn src_valid_mark() -> Sysctl {
+        Sysctl {
+            name: SRC_VALID_MARK.into(),
+            value: "1".into(),
+        }
     }
 
     #[test]
-    fn full_tunnel_is_refused_with_a_clear_message() {
-        for default in ["0.0.0.0/0", "::/0"] {
-            let config = config(
-                &["198.18.1.1/24"],
-                vec![peer(&["198.18.4.0/24", default], None)],
+    fn full_tunnel_both_families_uses_policy_routing_in_the_first_free_table() {
+        let config = config(
+            &["198.18.1.1/24", "fd00:1::1/64"],
+            vec![peer(&["0.0.0.0/0", "::/0"], Some("198.18.250.2:51820"))],
+        );
+        let inputs = PlanInputs {
+            // 51820 holds someone's routes and 51821 is named by someone's rule.
+            tables_in_use: [254, 255, 51820, 51821].into(),
+            ..PlanInputs::default()
+        };
+        let plan = super::plan(&config, "wg0", &inputs).unwrap();
+        assert_eq!(plan.routes, routes(&["0.0.0.0/0", "::/0"], 51822));
+        let mut rules = full_rules(Family::Ipv4, 51822, 51822).to_vec();
+        rules.extend(full_rules(Family::Ipv6, 51822, 51822));
+        assert_eq!(plan.rules, rules);
+        assert_eq!(plan.sysctls, [src_valid_mark()]);
+        assert_eq!(plan.fwmark, Some(51822));
+        assert_eq!(plan.full_tunnel_families(), [Family::Ipv4, Family::Ipv6]);
+        assert_eq!(plan.full_tunnel_table(), Some(51822));
+        // Nothing in use: 51820, as wg-quick picks it.
+        let plan = super::plan(&config, "wg0", &PlanInputs::default()).unwrap();
+        assert_eq!(plan.fwmark, Some(FIRST_AUTO_TABLE));
+    }
+
+    #[test]
+    fn full_tunnel_puts_every_route_of_its_family_in_the_private_table_only() {
+        // IPv4 is a full tunnel, IPv6 a split one.
+        let config = config(
+            &["198.18.1.1/24", "fd00:1::1/64"],
+            vec![
+                peer(&["198.18.4.0/24", "0.0.0.0/0", "fd00:4::/64"], None),
+                peer(&["198.18.1.0/24", "fd00:1::/64", "fd00:5::/64"], None),
+            ],
+        );
+        let plan = plan(&config, "wg0").unwrap();
+        assert_eq!(
+            plan.routes,
+            [
+                Route {
+                    prefix: "198.18.4.0/24".parse().unwrap(),
+                    table: 51820
+                },
+                Route {
+                    prefix: "0.0.0.0/0".parse().unwrap(),
+                    table: 51820
+                },
+                Route {
+                    prefix: "fd00:4::/64".parse().unwrap(),
+                    table: MAIN_TABLE
+                },
+                // The private table has no connected route, so this one is needed there.
+                Route {
+                    prefix: "198.18.1.0/24".parse().unwrap(),
+                    table: 51820
+                },
+                Route {
+                    prefix: "fd00:5::/64".parse().unwrap(),
+                    table: MAIN_TABLE
+                },
+            ]
+        );
+        assert_eq!(plan.rules, full_rules(Family::Ipv4, 51820, 51820));
+        assert_eq!(plan.sysctls, [src_valid_mark()]);
+    }
+
+    #[test]
+    fn ipv6_only_full_tunnel_needs_no_src_valid_mark() {
+        let config = config(&["fd00:1::1/64"], vec![peer(&["::/0"], None)]);
+        let plan = plan(&config, "wg0").unwrap();
+        assert_eq!(plan.rules, full_rules(Family::Ipv6, 51820, 51820));
+        assert!(plan.sysctls.is_empty());
+    }
+
+    #[test]
+    fn full_tunnel_honours_fwmark_and_table() {
+        let mut config = config(&["198.18.1.1/24"], vec![peer(&["0.0.0.0/0"], None)]);
+        config.interface.fwmark = Some(0x1234);
+        let plan = plan(&config, "wg0").unwrap();
+        assert_eq!(plan.fwmark, Some(0x1234));
+        assert_eq!(plan.rules, full_rules(Family::Ipv4, 0x1234, 51820));
+
+        let config = with_table(config, Table::Id(1000));
+        let plan = super::tests::plan(&config, "wg0").unwrap();
+        assert_eq!(plan.routes, routes(&["0.0.0.0/0"], 1000));
+        assert_eq!(plan.rules, full_rules(Family::Ipv4, 0x1234, 1000));
+        assert_eq!(plan.fwmark, Some(0x1234));
+    }
+
+    #[test]
+    fn full_tunnel_with_table_off_adds_nothing_but_keeps_fwmark() {
+        let mut off = with_table(
+            config(&["198.18.1.1/24"], vec![peer(&["0.0.0.0/0", "::/0"], None)]),
+            Table::Off,
+        );
+        let plan = plan(&off, "wg0").unwrap();
+        assert!(plan.routes.is_empty() && plan.rules.is_empty() && plan.sysctls.is_empty());
+        assert_eq!(plan.fwmark, None);
+        off.interface.fwmark = Some(7);
+        assert_eq!(super::tests::plan(&off, "wg0").unwrap().fwmark, Some(7));
+    }
+
+    #[test]
+    fn fwmark_alone_marks_a_split_tunnel_without_rules() {
+        let mut config = config(&["198.18.1.1/24"], vec![peer(&["198.18.4.0/24"], None)]);
+        config.interface.fwmark = Some(7);
+        let plan = plan(&config, "wg0").unwrap();
+        assert_eq!(plan.fwmark, Some(7));
+        assert!(plan.rules.is_empty());
+        assert_eq!(plan.routes, routes(&["198.18.4.0/24"], MAIN_TABLE));
+    }
+
+    #[test]
+    fn full_tunnel_in_the_main_table_is_refused_with_a_clear_message() {
+        for (default, table) in [("0.0.0.0/0", 254), ("::/0", 0)] {
+            let config = with_table(
+                config(
+                    &["198.18.1.1/24"],
+                    vec![peer(&["198.18.4.0/24", default], None)],
+                ),
+                Table::Id(table),
             );
             let peer_key = config.peers[0].public_key;
             let err = plan(&config, "wg0").unwrap_err();
             let family = if default == "::/0" { "IPv6" } else { "IPv4" };
             assert_eq!(
                 err,
-                PlanError::FullTunnel {
+                PlanError::FullTunnelInMainTable {
                     peer: peer_key,
                     allowed_ip: default.parse().unwrap(),
-                    family
+                    family,
+                    table,
                 }
             );
             let message = err.to_string();
@@ -379,30 +866,10 @@ mod tests {
                 message.contains(&format!("AllowedIPs = {default}")),
                 "{message}"
             );
+            assert!(message.contains(&format!("Table = {table}")), "{message}");
             assert!(message.contains(&peer_key.to_string()), "{message}");
-            assert!(message.contains("not supported yet"), "{message}");
-            assert!(message.contains("system-integration work"), "{message}");
+            assert!(message.contains("routing loop"), "{message}");
         }
-        // The explicit main table is the main table.
-        let config = with_table(
-            config(&[], vec![peer(&["0.0.0.0/0"], None)]),
-            Table::Id(MAIN_TABLE),
-        );
-        assert!(matches!(
-            plan(&config, "wg0"),
-            Err(PlanError::FullTunnel { .. })
-        ));
-    }
-
-    #[test]
-    fn full_tunnel_allowed_ips_without_main_table_routes_are_accepted() {
-        let off = with_table(
-            config(&["198.18.1.1/24"], vec![peer(&["0.0.0.0/0"], None)]),
-            Table::Off,
-        );
-        assert!(plan(&off, "wg0").unwrap().routes.is_empty());
-        let table = with_table(off, Table::Id(1234));
-        assert_eq!(plan(&table, "wg0").unwrap().routes, nets(&["0.0.0.0/0"]));
     }
 
     #[test]
@@ -455,6 +922,30 @@ mod tests {
     }
 
     #[test]
+    fn resolved_host_name_endpoints_are_checked_too() {
+        let mut config = config(&["198.18.1.1/24"], vec![peer(&["198.18.4.0/24"], None)]);
+        config.peers[0].endpoint = Some(Endpoint::Host {
+            host: "vpn.example.com".into(),
+            port: 51820,
+        });
+        // Unresolved, a name cannot be checked.
+        assert!(plan(&config, "wg0").is_ok());
+        let peer_key = config.peers[0].public_key;
+        let inputs = PlanInputs {
+            resolved_endpoints: vec![(peer_key, "198.18.4.9:51820".parse().unwrap())],
+            ..PlanInputs::default()
+        };
+        assert_eq!(
+            super::plan(&config, "wg0", &inputs),
+            Err(PlanError::EndpointInsideAllowedIps {
+                peer: peer_key,
+                endpoint: "198.18.4.9:51820".parse().unwrap(),
+                allowed_ip: "198.18.4.0/24".parse().unwrap(),
+            })
+        );
+    }
+
+    #[test]
     fn ipv4_mapped_endpoint_is_checked_as_ipv4() {
         let config = config(
             &[],
@@ -489,13 +980,30 @@ mod tests {
     }
 
     #[test]
-    fn host_name_endpoints_are_not_checked_here() {
-        let mut config = config(&["198.18.1.1/24"], vec![peer(&["198.18.4.0/24"], None)]);
-        config.peers[0].endpoint = Some(Endpoint::Host {
-            host: "vpn.example.com".into(),
-            port: 51820,
-        });
-        assert!(plan(&config, "wg0").is_ok());
+    fn endpoint_inside_a_full_tunnel_does_not_loop() {
+        // The endpoint is inside 0.0.0.0/0 and inside the more specific 198.18.250.0/24: both
+        // routes go into the private table, which the marked packets never consult.
+        let config = config(
+            &["198.18.1.1/24"],
+            vec![peer(
+                &["0.0.0.0/0", "198.18.250.0/24"],
+                Some("198.18.250.2:51820"),
+            )],
+        );
+        let plan = plan(&config, "wg0").unwrap();
+        assert!(plan.routes.iter().all(|r| r.table == 51820));
+        // But an IPv6 endpoint inside a split IPv6 prefix routed in main still loops.
+        let config = super::tests::config(
+            &["198.18.1.1/24"],
+            vec![peer(
+                &["0.0.0.0/0", "fd00:9::/64"],
+                Some("[fd00:9::2]:51820"),
+            )],
+        );
+        assert!(matches!(
+            super::tests::plan(&config, "wg0"),
+            Err(PlanError::EndpointInsideAllowedIps { .. })
+        ));
     }
 
     #[test]
@@ -515,6 +1023,37 @@ mod tests {
     fn no_addresses_and_no_peers_is_an_empty_plan() {
         let plan = plan(&config(&[], vec![]), "wg7").unwrap();
         assert_eq!(plan.ifname, "wg7");
-        assert!(plan.addresses.is_empty() && plan.routes.is_empty());
+        assert!(plan.addresses.is_empty() && plan.routes.is_empty() && plan.rules.is_empty());
+    }
+
+    #[test]
+    fn refusals_do_not_depend_on_the_inputs() {
+        // What `up` relies on to validate before touching the system.
+        let bad = config(
+            &["198.18.1.1/24"],
+            vec![peer(&["198.18.250.0/24"], Some("198.18.250.2:51820"))],
+        );
+        let inputs = PlanInputs {
+            endpoint_mtu: Some(1400),
+            tables_in_use: (51820..51900).collect(),
+            resolved_endpoints: vec![],
+        };
+        assert_eq!(
+            plan(&bad, "wg0").unwrap_err(),
+            super::plan(&bad, "wg0", &inputs).unwrap_err()
+        );
+    }
+
+    #[test]
+    fn rules_read_like_ip_commands() {
+        let [not_fwmark, suppress] = full_rules(Family::Ipv6, 0xca6c, 51820);
+        assert_eq!(
+            not_fwmark.to_string(),
+            "IPv6 rule not fwmark 0xca6c table 51820"
+        );
+        assert_eq!(
+            suppress.to_string(),
+            "IPv6 rule table main suppress_prefixlength 0"
+        );
     }
 }

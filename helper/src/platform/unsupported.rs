@@ -1,5 +1,6 @@
-//! The stub for every OS without a real platform module yet (macOS and Windows arrive in a later
-//! issue): every step fails with [`Unsupported`], so `apply` refuses before changing anything.
+//! The stub for every OS without a real platform module yet: every step fails with
+//! [`Unsupported`] (the full-tunnel steps through the trait's default bodies), so `apply` refuses
+//! before changing anything.
 
 use super::{LinkInfo, NetworkOps, Removal, Unsupported};
 use ipnet::IpNet;

@@ -1,0 +1,92 @@
+//! `warren-helper recover [--interface NAME]`: undoes the journals that tunnels which did not stop
+//! cleanly left in the state directory (see [`crate::journal`]) and prints, on stdout, what it
+//! restored — one line per interface, then one per change undone. Meant for boot time (a systemd
+//! unit before the daemon) and for an administrator after a crash; `up` does the same for its own
+//! interface before it starts.
+//!
+//! Journals held by a running helper, and journals written in another network namespace, are left
+//! alone and said so; that is not a failure. It fails (exit 1) when a journal cannot be read or a
+//! change cannot be undone; such a journal is kept for the next attempt.
+
+use crate::journal::{self, Recovery};
+use anyhow::{bail, Context};
+use std::io::Write;
+use std::path::Path;
+
+pub async fn run(state_dir: &Path, interface: Option<&str>) -> anyhow::Result<()> {
+    let reports = journal::recover(state_dir, interface).await?;
+    let mut out = std::io::stdout().lock();
+    let mut failures = 0;
+    if reports.is_empty() {
+        let what = match interface {
+            Some(ifname) => format!("no journal of {ifname}"),
+            None => "no journals".to_owned(),
+        };
+        writeln!(out, "nothing to recover: {what} in {}", state_dir.display())?;
+    }
+    for report in &reports {
+        match report {
+            Recovery::Restored {
+                ifname,
+                pid,
+                undone,
+            } => {
+                writeln!(
+                    out,
+                    "{ifname}: restored: the {} change(s) left by warren-helper pid {pid} are \
+                     undone or already gone, newest first:",
+                    undone.len()
+                )?;
+                for change in undone {
+                    writeln!(out, "  undone: {change}")?;
+                }
+            }
+            Recovery::Incomplete {
+                ifname,
+                path,
+                undone,
+                failed,
+            } => {
+                failures += 1;
+                writeln!(
+                    out,
+                    "{ifname}: INCOMPLETE: {} change(s) undone, {} not (kept in {})",
+                    undone.len(),
+                    failed.len(),
+                    path.display()
+                )?;
+                for change in undone {
+                    writeln!(out, "  undone: {change}")?;
+                }
+                for (change, error) in failed {
+                    writeln!(out, "  NOT undone: {change}: {error}")?;
+                }
+            }
+            Recovery::LeftAlone(reason) => writeln!(out, "left alone: {reason}")?,
+            Recovery::Failed(error) => {
+                failures += 1;
+                writeln!(out, "FAILED: {}", error_chain(error))?;
+            }
+        }
+    }
+    out.flush().context("failed to write to stdout")?;
+    if failures > 0 {
+        bail!(
+            "{failures} journal(s) in {} could not be fully recovered (see above)",
+            state_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// The error with its causes, as one line.
+fn error_chain(error: &journal::JournalError) -> String {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

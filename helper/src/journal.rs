@@ -1,0 +1,1339 @@
+//! The journal: a root-only state file per tunnel interface listing every change the helper made
+//! to the system, written *before* each change is made, so that whatever happens to the process —
+//! `down`, SIGTERM, or `kill -9` followed by the next start — exactly those changes can be undone.
+//!
+//! What it owns:
+//! - the state directory, `$WARREN_STATE_DIR` or `/var/lib/warren` ([`state_dir`]): created 0700,
+//!   refused when another user owns it or others may write to it (a planted journal would make the
+//!   helper "undo" whatever it says);
+//! - per interface `<ifname>.journal`: JSON with the writer's pid, the boot id, the network namespace
+//!   and the list of [`Change`]s, oldest first. Every update rewrites it atomically: a temporary
+//!   file (0600) is written and fsynced, renamed over the journal, and the directory fsynced, so a
+//!   crash leaves the old list or the new one, never a torn file;
+//! - per interface `<ifname>.lock`, `flock`ed by the live [`Journal`] for as long as it exists.
+//!   The kernel drops the lock when the process dies, however it dies, which is how a journal left
+//!   by a crash ("leftover") is told from the journal of a tunnel that is still up: recovery never
+//!   touches a locked one.
+//!
+//! The contract with the three concerns (`platform` network, `platform::dns`,
+//! `platform::firewall`): each `apply` hands every change to a [`Recorder`] before making it, with
+//! what its undo needs inside the change value; each concern's `undo(&change)` is idempotent. The
+//! journal undoes newest first ([`Journal::undo_all`], through [`platform::undo_change`]), forgets
+//! each change once undone, keeps the ones whose undo failed (for a later attempt), and
+//! [`Journal::close`] deletes the file once nothing is left.
+//!
+//! Recovery ([`recover`], run by `warren-helper up` for its interface before anything else, and by
+//! `warren-helper recover` for all) loads the unlocked journals and undoes them, with two guards:
+//! - a journal written in another network namespace on this boot is left alone — its changes live
+//!   in that namespace (which may still exist), and undoing them here would hit this namespace's
+//!   rules and sysctls instead;
+//! - a journal written during an earlier boot: the kernel's routes, rules and sysctls did not
+//!   survive the reboot, so its network changes count as undone without touching anything (undoing
+//!   a sysctl would overwrite the value this boot set); the other concerns' changes are undone as
+//!   usual (their undo knows what persists, such as a rewritten `/etc/resolv.conf`).
+//!
+//! What it must not do: make or undo changes itself (the concerns do), or trust a state directory
+//! someone else can write.
+
+use crate::platform::dns::DnsChange;
+use crate::platform::firewall::FirewallChange;
+use crate::platform::{self, NetworkChange};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::future::Future;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+/// The state directory on Unix unless [`STATE_DIR_ENV`] says otherwise (Windows:
+/// `%ProgramData%\Warren`).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/warren";
+
+/// The environment variable naming the state directory.
+pub const STATE_DIR_ENV: &str = "WARREN_STATE_DIR";
+
+/// The journal file format written here; files of a later format are refused, not guessed at.
+const FORMAT_VERSION: u32 = 1;
+
+const JOURNAL_SUFFIX: &str = ".journal";
+const LOCK_SUFFIX: &str = ".lock";
+const TMP_SUFFIX: &str = ".tmp";
+
+/// `$WARREN_STATE_DIR`, or [`DEFAULT_STATE_DIR`] (on Windows `%ProgramData%\Warren`).
+pub fn state_dir() -> PathBuf {
+    match std::env::var_os(STATE_DIR_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ if cfg!(windows) => std::env::var_os("ProgramData")
+            .map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from)
+            .join("Warren"),
+        _ => PathBuf::from(DEFAULT_STATE_DIR),
+    }
+}
+
+/// One journaled change, of any concern.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// Addresses, MTU, routes, rules, sysctls (`platform`).
+    Network(NetworkChange),
+    /// Resolvers and search domains (`platform::dns`).
+    Dns(DnsChange),
+    /// The kill switch (`platform::firewall`).
+    Firewall(FirewallChange),
+}
+
+impl From<NetworkChange> for Change {
+    fn from(change: NetworkChange) -> Self {
+        Change::Network(change)
+    }
+}
+
+impl From<DnsChange> for Change {
+    fn from(change: DnsChange) -> Self {
+        Change::Dns(change)
+    }
+}
+
+impl From<FirewallChange> for Change {
+    fn from(change: FirewallChange) -> Self {
+        Change::Firewall(change)
+    }
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::Network(change) => write!(f, "{change}"),
+            Change::Dns(change) => write!(f, "DNS {change:?}"),
+            Change::Firewall(change) => write!(f, "firewall {change:?}"),
+        }
+    }
+}
+
+/// Where a concern's `apply` journals its changes.
+pub trait Recorder<C> {
+    /// Journals `change` before it is made. An error means it must not be made.
+    fn record(&mut self, change: C) -> io::Result<()>;
+    /// The OS refused `change` (the one just recorded), so it was not made: withdraws it, so that
+    /// undoing the journal does not remove what was in its way, which belongs to someone else.
+    fn not_made(&mut self, change: &C) -> io::Result<()>;
+}
+
+/// An in-memory journal, for tests and for callers that keep the list themselves.
+impl<C: PartialEq> Recorder<C> for Vec<C> {
+    fn record(&mut self, change: C) -> io::Result<()> {
+        self.push(change);
+        Ok(())
+    }
+
+    fn not_made(&mut self, change: &C) -> io::Result<()> {
+        if let Some(i) = self.iter().rposition(|c| c == change) {
+            self.remove(i);
+        }
+        Ok(())
+    }
+}
+
+impl<C: Into<Change> + Clone> Recorder<C> for Journal {
+    fn record(&mut self, change: C) -> io::Result<()> {
+        Journal::record(self, change)
+    }
+
+    fn not_made(&mut self, change: &C) -> io::Result<()> {
+        Journal::forget(self, &change.clone().into()).map(drop)
+    }
+}
+
+/// Why a journal could not be created, loaded or closed.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The interface name cannot name a journal file.
+    #[error(
+        "invalid interface name {0:?} for a journal (1 to 15 characters, no '/', not . or ..)"
+    )]
+    InvalidName(String),
+    /// The state directory cannot be created or is not safe to use.
+    #[error("failed to prepare the state directory {}", dir.display())]
+    StateDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: io::Error,
+    },
+    /// A live process holds the interface's journal.
+    #[error(
+        "interface {ifname} is in use by another running warren-helper (it holds {})",
+        lock.display()
+    )]
+    InUse {
+        /// The interface.
+        ifname: String,
+        /// The lock file it holds.
+        lock: PathBuf,
+    },
+    /// A journal of a dead process is still there.
+    #[error(
+        "a journal left by an earlier warren-helper for {ifname} is still at {}: it must be \
+         recovered first (warren-helper recover)",
+        path.display()
+    )]
+    LeftOver {
+        /// The interface.
+        ifname: String,
+        /// The journal.
+        path: PathBuf,
+    },
+    /// The journal was written in another network namespace during this boot.
+    #[error(
+        "the journal {} of {ifname} was written in network namespace {netns}, not this one \
+         ({here}); its changes are there: run `warren-helper recover` inside that namespace (or \
+         delete the file if that namespace no longer exists)",
+        path.display()
+    )]
+    OtherNamespace {
+        /// The interface.
+        ifname: String,
+        /// The journal.
+        path: PathBuf,
+        /// Where it was written, e.g. `net:[4026532281]`.
+        netns: String,
+        /// This process's namespace.
+        here: String,
+    },
+    /// The journal cannot be read.
+    #[error("failed to read journal {}", path.display())]
+    Read {
+        /// The journal.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The journal is not what this helper writes.
+    #[error("failed to parse journal {}: {message}", path.display())]
+    Parse {
+        /// The journal.
+        path: PathBuf,
+        /// What is wrong, with the line and column.
+        message: String,
+    },
+    /// The journal was written by a newer helper.
+    #[error(
+        "journal {} has format {version}, written by a newer warren-helper (this one reads \
+         format {FORMAT_VERSION})",
+        path.display()
+    )]
+    Version {
+        /// The journal.
+        path: PathBuf,
+        /// Its format version.
+        version: u32,
+    },
+    /// Writing or removing the journal failed.
+    #[error("failed to write journal {}", path.display())]
+    Write {
+        /// The journal.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// [`Journal::close`] with changes still listed.
+    #[error(
+        "journal {} still lists {count} change(s) that could not be undone; it is kept for the \
+         next recovery (warren-helper recover)",
+        path.display()
+    )]
+    NotEmpty {
+        /// The journal.
+        path: PathBuf,
+        /// How many changes are left.
+        count: usize,
+    },
+}
+
+/// The file's contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Contents {
+    version: u32,
+    ifname: String,
+    /// The process that wrote it.
+    pid: u32,
+    /// `/proc/sys/kernel/random/boot_id` when it was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    boot_id: Option<String>,
+    /// The writer's network namespace, e.g. `net:[4026531840]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    netns: Option<String>,
+    /// Oldest first.
+    changes: Vec<Change>,
+}
+
+/// The journal of one tunnel interface, locked while this value lives.
+#[derive(Debug)]
+pub struct Journal {
+    dir: PathBuf,
+    path: PathBuf,
+    contents: Contents,
+    lock: Lock,
+    /// Written during an earlier boot: its network changes did not survive the reboot.
+    earlier_boot: bool,
+}
+
+/// What [`Journal::undo_all`] did.
+#[derive(Debug, Default)]
+pub struct UndoOutcome {
+    /// Undone (or found already undone), newest first; forgotten by the journal.
+    pub undone: Vec<Change>,
+    /// Could not be undone, newest first, with the error; still in the journal.
+    pub failed: Vec<(Change, String)>,
+}
+
+impl UndoOutcome {
+    /// True when nothing failed.
+    pub fn is_complete(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+impl Journal {
+    /// Creates the journal of `ifname` in `dir` (made 0700 if missing) and locks it. Refuses while
+    /// another process holds it ([`JournalError::InUse`]) and while a leftover journal is there
+    /// ([`JournalError::LeftOver`]: recovery must run first).
+    pub fn create(dir: &Path, ifname: &str) -> Result<Journal, JournalError> {
+        check_ifname(ifname)?;
+        prepare_dir(dir).map_err(|source| JournalError::StateDir {
+            dir: dir.to_owned(),
+            source,
+        })?;
+        let lock_path = dir.join(format!("{ifname}{LOCK_SUFFIX}"));
+        let lock = Lock::acquire(&lock_path)
+            .map_err(|source| JournalError::Write {
+                path: lock_path.clone(),
+                source,
+            })?
+            .ok_or_else(|| JournalError::InUse {
+                ifname: ifname.to_owned(),
+                lock: lock_path.clone(),
+            })?;
+        let path = journal_path(dir, ifname);
+        if exists(&path).map_err(|source| JournalError::Read {
+            path: path.clone(),
+            source,
+        })? {
+            return Err(JournalError::LeftOver {
+                ifname: ifname.to_owned(),
+                path,
+            });
+        }
+        let journal = Journal {
+            dir: dir.to_owned(),
+            path,
+            contents: Contents {
+                version: FORMAT_VERSION,
+                ifname: ifname.to_owned(),
+                pid: std::process::id(),
+                boot_id: boot_id(),
+                netns: netns_id(),
+                changes: Vec::new(),
+            },
+            lock,
+            earlier_boot: false,
+        };
+        journal.save().map_err(|source| JournalError::Write {
+            path: journal.path.clone(),
+            source,
+        })?;
+        Ok(journal)
+    }
+
+    /// Loads and locks the leftover journal of `ifname` in `dir`, if there is one. Fails when a
+    /// live process holds it, when it was written in another network namespace during this boot,
+    /// and when it cannot be read.
+    pub fn leftover(dir: &Path, ifname: &str) -> Result<Option<Journal>, JournalError> {
+        check_ifname(ifname)?;
+        let path = journal_path(dir, ifname);
+        let read_error = |source| JournalError::Read {
+            path: path.clone(),
+            source,
+        };
+        if !exists(&path).map_err(read_error)? {
+            return Ok(None);
+        }
+        check_dir(dir).map_err(|source| JournalError::StateDir {
+            dir: dir.to_owned(),
+            source,
+        })?;
+        let lock_path = dir.join(format!("{ifname}{LOCK_SUFFIX}"));
+        let lock = Lock::acquire(&lock_path)
+            .map_err(|source| JournalError::Write {
+                path: lock_path.clone(),
+                source,
+            })?
+            .ok_or_else(|| JournalError::InUse {
+                ifname: ifname.to_owned(),
+                lock: lock_path.clone(),
+            })?;
+        // Its owner may have closed it between the check and the lock.
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(read_error(err)),
+        };
+        let contents = parse(&path, &bytes)?;
+        if contents.ifname != ifname {
+            return Err(JournalError::Parse {
+                path,
+                message: format!(
+                    "it is the journal of {:?}, not of {ifname:?}",
+                    contents.ifname
+                ),
+            });
+        }
+        let earlier_boot = differ(&contents.boot_id, &boot_id());
+        if !earlier_boot {
+            if let (Some(netns), Some(here)) = (&contents.netns, netns_id()) {
+                if *netns != here {
+                    return Err(JournalError::OtherNamespace {
+                        ifname: ifname.to_owned(),
+                        path,
+                        netns: netns.clone(),
+                        here,
+                    });
+                }
+            }
+        }
+        Ok(Some(Journal {
+            dir: dir.to_owned(),
+            path,
+            contents,
+            lock,
+            earlier_boot,
+        }))
+    }
+
+    /// Every leftover journal in `dir`, by interface name: each one loaded and locked, or the
+    /// reason it cannot be (see [`Journal::leftover`]). Empty when `dir` does not exist.
+    pub fn leftovers(dir: &Path) -> Result<Vec<Result<Journal, JournalError>>, JournalError> {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(JournalError::Read {
+                    path: dir.to_owned(),
+                    source,
+                })
+            }
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| JournalError::Read {
+                path: dir.to_owned(),
+                source,
+            })?;
+            let name = entry.file_name();
+            if let Some(ifname) = name.to_str().and_then(|n| n.strip_suffix(JOURNAL_SUFFIX)) {
+                names.push(ifname.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names
+            .iter()
+            .filter_map(|ifname| Journal::leftover(dir, ifname).transpose())
+            .collect())
+    }
+
+    /// Journals `change` (appends it and rewrites the file atomically). On error nothing is
+    /// recorded, and the change must not be made.
+    pub fn record(&mut self, change: impl Into<Change>) -> io::Result<()> {
+        self.contents.changes.push(change.into());
+        let saved = self.save();
+        if saved.is_err() {
+            self.contents.changes.pop();
+        }
+        saved
+    }
+
+    /// Forgets the newest entry equal to `change` (after it was undone, or when it was not made).
+    /// Returns whether there was one. The entry is gone from memory even if rewriting the file
+    /// fails (the error says so); undoing it again after a crash would be harmless.
+    pub fn forget(&mut self, change: &Change) -> io::Result<bool> {
+        let Some(i) = self.contents.changes.iter().rposition(|c| c == change) else {
+            return Ok(false);
+        };
+        self.contents.changes.remove(i);
+        self.save().map(|()| true)
+    }
+
+    /// Forgets the newest entry, like [`Journal::forget`].
+    #[allow(dead_code)] // Part of the journal contract; `up` forgets through `undo_all`.
+    pub fn forget_last(&mut self) -> io::Result<Option<Change>> {
+        let Some(last) = self.contents.changes.pop() else {
+            return Ok(None);
+        };
+        self.save().map(|()| Some(last))
+    }
+
+    /// The changes journaled and not yet undone, oldest first.
+    pub fn changes(&self) -> &[Change] {
+        &self.contents.changes
+    }
+
+    /// The interface this journal is for.
+    pub fn ifname(&self) -> &str {
+        &self.contents.ifname
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The process that wrote it (this one, for a journal it created).
+    pub fn pid(&self) -> u32 {
+        self.contents.pid
+    }
+
+    /// True for a leftover written during an earlier boot.
+    pub fn is_from_earlier_boot(&self) -> bool {
+        self.earlier_boot
+    }
+
+    /// Undoes every change, newest first, through [`platform::undo_change`]; see
+    /// [`Journal::undo_all_with`].
+    pub async fn undo_all(&mut self) -> UndoOutcome {
+        self.undo_all_with(|change| async move { platform::undo_change(&change).await })
+            .await
+    }
+
+    /// Undoes every change with `undo`, newest first, continuing past failures: each change
+    /// undone is forgotten (and the file rewritten), each failure is logged and kept. A network
+    /// change of a journal from an earlier boot counts as undone without calling `undo`.
+    pub async fn undo_all_with<F, Fut>(&mut self, mut undo: F) -> UndoOutcome
+    where
+        F: FnMut(Change) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>>,
+    {
+        let mut outcome = UndoOutcome::default();
+        let mut i = self.contents.changes.len();
+        while i > 0 {
+            i -= 1;
+            let change = self.contents.changes[i].clone();
+            let result = if self.earlier_boot && matches!(change, Change::Network(_)) {
+                tracing::debug!("{change}: gone with the reboot");
+                Ok(())
+            } else {
+                undo(change.clone()).await
+            };
+            match result {
+                Ok(()) => {
+                    self.contents.changes.remove(i);
+                    if let Err(err) = self.save() {
+                        tracing::warn!(
+                            "{err} (after undoing {change}, which may be undone again later: \
+                             harmless)"
+                        );
+                    }
+                    outcome.undone.push(change);
+                }
+                Err(err) => {
+                    let message = format!("{err:#}");
+                    tracing::warn!("{message}");
+                    outcome.failed.push((change, message));
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Deletes the journal, which must be empty, and releases the lock. With changes left, the
+    /// file is kept for the next recovery and the lock released, and the error says how many.
+    pub fn close(self) -> Result<(), JournalError> {
+        if !self.contents.changes.is_empty() {
+            return Err(JournalError::NotEmpty {
+                path: self.path,
+                count: self.contents.changes.len(),
+            });
+        }
+        let removed = remove_if_exists(&self.path).and_then(|()| sync_dir(&self.dir));
+        removed.map_err(|source| JournalError::Write {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.lock.release();
+        Ok(())
+    }
+
+    /// Rewrites the file atomically from `self.contents`.
+    fn save(&self) -> io::Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(&self.contents).map_err(io::Error::other)?;
+        bytes.push(b'\n');
+        write_atomically(&self.dir, &self.path, &bytes).map_err(|err| {
+            io::Error::new(
+                err.kind(),
+                format!("failed to write journal {}: {err}", self.path.display()),
+            )
+        })
+    }
+}
+
+/// What recovering one leftover journal came to.
+#[derive(Debug)]
+pub enum Recovery {
+    /// Every change undone; the journal is gone.
+    Restored {
+        /// The interface.
+        ifname: String,
+        /// The process that had written it.
+        pid: u32,
+        /// The changes undone, newest first.
+        undone: Vec<Change>,
+    },
+    /// Some changes could not be undone; the journal keeps them for another attempt.
+    Incomplete {
+        /// The interface.
+        ifname: String,
+        /// The journal.
+        path: PathBuf,
+        /// The changes undone, newest first.
+        undone: Vec<Change>,
+        /// The changes not undone, with the errors.
+        failed: Vec<(Change, String)>,
+    },
+    /// Not touched: a running helper holds it, or it belongs to another network namespace.
+    LeftAlone(JournalError),
+    /// It cannot be read; nothing was undone.
+    Failed(JournalError),
+}
+
+/// Undoes the leftover journals in `dir` — only that of `only` when given — and reports what each
+/// came to (nothing at all when there are none).
+pub async fn recover(dir: &Path, only: Option<&str>) -> Result<Vec<Recovery>, JournalError> {
+    let leftovers = match only {
+        Some(ifname) => match Journal::leftover(dir, ifname) {
+            Ok(None) => Vec::new(),
+            Ok(Some(journal)) => vec![Ok(journal)],
+            Err(err) => vec![Err(err)],
+        },
+        None => Journal::leftovers(dir)?,
+    };
+    let mut reports = Vec::new();
+    for leftover in leftovers {
+        let mut journal = match leftover {
+            Ok(journal) => journal,
+            Err(err @ (JournalError::InUse { .. } | JournalError::OtherNamespace { .. })) => {
+                reports.push(Recovery::LeftAlone(err));
+                continue;
+            }
+            Err(err) => {
+                reports.push(Recovery::Failed(err));
+                continue;
+            }
+        };
+        tracing::info!(
+            "recovering {}: undoing {} change(s) left by warren-helper pid {}{}",
+            journal.ifname(),
+            journal.changes().len(),
+            journal.pid(),
+            if journal.is_from_earlier_boot() {
+                " during an earlier boot"
+            } else {
+                ""
+            }
+        );
+        let outcome = journal.undo_all().await;
+        for change in &outcome.undone {
+            tracing::debug!("{}: undone: {change}", journal.ifname());
+        }
+        let ifname = journal.ifname().to_owned();
+        let pid = journal.pid();
+        let path = journal.path().to_owned();
+        match journal.close() {
+            Ok(()) => reports.push(Recovery::Restored {
+                ifname,
+                pid,
+                undone: outcome.undone,
+            }),
+            Err(JournalError::NotEmpty { .. }) => reports.push(Recovery::Incomplete {
+                ifname,
+                path,
+                undone: outcome.undone,
+                failed: outcome.failed,
+            }),
+            Err(err) => reports.push(Recovery::Failed(err)),
+        }
+    }
+    Ok(reports)
+}
+
+/// `<dir>/<ifname>.journal`.
+fn journal_path(dir: &Path, ifname: &str) -> PathBuf {
+    dir.join(format!("{ifname}{JOURNAL_SUFFIX}"))
+}
+
+/// Interface names as Linux takes them (`dev_valid_name`), which also makes them safe file names.
+fn check_ifname(ifname: &str) -> Result<(), JournalError> {
+    let valid = !ifname.is_empty()
+        && ifname.len() <= 15
+        && ifname != "."
+        && ifname != ".."
+        && !ifname
+            .chars()
+            .any(|c| c == '/' || c == ':' || c == '\0' || c.is_whitespace());
+    if valid {
+        Ok(())
+    } else {
+        Err(JournalError::InvalidName(ifname.to_owned()))
+    }
+}
+
+fn parse(path: &Path, bytes: &[u8]) -> Result<Contents, JournalError> {
+    #[derive(Deserialize)]
+    struct Version {
+        version: u32,
+    }
+    let parse_error = |err: serde_json::Error| JournalError::Parse {
+        path: path.to_owned(),
+        message: err.to_string(),
+    };
+    let Version { version } = serde_json::from_slice(bytes).map_err(parse_error)?;
+    if version > FORMAT_VERSION {
+        return Err(JournalError::Version {
+            path: path.to_owned(),
+            version,
+        });
+    }
+    serde_json::from_slice(bytes).map_err(parse_error)
+}
+
+/// True when both are known and differ.
+fn differ(a: &Option<String>, b: &Option<String>) -> bool {
+    matches!((a, b), (Some(a), Some(b)) if a != b)
+}
+
+fn exists(path: &Path) -> io::Result<bool> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
+        _ => Ok(()),
+    }
+}
+
+/// The temporary file, renamed over `path`, after writing and syncing, then the directory synced.
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(TMP_SUFFIX);
+    let tmp = PathBuf::from(tmp);
+    // A temporary file left by a crash goes, so the new one is created with our mode.
+    remove_if_exists(&tmp)?;
+    let mut file = private_file_options().open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&tmp, path)?;
+    sync_dir(dir)
+}
+
+#[cfg(unix)]
+fn private_file_options() -> OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true).mode(0o600);
+    options
+}
+
+#[cfg(not(unix))]
+fn private_file_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    options
+}
+
+/// Makes the rename durable.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+/// Creates `dir` (0700, parents included) if missing, tightens it to 0700, and checks it.
+#[cfg(unix)]
+fn prepare_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let meta = fs::metadata(dir)?;
+    if meta.is_dir() && owned_by_us(&meta) && meta.permissions().mode() & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    check_dir(dir)
+}
+
+#[cfg(not(unix))]
+fn prepare_dir(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir)?;
+    check_dir(dir)
+}
+
+/// Refuses a state directory that is not a directory, not ours, or writable by others.
+#[cfg(unix)]
+fn check_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let meta = fs::metadata(dir)?;
+    let problem = if !meta.is_dir() {
+        Some("it is not a directory".to_owned())
+    } else if !owned_by_us(&meta) {
+        Some(format!(
+            "it belongs to uid {}, not to this process's uid",
+            meta.uid()
+        ))
+    } else if meta.permissions().mode() & 0o022 != 0 {
+        Some(format!(
+            "others may write to it (mode {:o})",
+            meta.permissions().mode() & 0o7777
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(io::Error::new(io::ErrorKind::PermissionDenied, problem)),
+        None => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+fn check_dir(dir: &Path) -> io::Result<()> {
+    if fs::metadata(dir)?.is_dir() {
+        Ok(())
+    } else {
+        Err(io::Error::other("it is not a directory"))
+    }
+}
+
+#[cfg(unix)]
+fn owned_by_us(meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    meta.uid() == unsafe { libc::geteuid() }
+}
+
+/// This boot's id, on Linux.
+fn boot_id() -> Option<String> {
+    if cfg!(target_os = "linux") {
+        fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .ok()
+            .map(|id| id.trim().to_owned())
+    } else {
+        None
+    }
+}
+
+/// The calling thread's network namespace, e.g. `net:[4026531840]`, on Linux.
+fn netns_id() -> Option<String> {
+    if cfg!(target_os = "linux") {
+        fs::read_link("/proc/thread-self/ns/net")
+            .ok()
+            .map(|link| link.to_string_lossy().into_owned())
+    } else {
+        None
+    }
+}
+
+/// An exclusive `flock` on `<ifname>.lock`, held until this value is dropped (or the process
+/// dies). [`Lock::release`] also removes the file.
+#[derive(Debug)]
+struct Lock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl Lock {
+    /// Takes the lock, or `None` when another process (or another `Lock` here) holds it.
+    #[cfg(unix)]
+    fn acquire(path: &Path) -> io::Result<Option<Lock>> {
+        use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+        use std::os::unix::io::AsRawFd as _;
+        // A released lock file is removed; whoever opened it just before then holds a lock on a
+        // file no longer at `path` and must start again. Bounded, though it settles at once.
+        for _ in 0..100 {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)?;
+            // SAFETY: flock(2) on a descriptor this function owns; no pointers.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc != 0 {
+                let err = io::Error::last_os_error();
+                return if err.kind() == io::ErrorKind::WouldBlock {
+                    Ok(None)
+                } else {
+                    Err(err)
+                };
+            }
+            let held = file.metadata()?;
+            match fs::metadata(path) {
+                Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
+                    return Ok(Some(Lock {
+                        path: path.to_owned(),
+                        _file: file,
+                    }))
+                }
+                _ => continue,
+            }
+        }
+        Err(io::Error::other(
+            "the lock file keeps being replaced while locking it",
+        ))
+    }
+
+    /// Without `flock`, a plain file: no protection against a second process.
+    #[cfg(not(unix))]
+    fn acquire(path: &Path) -> io::Result<Option<Lock>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        Ok(Some(Lock {
+            path: path.to_owned(),
+            _file: file,
+        }))
+    }
+
+    /// Removes the lock file while still holding the lock, then releases it.
+    fn release(self) {
+        if let Err(err) = remove_if_exists(&self.path) {
+            tracing::debug!("failed to remove {}: {err}", self.path.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::{Family, Link, PolicyRule, MAIN_TABLE, SRC_VALID_MARK};
+    use std::cell::RefCell;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A fresh directory under the system's temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> TempDir {
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "warren-journal-test-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = fs::remove_dir_all(&dir);
+            TempDir(dir)
+        }
+
+        /// The state directory inside it (created by the journal).
+        fn state(&self) -> PathBuf {
+            self.0.join("state")
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn route(n: u32) -> Change {
+        Change::Network(NetworkChange::RouteAdded {
+            link: Link {
+                name: "wg0".into(),
+                index: 7,
+            },
+            route: format!("198.18.{n}.0/24").parse().unwrap(),
+            table: MAIN_TABLE,
+        })
+    }
+
+    fn rule() -> Change {
+        Change::Network(NetworkChange::RuleAdded {
+            rule: PolicyRule::SuppressMainDefault {
+                family: Family::Ipv4,
+            },
+        })
+    }
+
+    fn sysctl() -> Change {
+        Change::Network(NetworkChange::SysctlSet {
+            name: SRC_VALID_MARK.into(),
+            value: "1".into(),
+            previous: "0".into(),
+        })
+    }
+
+    fn block_on<F: Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    fn on_disk(path: &Path) -> Contents {
+        serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+    }
+
+    /// What a process that died would leave: the journal file, its lock released.
+    fn crash(journal: Journal) {
+        drop(journal);
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn records_are_written_atomically_to_a_private_file() {
+        let tmp = TempDir::new();
+        let mut journal = Journal::create(&tmp.state(), "wg0").unwrap();
+        assert_eq!(journal.path(), tmp.state().join("wg0.journal"));
+        journal.record(route(1)).unwrap();
+        journal.record(sysctl()).unwrap();
+
+        let contents = on_disk(journal.path());
+        assert_eq!(contents.version, FORMAT_VERSION);
+        assert_eq!(contents.ifname, "wg0");
+        assert_eq!(contents.pid, std::process::id());
+        assert_eq!(contents.changes, [route(1), sysctl()]);
+        assert_eq!(contents.boot_id, boot_id());
+        assert_eq!(contents.netns, netns_id());
+        // No temporary file is left behind.
+        let mut names: Vec<String> = fs::read_dir(tmp.state())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["wg0.journal", "wg0.lock"]);
+        #[cfg(unix)]
+        {
+            assert_eq!(mode(&tmp.state()), 0o700);
+            assert_eq!(mode(journal.path()), 0o600);
+            assert_eq!(mode(&tmp.state().join("wg0.lock")), 0o600);
+        }
+
+        assert_eq!(journal.forget_last().unwrap(), Some(sysctl()));
+        assert!(journal.forget(&route(1)).unwrap());
+        assert!(!journal.forget(&route(1)).unwrap());
+        assert!(on_disk(journal.path()).changes.is_empty());
+        journal.close().unwrap();
+        assert_eq!(fs::read_dir(tmp.state()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_loose_state_dir_is_tightened_and_a_foreign_file_refused() {
+        let tmp = TempDir::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            fs::create_dir_all(tmp.state()).unwrap();
+            fs::set_permissions(tmp.state(), fs::Permissions::from_mode(0o755)).unwrap();
+            Journal::create(&tmp.state(), "wg0")
+                .unwrap()
+                .close()
+                .unwrap();
+            assert_eq!(mode(&tmp.state()), 0o700);
+        }
+        let file = tmp.0.join("file");
+        fs::write(&file, "").unwrap();
+        let err = Journal::create(&file, "wg0").unwrap_err();
+        assert!(matches!(err, JournalError::StateDir { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn create_refuses_while_held_and_while_a_leftover_is_there() {
+        let tmp = TempDir::new();
+        let mut journal = Journal::create(&tmp.state(), "wg0").unwrap();
+        journal.record(route(1)).unwrap();
+        let err = Journal::create(&tmp.state(), "wg0").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "interface wg0 is in use by another running warren-helper (it holds {})",
+                tmp.state().join("wg0.lock").display()
+            )
+        );
+        // Another interface is independent.
+        Journal::create(&tmp.state(), "wg1")
+            .unwrap()
+            .close()
+            .unwrap();
+        // A leftover of the running one is not a leftover.
+        assert!(matches!(
+            Journal::leftover(&tmp.state(), "wg0"),
+            Err(JournalError::InUse { .. })
+        ));
+
+        crash(journal);
+        let err = Journal::create(&tmp.state(), "wg0").unwrap_err();
+        assert!(matches!(err, JournalError::LeftOver { .. }), "{err:?}");
+        assert!(err.to_string().contains("warren-helper recover"), "{err}");
+    }
+
+    #[test]
+    fn leftovers_are_found_loaded_and_recovered_newest_first() {
+        let tmp = TempDir::new();
+        let mut a = Journal::create(&tmp.state(), "wg0").unwrap();
+        for change in [route(1), route(2), sysctl(), rule()] {
+            a.record(change).unwrap();
+        }
+        crash(a);
+        let mut b = Journal::create(&tmp.state(), "wg1").unwrap();
+        b.record(route(3)).unwrap();
+        crash(b);
+        let live = Journal::create(&tmp.state(), "wg2").unwrap();
+
+        let leftovers = Journal::leftovers(&tmp.state()).unwrap();
+        assert_eq!(leftovers.len(), 3);
+        let mut loaded: Vec<Journal> = Vec::new();
+        for leftover in leftovers {
+            match leftover {
+                Ok(journal) => loaded.push(journal),
+                Err(err) => assert!(
+                    matches!(&err, JournalError::InUse { ifname, .. } if ifname == "wg2"),
+                    "{err:?}"
+                ),
+            }
+        }
+        assert_eq!(
+            loaded.iter().map(Journal::ifname).collect::<Vec<_>>(),
+            ["wg0", "wg1"]
+        );
+        let mut wg0 = loaded.remove(0);
+        assert_eq!(wg0.changes(), [route(1), route(2), sysctl(), rule()]);
+        assert!(!wg0.is_from_earlier_boot());
+
+        let order = RefCell::new(Vec::new());
+        let outcome = block_on(wg0.undo_all_with(|change| {
+            order.borrow_mut().push(change);
+            async { Ok(()) }
+        }));
+        assert_eq!(*order.borrow(), [rule(), sysctl(), route(2), route(1)]);
+        assert_eq!(outcome.undone, *order.borrow());
+        assert!(outcome.is_complete());
+        wg0.close().unwrap();
+        assert!(!tmp.state().join("wg0.journal").exists());
+        assert!(!tmp.state().join("wg0.lock").exists());
+        live.close().unwrap();
+    }
+
+    #[test]
+    fn failed_undos_stay_for_the_next_attempt_and_undo_is_repeatable() {
+        let tmp = TempDir::new();
+        let mut journal = Journal::create(&tmp.state(), "wg0").unwrap();
+        for change in [route(1), route(2), route(3)] {
+            journal.record(change).unwrap();
+        }
+        let outcome = block_on(journal.undo_all_with(|change| async move {
+            if change == route(2) {
+                Err(anyhow::anyhow!("failed to remove route 2: busy"))
+            } else {
+                Ok(())
+            }
+        }));
+        assert_eq!(outcome.undone, [route(3), route(1)]);
+        assert_eq!(
+            outcome.failed,
+            [(route(2), "failed to remove route 2: busy".to_string())]
+        );
+        assert_eq!(journal.changes(), [route(2)]);
+        assert_eq!(on_disk(journal.path()).changes, [route(2)]);
+
+        // Closing keeps the file for the next recovery, which retries only what is left.
+        let path = journal.path().to_owned();
+        let err = journal.close().unwrap_err();
+        assert!(
+            matches!(err, JournalError::NotEmpty { count: 1, .. }),
+            "{err:?}"
+        );
+        let mut again = Journal::leftover(&tmp.state(), "wg0").unwrap().unwrap();
+        assert_eq!(again.path(), path);
+        let calls = RefCell::new(0);
+        let outcome = block_on(again.undo_all_with(|_| {
+            *calls.borrow_mut() += 1;
+            async { Ok(()) }
+        }));
+        assert_eq!(*calls.borrow(), 1);
+        assert_eq!(outcome.undone, [route(2)]);
+        again.close().unwrap();
+        assert!(Journal::leftover(&tmp.state(), "wg0").unwrap().is_none());
+    }
+
+    /// Writes a leftover journal for `ifname` with the given boot and namespace ids.
+    fn plant(dir: &Path, ifname: &str, boot_id: Option<&str>, netns: Option<&str>) {
+        let journal = Journal::create(dir, ifname).unwrap();
+        let contents = Contents {
+            boot_id: boot_id.map(str::to_owned),
+            netns: netns.map(str::to_owned),
+            changes: vec![route(1), sysctl()],
+            ..journal.contents.clone()
+        };
+        let path = journal.path().to_owned();
+        crash(journal);
+        fs::write(&path, serde_json::to_vec(&contents).unwrap()).unwrap();
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_journal_of_another_namespace_is_left_alone() {
+        let tmp = TempDir::new();
+        plant(&tmp.state(), "wg0", boot_id().as_deref(), Some("net:[1]"));
+        let err = Journal::leftover(&tmp.state(), "wg0").unwrap_err();
+        assert!(
+            matches!(&err, JournalError::OtherNamespace { netns, .. } if netns == "net:[1]"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("inside that namespace"), "{err}");
+        let reports = block_on(recover(&tmp.state(), None)).unwrap();
+        assert!(
+            matches!(
+                reports[..],
+                [Recovery::LeftAlone(JournalError::OtherNamespace { .. })]
+            ),
+            "{reports:?}"
+        );
+        assert!(tmp.state().join("wg0.journal").exists());
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn network_changes_of_an_earlier_boot_are_void() {
+        let tmp = TempDir::new();
+        // Another boot: even another namespace id means nothing any more.
+        plant(&tmp.state(), "wg0", Some("another-boot"), Some("net:[1]"));
+        let mut journal = Journal::leftover(&tmp.state(), "wg0").unwrap().unwrap();
+        assert!(journal.is_from_earlier_boot());
+        let outcome = block_on(journal.undo_all_with(|change| async move {
+            panic!("{change} was undone, but the reboot took it already")
+        }));
+        assert_eq!(outcome.undone, [sysctl(), route(1)]);
+        journal.close().unwrap();
+    }
+
+    #[test]
+    fn unreadable_journals_are_reported_not_guessed_at() {
+        let tmp = TempDir::new();
+        let journal = Journal::create(&tmp.state(), "wg0").unwrap();
+        let path = journal.path().to_owned();
+        crash(journal);
+        fs::write(&path, "{\"version\": 1, \"ifname\": \"wg0\"").unwrap();
+        let err = Journal::leftover(&tmp.state(), "wg0").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("failed to parse journal {}: ", path.display())),
+            "{err}"
+        );
+        fs::write(&path, "{\"version\": 99}").unwrap();
+        let err = Journal::leftover(&tmp.state(), "wg0").unwrap_err();
+        assert!(
+            matches!(err, JournalError::Version { version: 99, .. }),
+            "{err:?}"
+        );
+        let reports = block_on(recover(&tmp.state(), Some("wg0"))).unwrap();
+        assert!(matches!(reports[..], [Recovery::Failed(_)]), "{reports:?}");
+    }
+
+    #[test]
+    fn nothing_to_recover_is_nothing() {
+        let tmp = TempDir::new();
+        assert!(block_on(recover(&tmp.state(), None)).unwrap().is_empty());
+        assert!(block_on(recover(&tmp.state(), Some("wg0")))
+            .unwrap()
+            .is_empty());
+        assert!(
+            !tmp.state().exists(),
+            "recovery must not create the state dir"
+        );
+    }
+
+    #[test]
+    fn recover_undoes_and_removes_an_empty_leftover() {
+        // A crash right after `create`, before any change: nothing to undo, the file goes.
+        let tmp = TempDir::new();
+        crash(Journal::create(&tmp.state(), "wg0").unwrap());
+        let reports = block_on(recover(&tmp.state(), Some("wg0"))).unwrap();
+        assert!(
+            matches!(&reports[..], [Recovery::Restored { ifname, undone, .. }] if ifname == "wg0" && undone.is_empty()),
+            "{reports:?}"
+        );
+        Journal::create(&tmp.state(), "wg0")
+            .unwrap()
+            .close()
+            .unwrap();
+    }
+
+    #[test]
+    fn recorder_withdraws_a_change_that_was_not_made() {
+        let tmp = TempDir::new();
+        let mut journal = Journal::create(&tmp.state(), "wg0").unwrap();
+        let network = |c: Change| match c {
+            Change::Network(change) => change,
+            _ => unreachable!(),
+        };
+        Recorder::record(&mut journal, network(route(1))).unwrap();
+        Recorder::record(&mut journal, network(route(2))).unwrap();
+        Recorder::not_made(&mut journal, &network(route(2))).unwrap();
+        assert_eq!(journal.changes(), [route(1)]);
+        assert_eq!(on_disk(journal.path()).changes, [route(1)]);
+        journal.forget_last().unwrap();
+        journal.close().unwrap();
+    }
+
+    #[test]
+    fn interface_names_must_be_safe_file_names() {
+        let tmp = TempDir::new();
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a b",
+            "wg0:1",
+            "a-very-long-interface",
+        ] {
+            assert!(
+                matches!(
+                    Journal::create(&tmp.state(), bad),
+                    Err(JournalError::InvalidName(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(!tmp.state().exists());
+    }
+
+    #[test]
+    fn the_state_dir_comes_from_the_environment_or_the_default() {
+        // Read-only: the test runner may run tests in parallel, so the variable is not set here.
+        match std::env::var_os(STATE_DIR_ENV) {
+            Some(dir) if !dir.is_empty() => assert_eq!(state_dir(), PathBuf::from(dir)),
+            _ => assert_eq!(state_dir(), PathBuf::from(DEFAULT_STATE_DIR)),
+        }
+    }
+}
