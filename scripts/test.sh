@@ -17,8 +17,9 @@
 # Usage: scripts/test.sh [STAGE...]     run only the named stages (in the order above)
 #        scripts/test.sh --list         list the stages
 # Environment:
-#   WARREN_CROSS_HELPER=0 (default)  skip the helper cross builds
-#                       1            run them as ordinary stages (a failure stops the run)
+#   WARREN_CROSS_HELPER=1 (default)  run the helper cross builds as ordinary stages (a failure
+#                                    stops the run)
+#                       0            skip them
 #                       warn         run them, report failure, but carry on
 #   WARREN_NETNS_ARGS="basic hub"    test names/groups passed to tests/netns/run.sh
 #   CI=true                          the netns stage fails (instead of saying "needs root") without root
@@ -36,7 +37,7 @@ fi
 
 ALL_STAGES=(setup fmt clippy test test-mockclock cross-windows cross-macos
             cross-helper-windows cross-helper-macos release netns)
-CROSS_HELPER="${WARREN_CROSS_HELPER:-0}"
+CROSS_HELPER="${WARREN_CROSS_HELPER:-1}"
 MACOS_STUB="$(macos_stub_include_dir)"
 MACOS_ENV=(
     CC_aarch64_apple_darwin=clang

@@ -1,0 +1,134 @@
+//! Creating the tunnel's TUN interface, the one step of bringing a tunnel up whose naming rules
+//! differ per OS. The `tun` crate does the work everywhere; this module owns the per-OS choices
+//! around it and the error messages that say what to fix.
+//!
+//! - Linux: `/dev/net/tun`, named as asked (`wg0`).
+//! - macOS: a `utun` control socket. The kernel names these `utunN` and nothing else, so a name
+//!   like `wg0` cannot be honoured: a requested `utunN` is used as it is, anything else lets the
+//!   kernel pick the next free unit (as `wireguard-go utun` does). The name the kernel chose is
+//!   returned, and that is the name everything else must use — the platform layer's plan, the
+//!   UAPI socket (`/var/run/wireguard/utunN.sock`, so `wg show utunN` works), the logs.
+//! - Windows: a Wintun adapter named as asked. `wintun.dll` (from <https://www.wintun.net/>, signed
+//!   by WireGuard LLC; it cannot be downloaded by the build) must sit next to `warren-helper.exe`;
+//!   it is loaded by its full path there, never through the DLL search path, so a DLL planted in
+//!   the working directory or on `PATH` is not picked up.
+//!
+//! The device disappears when the returned value is dropped (its file descriptor or Wintun session
+//! closes), taking its addresses and routes with it.
+
+use anyhow::Context as _;
+use tun::AbstractDevice as _;
+
+/// A new TUN interface and the name the OS gave it.
+pub struct CreatedTun {
+    /// The device, ready for the driver.
+    pub device: tun::AsyncDevice,
+    /// The interface's real name (on macOS `utunN`, whatever was asked).
+    pub name: String,
+}
+
+/// Creates the TUN interface for a tunnel that the user calls `requested`.
+pub fn create(requested: &str) -> anyhow::Result<CreatedTun> {
+    let mut config = tun::Configuration::default();
+    imp::configure(&mut config, requested)?;
+    let device = tun::create_as_async(&config).with_context(|| imp::failure_hint(requested))?;
+    let name = device.tun_name().with_context(|| {
+        format!("failed to read the name of the new TUN interface for {requested}")
+    })?;
+    if name != requested {
+        tracing::info!("{requested}: the TUN interface is {name}");
+    }
+    Ok(CreatedTun { device, name })
+}
+
+#[cfg(target_os = "linux")]
+mod imp {
+    pub(super) fn configure(
+        config: &mut tun::Configuration,
+        requested: &str,
+    ) -> anyhow::Result<()> {
+        config.tun_name(requested);
+        Ok(())
+    }
+
+    pub(super) fn failure_hint(requested: &str) -> String {
+        format!(
+            "failed to create TUN interface {requested} (does it exist already? are you root, \
+             and is /dev/net/tun available?)"
+        )
+    }
+}
+
+#[cfg(target_os = "macos")]
+mod imp {
+    pub(super) fn configure(
+        config: &mut tun::Configuration,
+        requested: &str,
+    ) -> anyhow::Result<()> {
+        if is_utun_name(requested) {
+            config.tun_name(requested);
+        }
+        // Otherwise no name: the kernel picks the next free utunN.
+        Ok(())
+    }
+
+    pub(super) fn failure_hint(requested: &str) -> String {
+        if is_utun_name(requested) {
+            format!("failed to create TUN interface {requested} (is it in use? are you root?)")
+        } else {
+            format!("failed to create a utun interface for {requested} (are you root?)")
+        }
+    }
+
+    /// `utun` followed by a unit number, the only names the utun driver accepts.
+    fn is_utun_name(name: &str) -> bool {
+        name.strip_prefix("utun").is_some_and(|unit| {
+            !unit.is_empty() && unit.len() <= 4 && unit.bytes().all(|b| b.is_ascii_digit())
+        })
+    }
+}
+
+#[cfg(windows)]
+mod imp {
+    use anyhow::Context as _;
+    use std::path::PathBuf;
+
+    /// The Wintun driver's user-mode library.
+    const WINTUN_DLL: &str = "wintun.dll";
+
+    pub(super) fn configure(
+        config: &mut tun::Configuration,
+        requested: &str,
+    ) -> anyhow::Result<()> {
+        let dll = wintun_path()?;
+        if !dll.is_file() {
+            anyhow::bail!(
+                "cannot create TUN interface {requested}: {} is missing; download Wintun from \
+                 https://www.wintun.net/ and put the wintun.dll for this architecture next to \
+                 warren-helper.exe",
+                dll.display()
+            );
+        }
+        config.tun_name(requested);
+        config.platform_config(|p| {
+            p.wintun_file(dll.as_os_str());
+        });
+        Ok(())
+    }
+
+    pub(super) fn failure_hint(requested: &str) -> String {
+        format!(
+            "failed to create Wintun adapter {requested} (is this process running as an \
+             Administrator? is wintun.dll the right architecture?)"
+        )
+    }
+
+    /// `wintun.dll` in the directory of the running executable.
+    fn wintun_path() -> anyhow::Result<PathBuf> {
+        let exe = std::env::current_exe().context("failed to find the helper's own path")?;
+        let dir = exe
+            .parent()
+            .with_context(|| format!("{} has no parent directory", exe.display()))?;
+        Ok(dir.join(WINTUN_DLL))
+    }
+}
