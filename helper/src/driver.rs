@@ -70,6 +70,8 @@ pub struct Sockets {
     v6: Option<UdpSocket>,
     port: u16,
     fwmark: Option<u32>,
+    /// The tunnel interface the sockets are kept off (see [`crate::egress`]), once pinned.
+    pinned_off: Option<String>,
 }
 
 impl Sockets {
@@ -107,7 +109,19 @@ impl Sockets {
             v6: v6.map(UdpSocket::from_std).transpose()?,
             port,
             fwmark,
+            pinned_off: None,
         })
+    }
+
+    /// Keeps both sockets' datagrams off the tunnel interface `tunnel` where the OS needs it
+    /// (Windows; see [`crate::egress`]); remembered, so a re-bind pins again.
+    pub fn pin_off(&mut self, tunnel: &str) -> io::Result<()> {
+        crate::egress::pin(socket2::SockRef::from(&self.v4), false, tunnel)?;
+        if let Some(v6) = &self.v6 {
+            crate::egress::pin(socket2::SockRef::from(v6), true, tunnel)?;
+        }
+        self.pinned_off = Some(tunnel.to_owned());
+        Ok(())
     }
 }
 
@@ -155,7 +169,11 @@ impl Transport for Sockets {
         if port != 0 && port == self.port {
             return Ok(());
         }
-        *self = Sockets::bind(port, self.fwmark)?;
+        let mut sockets = Sockets::bind(port, self.fwmark)?;
+        if let Some(tunnel) = &self.pinned_off {
+            sockets.pin_off(tunnel)?;
+        }
+        *self = sockets;
         Ok(())
     }
 
@@ -173,11 +191,15 @@ impl Transport for Sockets {
     }
 }
 
+/// Binding `[::]` failed because the host has no IPv6 (disabled, or not compiled in).
 fn is_ipv6_unavailable(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL)
-    )
+    /// WSAEAFNOSUPPORT: Windows' own code, which `io::Error` does not map to a kind.
+    const WSAEAFNOSUPPORT: i32 = 10047;
+    e.kind() == io::ErrorKind::AddrNotAvailable
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) | Some(WSAEAFNOSUPPORT)
+        )
 }
 
 fn bind_one(addr: SocketAddr, fwmark: Option<u32>) -> io::Result<StdUdpSocket> {

@@ -6,6 +6,7 @@
 //! Exit codes: 0 success, 1 failure (the message says why), 2 bad usage (clap's own).
 
 mod keys;
+mod recover;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,28 @@ enum Command {
         /// Run the file's PreUp/PostUp/PreDown/PostDown commands (as root). Off by default.
         #[arg(long)]
         run_hooks: bool,
+        /// Where the journal of system changes lives (default: $WARREN_STATE_DIR, else
+        /// /var/lib/warren).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Block all traffic that does not go through the tunnel: on, off, or auto (on for
+        /// full tunnels, as wireguard-windows does).
+        #[arg(long, value_name = "MODE", default_value = "auto")]
+        kill_switch: crate::platform::firewall::KillSwitchMode,
+        /// With the kill switch on, still allow the local network (private ranges, link-local).
+        #[arg(long)]
+        allow_lan: bool,
+    },
+    /// Undo what tunnels that did not stop cleanly (crash, kill -9, power loss) left behind —
+    /// addresses, routes, rules, sysctls, DNS, firewall — from their journals, and print what was
+    /// restored. For boot time and after a crash; running tunnels are left alone.
+    Recover {
+        /// Only this interface's journal.
+        #[arg(long, short = 'i')]
+        interface: Option<String>,
+        /// Where the journals live (default: $WARREN_STATE_DIR, else /var/lib/warren).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
     },
     /// Print a new private key (base64), like `wg genkey`.
     Genkey,
@@ -56,7 +79,26 @@ pub fn main() -> ExitCode {
             config,
             interface,
             run_hooks,
-        } => runtime().and_then(|rt| rt.block_on(up::run(&config, interface, run_hooks))),
+            state_dir,
+            kill_switch,
+            allow_lan,
+        } => {
+            let options = up::Options {
+                interface,
+                run_hooks,
+                state_dir: state_dir.unwrap_or_else(crate::journal::state_dir),
+                kill_switch,
+                allow_lan,
+            };
+            runtime().and_then(|rt| rt.block_on(up::run(&config, options)))
+        }
+        Command::Recover {
+            interface,
+            state_dir,
+        } => {
+            let state_dir = state_dir.unwrap_or_else(crate::journal::state_dir);
+            runtime().and_then(|rt| rt.block_on(recover::run(&state_dir, interface.as_deref())))
+        }
         Command::Demo => runtime().and_then(|rt| rt.block_on(crate::demo::run())),
     };
     match result {

@@ -1,105 +1,346 @@
 //! `warren-helper up <file.conf>`: a tunnel in the foreground, like `wireguard-go -f` followed
 //! by `wg-quick up`, and the reverse on SIGINT/SIGTERM.
 //!
-//! Order matters for "bad input changes nothing": the file is parsed, the network plan computed
-//! and host names resolved *before* the first change to the system. Then: PreUp hooks (only
-//! with `--run-hooks`), the TUN, the UDP sockets, addresses/MTU/routes (rolled back by the
-//! platform layer if any step fails), the UAPI socket, PostUp hooks. Teardown runs the mirror
-//! image, and runs whatever part of the setup had happened when an error struck.
+//! Order matters for "bad input changes nothing": the file is parsed, host names resolved and the
+//! whole configuration planned (every refusal of the planner depends on the file alone) *before*
+//! the first change to the system. Then:
+//! 1. recovery: a journal that a crashed run left for this interface is undone (and what it
+//!    restored is logged) — refused if a running helper still holds it;
+//! 2. the journal for this run is created (see [`crate::journal`]);
+//! 3. PreUp hooks (only with `--run-hooks`), the TUN, the facts the plan needs (the path MTU to the
+//!    first endpoint, the routing tables in use — read before any route of ours exists), the plan,
+//!    the UDP sockets (with the plan's fwmark, which a full tunnel's policy routing relies on),
+//!    addresses/MTU/routes/rules/sysctls (each journaled before it is made), the UAPI socket,
+//!    PostUp hooks;
+//! 4. the driver runs until SIGINT or SIGTERM;
+//! 5. teardown, the mirror image: PreDown hooks, the UAPI socket, the journal undone newest first
+//!    (while the TUN still exists), the TUN, PostDown hooks.
+//!
+//! Whatever part of 3 had happened when an error struck is undone from the journal the same way,
+//! and the journal file is removed once everything is undone. If the process dies instead
+//! (`kill -9`), the journal stays, and the next `up` of the same interface, or
+//! `warren-helper recover`, undoes it.
 
 use crate::driver::{Driver, Sockets, Transport as _};
-use crate::platform::{self, AppliedNetwork};
+use crate::journal::{self, Journal, Recovery};
+use crate::platform::dns::{self, DnsPlan};
+use crate::platform::firewall::{self, KillSwitchInput, KillSwitchMode};
+use crate::platform::{self, Family, NetworkPlan, PlanInputs};
 use crate::uapi;
 use anyhow::{bail, Context};
+use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 use warren_proto::config::{Endpoint, TunnelConfig};
+use warren_proto::key::PublicKey;
 use warren_tunnel::{Device, PeerSettings};
 
 /// Longest Linux interface name (IFNAMSIZ - 1).
 const MAX_IFNAME_LEN: usize = 15;
 
-pub async fn run(path: &Path, interface: Option<String>, run_hooks: bool) -> anyhow::Result<()> {
+/// How to bring the tunnel up, besides its file.
+pub struct Options {
+    /// Interface name; `None` derives it from the file name.
+    pub interface: Option<String>,
+    /// Run the file's hook commands.
+    pub run_hooks: bool,
+    /// Where the journal lives.
+    pub state_dir: PathBuf,
+    /// When to install the kill switch.
+    pub kill_switch: KillSwitchMode,
+    /// Let the kill switch allow the local network.
+    pub allow_lan: bool,
+}
+
+pub async fn run(path: &Path, options: Options) -> anyhow::Result<()> {
+    let Options {
+        interface,
+        run_hooks,
+        state_dir,
+        kill_switch,
+        allow_lan,
+    } = options;
+    let state_dir = state_dir.as_path();
     let config = warren_proto::config::parse_file(path)?;
     let ifname = match interface {
         Some(name) => name,
         None => interface_name_from_path(path)?,
     };
     check_interface_name(&ifname)?;
-    let plan = platform::plan(&config, &ifname)
-        .with_context(|| format!("{}: cannot bring up {ifname}", path.display()))?;
-    let hooks = &config.interface.hooks;
-    if !hooks.is_empty() && !run_hooks {
+    let peers = resolve_peers(&config, path).await?;
+    let resolved_endpoints = resolved_host_endpoints(&config, &peers);
+    let cannot = || format!("{}: cannot bring up {ifname}", path.display());
+    let validation = PlanInputs {
+        resolved_endpoints: resolved_endpoints.clone(),
+        ..PlanInputs::default()
+    };
+    platform::plan(&config, &ifname, &validation).with_context(cannot)?;
+    let kill_switch = kill_switch.enabled(config.is_full_tunnel());
+    if kill_switch {
+        // Validate with what the file says; the real plan needs the bound port and the mark.
+        let endpoints: Vec<SocketAddr> = peers.iter().filter_map(|p| p.endpoint).collect();
+        firewall::plan(kill_switch_input(
+            &config,
+            &ifname,
+            &endpoints,
+            None,
+            Some(1),
+            allow_lan,
+        ))
+        .with_context(cannot)?;
+        firewall::check().with_context(cannot)?;
+    }
+    let dns_plan = plan_dns(&config, &ifname, state_dir)
+        .await
+        .with_context(cannot)?;
+    if !config.interface.hooks.is_empty() && !run_hooks {
         tracing::warn!(
             "{}: PreUp/PostUp/PreDown/PostDown commands are NOT run (they would run as root); \
              pass --run-hooks to run them",
             path.display()
         );
     }
-    let peers = resolve_peers(&config, path).await?;
 
     // Installed before any change, so a signal during setup is seen, not fatal half-way.
-    let shutdown = shutdown_signal()?;
+    let shutdown = crate::shutdown::requested()?;
 
-    // From here on the system changes.
-    if run_hooks {
-        run_hook_list("PreUp", &hooks.pre_up, &ifname).await?;
+    // From here on the system changes: first, what a crashed run left behind.
+    recover_leftover(state_dir, &ifname).await?;
+    // After recovery: a crashed run's own DNS marker would otherwise fail the check.
+    if let Some(dns_plan) = &dns_plan {
+        dns::check(dns_plan).await.with_context(cannot)?;
     }
-    let tun = create_tun(&ifname)?;
-    let sockets = Sockets::bind(
-        config.interface.listen_port.unwrap_or(0),
-        config.interface.fwmark,
-    )?;
+    let mut journal = Journal::create(state_dir, &ifname).with_context(cannot)?;
+    let setup = Setup {
+        config: &config,
+        ifname: &ifname,
+        peers,
+        resolved_endpoints,
+        run_hooks,
+        dns_plan: dns_plan.as_ref(),
+        kill_switch,
+        allow_lan,
+    };
+    let result = run_journaled(&mut journal, setup, shutdown)
+        .await
+        .with_context(cannot);
+
+    // Whatever the run did not undo itself (it stopped half-way through setting up).
+    let outcome = journal.undo_all().await;
+    for change in &outcome.undone {
+        tracing::debug!("undid {change}");
+    }
+    match (journal.close(), result) {
+        (Ok(()), result) => result,
+        (Err(err), Ok(())) => Err(err.into()),
+        (Err(err), Err(first)) => {
+            tracing::warn!("{err}");
+            Err(first)
+        }
+    }
+}
+
+/// Undoes the journal a crashed run left for `ifname`, logging what it restored. Fails when a
+/// running helper holds it, when it belongs to another network namespace, when it cannot be read,
+/// and when something in it cannot be undone: the tunnel does not come up over unknown state.
+async fn recover_leftover(state_dir: &Path, ifname: &str) -> anyhow::Result<()> {
+    for report in journal::recover(state_dir, Some(ifname)).await? {
+        match report {
+            Recovery::Restored { pid, undone, .. } => {
+                tracing::warn!(
+                    "{ifname}: warren-helper pid {pid} did not finish (it crashed or was killed); \
+                     restored what it left: {} change(s) undone",
+                    undone.len()
+                );
+                for change in undone {
+                    tracing::info!("{ifname}: undone: {change}");
+                }
+            }
+            Recovery::Incomplete { path, failed, .. } => bail!(
+                "{ifname}: a crashed warren-helper left changes that could not be undone (kept in \
+                 {}): {}",
+                path.display(),
+                failed
+                    .iter()
+                    .map(|(_, error)| error.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            Recovery::LeftAlone(err) | Recovery::Failed(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
+/// What [`run_journaled`] needs from the checks before it.
+struct Setup<'a> {
+    config: &'a TunnelConfig,
+    ifname: &'a str,
+    peers: Vec<PeerSettings>,
+    resolved_endpoints: Vec<(PublicKey, SocketAddr)>,
+    run_hooks: bool,
+    dns_plan: Option<&'a DnsPlan>,
+    kill_switch: bool,
+    allow_lan: bool,
+}
+
+/// The DNS plan, when the file sets `DNS =`: the method detected (or forced with
+/// `WARREN_DNS_METHOD`), with backups kept in the state directory.
+async fn plan_dns(
+    config: &TunnelConfig,
+    ifname: &str,
+    state_dir: &Path,
+) -> anyhow::Result<Option<DnsPlan>> {
+    let interface = &config.interface;
+    if interface.dns_servers.is_empty() && interface.dns_search.is_empty() {
+        return Ok(None);
+    }
+    let method = dns::detect_method().await?;
+    let plan = dns::plan(config, ifname, method)?;
+    Ok(plan.map(|mut plan| {
+        plan.backup_dir = state_dir.join("dns");
+        for warning in &plan.warnings {
+            tracing::warn!("{ifname}: DNS: {warning}");
+        }
+        plan
+    }))
+}
+
+fn kill_switch_input<'a>(
+    config: &'a TunnelConfig,
+    ifname: &'a str,
+    endpoints: &'a [SocketAddr],
+    fwmark: Option<u32>,
+    listen_port: Option<u16>,
+    allow_lan: bool,
+) -> KillSwitchInput<'a> {
+    KillSwitchInput {
+        ifname,
+        endpoints,
+        fwmark,
+        listen_port,
+        dns_servers: &config.interface.dns_servers,
+        tunnel_addresses: &config.interface.addresses,
+        allow_lan,
+    }
+}
+
+/// Steps 3 to 5 of the module docs, each system change journaled in `journal`.
+async fn run_journaled(
+    journal: &mut Journal,
+    setup: Setup<'_>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let Setup {
+        config,
+        ifname,
+        peers,
+        resolved_endpoints,
+        run_hooks,
+        dns_plan,
+        kill_switch,
+        allow_lan,
+    } = setup;
+    let hooks = &config.interface.hooks;
+    if run_hooks {
+        run_hook_list("PreUp", &hooks.pre_up, ifname).await?;
+    }
+    let tun = crate::tun_device::create(ifname)?;
+    let tun_name = tun.name;
+    let first_endpoint = peers.iter().find_map(|p| p.endpoint).map(|e| e.ip());
+    let mut inputs = platform::read_inputs(first_endpoint).await?;
+    inputs.resolved_endpoints = resolved_endpoints;
+    let plan = platform::plan(config, &tun_name, &inputs)?;
+    let mut sockets = Sockets::bind(config.interface.listen_port.unwrap_or(0), plan.fwmark)?;
+    sockets.pin_off(&tun_name)?;
+    if kill_switch {
+        // First of the changes, so the journal removes it last: nothing leaks in between.
+        let endpoints: Vec<SocketAddr> = peers.iter().filter_map(|p| p.endpoint).collect();
+        let input = kill_switch_input(
+            config,
+            &tun_name,
+            &endpoints,
+            plan.fwmark,
+            Some(sockets.port()),
+            allow_lan,
+        );
+        firewall::apply(&firewall::plan(input)?, &mut |c| journal.record(c)).await?;
+    }
     let mut device = Device::new(config.interface.private_key.clone());
     for peer in peers {
         device.upsert_peer(peer);
     }
-    let applied = platform::apply(&plan).await?;
+    platform::apply(&plan, journal).await?;
+    if let Some(dns_plan) = dns_plan {
+        let mut dns_plan = dns_plan.clone();
+        dns_plan.ifname = tun_name.clone();
+        dns::apply(&dns_plan, &mut |c| journal.record(c)).await?;
+    }
     let (tx, rx) = mpsc::channel(16);
-    let uapi_socket = match uapi::serve(&ifname, tx) {
-        Ok(socket) => socket,
-        Err(e) => {
-            undo(applied).await;
-            return Err(e);
-        }
-    };
+    let uapi_socket = uapi::serve(&tun_name, tx)?;
     let port = sockets.port();
-    let mut driver = Driver::new(device, tun, sockets, rx);
+    let mut driver = Driver::new(device, tun.device, sockets, rx);
     let result = async {
         if run_hooks {
-            run_hook_list("PostUp", &hooks.post_up, &ifname).await?;
+            run_hook_list("PostUp", &hooks.post_up, &tun_name).await?;
         }
         tracing::info!(
-            "{ifname} is up: {} address(es), {} route(s), MTU {}, listening on UDP port {port}",
+            "{tun_name} is up: {} address(es), {} route(s), MTU {}, {}, listening on UDP port \
+             {port}",
             plan.addresses.len(),
             plan.routes.len(),
             plan.mtu,
+            describe_routing(&plan),
         );
         driver.run(shutdown).await
     }
     .await;
 
-    tracing::info!("taking {ifname} down");
+    tracing::info!("taking {tun_name} down");
     if run_hooks {
-        if let Err(e) = run_hook_list("PreDown", &hooks.pre_down, &ifname).await {
+        if let Err(e) = run_hook_list("PreDown", &hooks.pre_down, &tun_name).await {
             tracing::warn!("{e:#}");
         }
     }
     drop(uapi_socket);
-    undo(applied).await;
+    // Newest first, while the TUN still exists; what fails stays journaled for the caller.
+    let outcome = journal.undo_all().await;
+    for change in &outcome.undone {
+        tracing::debug!("undid {change}");
+    }
+    if !outcome.is_complete() {
+        tracing::warn!(
+            "{} change(s) could not be undone; they stay in {}",
+            outcome.failed.len(),
+            journal.path().display()
+        );
+    }
     drop(driver);
     if run_hooks {
-        if let Err(e) = run_hook_list("PostDown", &hooks.post_down, &ifname).await {
+        if let Err(e) = run_hook_list("PostDown", &hooks.post_down, &tun_name).await {
             tracing::warn!("{e:#}");
         }
     }
     result
 }
 
-async fn undo(applied: AppliedNetwork) {
-    if let Err(e) = applied.undo().await {
-        tracing::warn!("failed to undo some network changes: {e:#}");
+/// "split tunnel", "no routes", or "full tunnel (IPv4, IPv6) through table 51820, fwmark 0xca6c".
+fn describe_routing(plan: &NetworkPlan) -> String {
+    match (plan.full_tunnel_table(), plan.fwmark) {
+        (Some(table), Some(fwmark)) => {
+            let families: Vec<&str> = plan
+                .full_tunnel_families()
+                .into_iter()
+                .map(Family::name)
+                .collect();
+            format!(
+                "full tunnel ({}) through table {table}, fwmark {fwmark:#x}",
+                families.join(", ")
+            )
+        }
+        _ if plan.routes.is_empty() => "no routes".to_owned(),
+        _ => "split tunnel".to_owned(),
     }
 }
 
@@ -121,7 +362,12 @@ fn interface_name_from_path(path: &Path) -> anyhow::Result<String> {
 
 fn check_interface_name(name: &str) -> anyhow::Result<()> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || "_=+.-".contains(c);
-    if name.is_empty() || name.len() > MAX_IFNAME_LEN || !name.chars().all(ok_char) {
+    if name.is_empty()
+        || name.len() > MAX_IFNAME_LEN
+        || !name.chars().all(ok_char)
+        || name == "."
+        || name == ".."
+    {
         bail!(
             "invalid interface name {name:?}: use 1 to {MAX_IFNAME_LEN} characters from \
              a-z A-Z 0-9 _ = + . - (as wg-quick does)"
@@ -158,6 +404,24 @@ async fn resolve_peers(config: &TunnelConfig, path: &Path) -> anyhow::Result<Vec
     Ok(peers)
 }
 
+/// The addresses that host-name endpoints resolved to, for the planner's loop check.
+fn resolved_host_endpoints(
+    config: &TunnelConfig,
+    peers: &[PeerSettings],
+) -> Vec<(PublicKey, SocketAddr)> {
+    config
+        .peers
+        .iter()
+        .zip(peers)
+        .filter(|(configured, _)| matches!(configured.endpoint, Some(Endpoint::Host { .. })))
+        .filter_map(|(configured, settings)| {
+            settings
+                .endpoint
+                .map(|endpoint| (configured.public_key, endpoint))
+        })
+        .collect()
+}
+
 async fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
     // Prefer IPv4 like wg(8) does when both exist: it works on more networks.
@@ -167,17 +431,6 @@ async fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
         .or_else(|| addrs.first())
         .copied()
         .context("the name has no addresses")
-}
-
-fn create_tun(ifname: &str) -> anyhow::Result<tun::AsyncDevice> {
-    let mut config = tun::Configuration::default();
-    config.tun_name(ifname);
-    tun::create_as_async(&config).with_context(|| {
-        format!(
-            "failed to create TUN interface {ifname} (does it exist already? are you root, \
-             and is /dev/net/tun available?)"
-        )
-    })
 }
 
 async fn run_hook_list(stage: &str, commands: &[String], ifname: &str) -> anyhow::Result<()> {
@@ -197,19 +450,6 @@ async fn run_hook_list(stage: &str, commands: &[String], ifname: &str) -> anyhow
     Ok(())
 }
 
-/// Completes on the first SIGINT or SIGTERM.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt()).context("failed to handle SIGINT")?;
-    let mut terminate = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => tracing::info!("SIGINT received"),
-            _ = terminate.recv() => tracing::info!("SIGTERM received"),
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +464,6 @@ mod tests {
         assert!(check_interface_name("a-very-long-interface").is_err());
         assert!(check_interface_name("wg 0").is_err());
         assert!(check_interface_name("").is_err());
+        assert!(check_interface_name("..").is_err());
     }
 }
