@@ -297,6 +297,21 @@ impl UndoOutcome {
     }
 }
 
+/// Takes the lock that says "a live process owns `ifname`'s journal"; `InUse` when another
+/// process holds it.
+fn lock_interface(dir: &Path, ifname: &str) -> Result<Lock, JournalError> {
+    let lock_path = dir.join(format!("{ifname}{LOCK_SUFFIX}"));
+    Lock::acquire(&lock_path)
+        .map_err(|source| JournalError::Write {
+            path: lock_path.clone(),
+            source,
+        })?
+        .ok_or_else(|| JournalError::InUse {
+            ifname: ifname.to_owned(),
+            lock: lock_path.clone(),
+        })
+}
+
 impl Journal {
     /// Creates the journal of `ifname` in `dir` (made 0700 if missing) and locks it. Refuses while
     /// another process holds it ([`JournalError::InUse`]) and while a leftover journal is there
@@ -307,16 +322,7 @@ impl Journal {
             dir: dir.to_owned(),
             source,
         })?;
-        let lock_path = dir.join(format!("{ifname}{LOCK_SUFFIX}"));
-        let lock = Lock::acquire(&lock_path)
-            .map_err(|source| JournalError::Write {
-                path: lock_path.clone(),
-                source,
-            })?
-            .ok_or_else(|| JournalError::InUse {
-                ifname: ifname.to_owned(),
-                lock: lock_path.clone(),
-            })?;
+        let lock = lock_interface(dir, ifname)?;
         let path = journal_path(dir, ifname);
         if exists(&path).map_err(|source| JournalError::Read {
             path: path.clone(),
@@ -365,16 +371,7 @@ impl Journal {
             dir: dir.to_owned(),
             source,
         })?;
-        let lock_path = dir.join(format!("{ifname}{LOCK_SUFFIX}"));
-        let lock = Lock::acquire(&lock_path)
-            .map_err(|source| JournalError::Write {
-                path: lock_path.clone(),
-                source,
-            })?
-            .ok_or_else(|| JournalError::InUse {
-                ifname: ifname.to_owned(),
-                lock: lock_path.clone(),
-            })?;
+        let lock = lock_interface(dir, ifname)?;
         // Its owner may have closed it between the check and the lock.
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
