@@ -22,6 +22,8 @@ PACKAGES=(
     wireguard-go wireguard-tools                    # the reference peer and `wg` (UAPI client)
     iperf3 jq                                       # scripts/bench.sh (iperf3 -J parsed with jq)
     socat                                           # checksummed bulk transfers in tests/netns
+    libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev   # the Tauri app
+    xvfb xauth x11-utils imagemagick dbus keyutils gnome-keyring                 # tests/gui (window, keyring)
 )
 RUST_TARGETS=(x86_64-pc-windows-gnu aarch64-apple-darwin)
 RUST_COMPONENTS=(clippy rustfmt)

@@ -8,6 +8,7 @@
 #   clippy         cargo clippy --workspace --all-targets -- -D warnings
 #   test           cargo test --workspace
 #   test-mockclock cargo test -p warren-tunnel --features mock-clock   (simulated-time tests)
+#   gui            tests/gui/run.sh (the desktop app: UI tests, controller, keyring, Xvfb screenshot)
 #   cross-windows  cargo build -p warren-proto -p warren-tunnel --target x86_64-pc-windows-gnu
 #   cross-macos    cargo check -p warren-proto -p warren-tunnel --target aarch64-apple-darwin
 #   cross-helper-windows / cross-helper-macos   the same for -p warren-helper (see WARREN_CROSS_HELPER)
@@ -35,7 +36,7 @@ if [[ -z ${WARREN_BIN:-} && -n ${CARGO_TARGET_DIR:-} ]]; then
     export WARREN_BIN="$CARGO_TARGET_DIR/release/warren-helper"
 fi
 
-ALL_STAGES=(setup fmt clippy test test-mockclock cross-windows cross-macos
+ALL_STAGES=(setup fmt clippy test test-mockclock gui cross-windows cross-macos
             cross-helper-windows cross-helper-macos release netns)
 CROSS_HELPER="${WARREN_CROSS_HELPER:-1}"
 MACOS_STUB="$(macos_stub_include_dir)"
@@ -144,6 +145,7 @@ run_stage() {
         clippy)         stage clippy cargo_b clippy --workspace --all-targets -- -D warnings ;;
         test)           stage test cargo_b test --workspace ;;
         test-mockclock) stage test-mockclock cargo_b test -p warren-tunnel --features mock-clock ;;
+        gui)            stage gui as_builder "$WARREN_ROOT/tests/gui/run.sh" ;;
         cross-windows)  stage cross-windows cargo_b build -p warren-proto -p warren-tunnel --target x86_64-pc-windows-gnu ;;
         cross-macos)    stage cross-macos cargo_macos check -p warren-proto -p warren-tunnel --target aarch64-apple-darwin ;;
         cross-helper-windows|cross-helper-macos)

@@ -1,0 +1,174 @@
+//! The Tauri application: plugins, window behaviour, and the task that forwards the
+//! controller's [`Update`]s to the window (events `snapshot` and `log`), the tray and the
+//! notifier.
+//!
+//! Behaviour wired here:
+//! - single instance: starting the app again shows the running one's window;
+//! - closing the window hides it; the app lives on in the tray until "Quit";
+//! - started at login (`--autostart`), it stays in the tray without opening the window;
+//! - notifications on connect, disconnect, failure, and losing or regaining the helper.
+
+use std::sync::Arc;
+
+use tauri::{AppHandle, Emitter, Manager, Runtime, WindowEvent};
+use tauri_plugin_autostart::{MacosLauncher, ManagerExt as _};
+use tauri_plugin_notification::NotificationExt as _;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::controller::{Controller, ControllerConfig, SocketConnector, Update};
+use crate::model::{HelperStatus, Snapshot};
+use crate::notify::{self, Notice};
+use crate::store::secrets::KeyringStore;
+use crate::tray::{self, Tray};
+
+/// The argument the start-at-login entry passes, so the app starts in the tray.
+pub const AUTOSTART_ARG: &str = "--autostart";
+
+/// The main window's label (see `tauri.conf.json`).
+pub const MAIN_WINDOW: &str = "main";
+
+/// Event carrying a [`Snapshot`] to the window.
+pub const SNAPSHOT_EVENT: &str = "snapshot";
+
+/// Event carrying one helper log line to the window.
+pub const LOG_EVENT: &str = "log";
+
+/// Shows, unminimises and focuses the main window.
+pub fn show_main_window<R: Runtime>(app: &AppHandle<R>) {
+    if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
+        let _ = window.show();
+        let _ = window.unminimize();
+        let _ = window.set_focus();
+    }
+}
+
+fn show_notice<R: Runtime>(app: &AppHandle<R>, notice: &Notice) {
+    if let Err(e) = app
+        .notification()
+        .builder()
+        .title(&notice.title)
+        .body(&notice.body)
+        .show()
+    {
+        tracing::debug!("failed to show a notification: {e}");
+    }
+}
+
+/// Forwards the controller's updates until the app ends.
+async fn forward<R: Runtime>(app: AppHandle<R>, controller: Controller) {
+    let mut updates = controller.subscribe();
+    let mut helper = HelperStatus::Connecting;
+    let mut on_snapshot = |app: &AppHandle<R>, snapshot: &Snapshot| {
+        if let Err(e) = app.emit(SNAPSHOT_EVENT, snapshot) {
+            tracing::debug!("failed to send a snapshot to the window: {e}");
+        }
+        app.state::<Tray>().show(app, snapshot);
+        if let Some(notice) = notify::for_helper(&helper, &snapshot.helper) {
+            show_notice(app, &notice);
+        }
+        helper = snapshot.helper.clone();
+    };
+    // The state before the first update, so the tray is right from the start.
+    on_snapshot(&app, &controller.snapshot());
+    loop {
+        match updates.recv().await {
+            Ok(Update::Snapshot(snapshot)) => on_snapshot(&app, &snapshot),
+            Ok(Update::Transition(transition)) => {
+                if let Some(notice) = notify::for_transition(&transition) {
+                    show_notice(&app, &notice);
+                }
+            }
+            Ok(Update::Log(line)) => {
+                let _ = app.emit(LOG_EVENT, &line);
+            }
+            Err(RecvError::Lagged(_)) => on_snapshot(&app, &controller.snapshot()),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+fn setup<R: Runtime>(
+    app: &mut tauri::App<R>,
+    autostarted: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let config_dir = app.path().app_config_dir()?;
+    tracing::info!("config dir: {}", config_dir.display());
+    let controller = Controller::new(ControllerConfig::new(
+        config_dir,
+        Arc::new(KeyringStore::native()),
+    ));
+    controller.note_start_at_login(app.autolaunch().is_enabled().unwrap_or(false));
+    app.manage(controller.clone());
+    tray::install(app.handle(), &controller.snapshot())?;
+
+    tauri::async_runtime::spawn(forward(app.handle().clone(), controller.clone()));
+    let connector = SocketConnector {
+        path: warren_proto::ipc::default_socket_path(),
+        client_name: format!("warren-app {}", env!("CARGO_PKG_VERSION")),
+    };
+    tauri::async_runtime::spawn(controller.run(Arc::new(connector)));
+
+    if !autostarted {
+        show_main_window(app.handle());
+    }
+    Ok(())
+}
+
+/// Builds and runs the app; returns when the user quits.
+pub fn run() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let autostarted = std::env::args().any(|a| a == AUTOSTART_ARG);
+    let result = tauri::Builder::default()
+        // First, so a second instance hands over before doing anything else.
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            show_main_window(app);
+        }))
+        .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_autostart::init(
+            MacosLauncher::LaunchAgent,
+            Some(vec![AUTOSTART_ARG]),
+        ))
+        .invoke_handler(tauri::generate_handler![
+            crate::commands::snapshot,
+            crate::commands::logs,
+            crate::commands::connect,
+            crate::commands::disconnect,
+            crate::commands::set_options,
+            crate::commands::retry_helper,
+            crate::commands::import_files,
+            crate::commands::import_dialog,
+            crate::commands::create_tunnel,
+            crate::commands::tunnel_text,
+            crate::commands::validate_text,
+            crate::commands::validate_name,
+            crate::commands::save_text,
+            crate::commands::rename_tunnel,
+            crate::commands::delete_tunnel,
+            crate::commands::export_dialog,
+            crate::commands::set_connect_on_launch,
+            crate::commands::set_start_at_login,
+            crate::commands::retry_keyring,
+            crate::commands::use_key_files,
+        ])
+        .on_window_event(|window, event| {
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                if window.label() == MAIN_WINDOW {
+                    api.prevent_close();
+                    let _ = window.hide();
+                }
+            }
+        })
+        .setup(move |app| setup(app, autostarted))
+        .run(tauri::generate_context!());
+    if let Err(e) = result {
+        tracing::error!("Warren failed to start: {e}");
+        std::process::exit(1);
+    }
+}

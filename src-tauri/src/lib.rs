@@ -1,0 +1,29 @@
+//! warren-app: the backend of Warren's desktop app (Tauri 2).
+//!
+//! It owns the user's side of Warren: their tunnels (text in the app's config dir, private keys
+//! in the OS keyring), the one connection to the privileged helper, and how the helper's state
+//! reaches the window, the tray and notifications. It must not change the system itself (the
+//! helper does that), guess a tunnel's state (it mirrors the helper's events), or write a private
+//! key into its own files (unless the user explicitly accepts the warned key-file fallback).
+//!
+//! Layout:
+//! - [`controller`]: the controller — owns the IPC client, reconnects, mirrors state, runs the
+//!   tunnel library; everything below the Tauri layer, tested against a fake helper;
+//! - [`model`]: the types the webview sees (TypeScript bindings generated from them);
+//! - [`conf`]: the editor's text ↔ configuration, with the helper's own parser;
+//! - [`store`]: tunnels, keys and settings on disk;
+//! - [`notify`], [`tray`], [`icons`]: what notifications and the tray show (pure models) and the
+//!   Tauri glue for them;
+//! - [`commands`]: the thin Tauri commands; [`app`]: plugins, window behaviour, wiring.
+
+pub mod app;
+pub mod commands;
+pub mod conf;
+pub mod controller;
+pub mod icons;
+pub mod model;
+pub mod notify;
+pub mod store;
+pub mod tray;
+
+pub use app::run;

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# tests/gui/run.sh — the desktop app's tests (src-tauri/ crate warren-app, ui/).
+#
+# Usage: tests/gui/run.sh [STAGE...]     all stages, or the named ones, in this order:
+#   ui          npm ci, typecheck, Vitest (UI logic and views in jsdom), vite build → ui/dist
+#   rust        cargo clippy -p warren-app --all-targets -D warnings; cargo test -p warren-app
+#               (controller against a fake helper, stores, tray/notification models, and the
+#               check that ui/src/generated/bindings.ts matches the Rust types)
+#   keyring     the real keyring round trip: kernel keyutils (under `keyctl session -`) and
+#               Secret Service (private D-Bus session + throwaway unlocked gnome-keyring)
+#   screenshot  build the app, start it under Xvfb (1) with no helper running and (2) against the
+#               demo helper (src-tauri/examples/demo_helper.rs, a connected tunnel), screenshot
+#               each to $WARREN_GUI_SCREENSHOT (default $CARGO_TARGET_DIR/gui-screenshot.png) and
+#               …-connected.png, and check the window rendered (not a blank or one-colour screen)
+#        tests/gui/run.sh --list
+# Needs (Debian): libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
+#   xvfb xauth x11-utils imagemagick dbus keyutils gnome-keyring; Node.js 20 and npm.
+# The last line printed is "N passed, N failed". Exit status 0 if none failed.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+HERE="$ROOT/tests/gui"
+ALL=(ui rust keyring screenshot)
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+export CARGO_TARGET_DIR="$TARGET"
+# The keyring and screenshot stages move HOME; keep cargo and rustup where they are.
+export CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"
+
+if [[ ${1:-} == --list ]]; then
+    printf '%s\n' "${ALL[@]}"
+    exit 0
+fi
+SELECTED=("$@")
+[[ ${#SELECTED[@]} -eq 0 ]] && SELECTED=("${ALL[@]}")
+for s in "${SELECTED[@]}"; do
+    [[ " ${ALL[*]} " == *" $s "* ]] || { echo "unknown stage '$s' (see --list)" >&2; exit 2; }
+done
+
+passed=0 failed=0
+declare -a FAILED=()
+
+# check NAME CMD... — one test: run it, report PASS/FAIL with its output on failure.
+check() {
+    local name=$1 log rc
+    shift
+    log="$(mktemp)"
+    echo "=== $name"
+    "$@" >"$log" 2>&1
+    rc=$?
+    if [[ $rc -eq 0 ]]; then
+        passed=$((passed + 1))
+        tail -n 3 "$log" | sed 's/^/    /'
+        echo "PASS $name"
+    else
+        failed=$((failed + 1))
+        FAILED+=("$name")
+        tail -n 60 "$log" | sed 's/^/    /'
+        echo "FAIL $name (exit $rc)"
+    fi
+    rm -f "$log"
+    return $rc
+}
+
+need() {
+    local missing=() c
+    for c in "$@"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    echo "missing commands: ${missing[*]} (see the package list at the top of $0)" >&2
+    return 1
+}
+
+stage_ui() {
+    check "ui: tools" need node npm || return
+    check "ui: npm ci" npm --prefix "$ROOT/ui" ci --no-audit --no-fund || return
+    check "ui: typecheck" npm --prefix "$ROOT/ui" run typecheck
+    check "ui: vitest" npm --prefix "$ROOT/ui" test
+    check "ui: build" npm --prefix "$ROOT/ui" run build
+}
+
+stage_rust() {
+    [[ -f $ROOT/ui/dist/index.html ]] || echo "note: ui/dist missing; run the ui stage first for a real UI"
+    check "rust: clippy" cargo clippy --manifest-path "$ROOT/Cargo.toml" -p warren-app --all-targets -- -D warnings
+    check "rust: tests" cargo test --manifest-path "$ROOT/Cargo.toml" -p warren-app
+}
+
+stage_keyring() {
+    check "keyring: tools" need keyctl dbus-run-session gnome-keyring-daemon dbus-send || return
+    check "keyring: keyutils round trip" env WARREN_KEYRING_TEST=keyutils \
+        keyctl session - cargo test --manifest-path "$ROOT/Cargo.toml" -p warren-app --lib \
+        -- --ignored --exact store::secrets::tests::keyring_round_trip
+    check "keyring: Secret Service round trip" env WARREN_KEYRING_TEST=secret-service \
+        "$HERE/keyring-secret-service.sh" cargo test --manifest-path "$ROOT/Cargo.toml" -p warren-app \
+        --lib -- --ignored --exact store::secrets::tests::keyring_round_trip
+}
+
+# screenshot_renders OUT [DEMO_HELPER] — the screenshot must show a rendered window: many
+# colours, not a blank or black screen.
+screenshot_renders() {
+    local out=$1 demo=${2:-} colours
+    if [[ -n $demo ]]; then
+        WARREN_SCREENSHOT_DEMO="$demo" WARREN_SCREENSHOT_WAIT=12 \
+            "$HERE/screenshot.sh" "$out" "$TARGET/debug/warren-app" || return
+    else
+        "$HERE/screenshot.sh" "$out" "$TARGET/debug/warren-app" || return
+    fi
+    colours="$(convert "$out" -format %k info:)"
+    echo "distinct colours in $out: $colours"
+    [[ $colours -gt 50 ]]
+}
+
+stage_screenshot() {
+    check "screenshot: tools" need xvfb-run xwininfo import convert dbus-run-session || return
+    check "screenshot: build the app and the demo helper" cargo build --manifest-path "$ROOT/Cargo.toml" \
+        -p warren-app --bin warren-app --example demo_helper || return
+    local out="${WARREN_GUI_SCREENSHOT:-$TARGET/gui-screenshot.png}"
+    check "screenshot: the helper-missing screen renders ($out)" screenshot_renders "$out"
+    local demo="${out%.png}-connected.png"
+    check "screenshot: the connection view renders ($demo)" \
+        screenshot_renders "$demo" "$TARGET/debug/examples/demo_helper"
+}
+
+for s in "${SELECTED[@]}"; do
+    "stage_$s"
+done
+echo
+if [[ $failed -gt 0 ]]; then
+    echo "failed: ${FAILED[*]}"
+fi
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
