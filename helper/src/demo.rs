@@ -293,6 +293,7 @@ mod imp {
                 NETNS,
                 &exe,
                 "up",
+                "--foreground",
                 &peer_conf,
                 "--interface",
                 PEER_IF,
@@ -303,7 +304,7 @@ mod imp {
             "host",
             &dir.join("host.log"),
             &exe,
-            &["up", &host_conf, "--interface", HOST_IF],
+            &["up", "--foreground", &host_conf, "--interface", HOST_IF],
         )?;
         demo.wait_for_socket("host", HOST_IF).await?;
 

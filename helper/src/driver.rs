@@ -9,7 +9,8 @@
 //!    decrypted packets are written to the TUN, handshake replies go back out over UDP.
 //! 3. **Timer**: every `TIMER_TICK`, `Device::handle_timeout` runs retries, rekeys and keepalives.
 //! 4. **Control**: UAPI requests (`wg show`, `wg set`) read or change the device between packets,
-//!    so they never race the data path.
+//!    so they never race the data path; so do the owner's [`Control`] requests (per-peer
+//!    statistics for the daemon's status and liveness), on a channel of their own.
 //!
 //! Writes are non-blocking: when the kernel's queue is full the packet is dropped, as a router
 //! would, and the peers' congestion control backs off. Buffers are allocated once.
@@ -20,8 +21,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::time::SystemTime;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use warren_tunnel::{Device, Instant, Output, MAX_DATAGRAM_LEN, TIMER_TICK};
 
 /// Socket buffer size asked of the kernel: bursts of a fast tunnel overflow the 212 KB default.
@@ -236,12 +238,46 @@ fn set_mark(_socket: &socket2::SockRef<'_>, mark: Option<u32>) -> io::Result<()>
     }
 }
 
+/// A request from the driver's owner (the session), answered between packets like UAPI requests.
+pub enum Control {
+    /// Reply with a snapshot of every peer's statistics.
+    Stats(oneshot::Sender<DeviceSnapshot>),
+}
+
+/// What [`Control::Stats`] answers: the device's peers as the daemon reports them. Holds no
+/// secret (public keys only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceSnapshot {
+    /// The UDP port the device listens on.
+    pub listen_port: u16,
+    /// One entry per peer, in configuration order.
+    pub peers: Vec<PeerStats>,
+}
+
+/// One peer's counters in a [`DeviceSnapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStats {
+    /// The peer's public key.
+    pub public_key: warren_proto::key::PublicKey,
+    /// Its current endpoint (after roaming).
+    pub endpoint: Option<SocketAddr>,
+    /// Its AllowedIPs.
+    pub allowed_ips: Vec<ipnet::IpNet>,
+    /// When its newest handshake completed, as wall-clock time; `None` if never.
+    pub last_handshake: Option<SystemTime>,
+    /// Bytes received from it.
+    pub rx_bytes: u64,
+    /// Bytes sent to it.
+    pub tx_bytes: u64,
+}
+
 /// Runs one tunnel's data plane until `shutdown` completes.
 pub struct Driver<T: TunDevice, S: Transport> {
     device: Device,
     tun: T,
     transport: S,
     requests: mpsc::Receiver<Request>,
+    control: Option<mpsc::Receiver<Control>>,
 }
 
 /// Sends the core's output straight to the kernel, without waiting.
@@ -276,7 +312,14 @@ impl<T: TunDevice, S: Transport> Driver<T, S> {
             tun,
             transport,
             requests,
+            control: None,
         }
+    }
+
+    /// Also serves [`Control`] requests from `control` (the session's channel).
+    pub fn with_control(mut self, control: mpsc::Receiver<Control>) -> Self {
+        self.control = Some(control);
+        self
     }
 
     /// The pipeline loop (see the module docs). Returns when `shutdown` completes, or with an
@@ -309,6 +352,34 @@ impl<T: TunDevice, S: Transport> Driver<T, S> {
                     self.device.handle_timeout(Instant::now(), &mut out);
                 }
                 Some(request) = self.requests.recv() => self.on_request(request),
+                Some(control) = recv_control(&mut self.control) => self.on_control(control),
+            }
+        }
+    }
+
+    fn on_control(&mut self, control: Control) {
+        match control {
+            Control::Stats(reply) => {
+                let (now, wall) = (Instant::now(), SystemTime::now());
+                let peers = self
+                    .device
+                    .peers()
+                    .into_iter()
+                    .map(|peer| PeerStats {
+                        public_key: peer.public_key,
+                        endpoint: peer.endpoint,
+                        allowed_ips: peer.allowed_ips,
+                        last_handshake: peer
+                            .last_handshake
+                            .and_then(|t| wall.checked_sub(now.duration_since(t))),
+                        rx_bytes: peer.rx_bytes,
+                        tx_bytes: peer.tx_bytes,
+                    })
+                    .collect();
+                let _ = reply.send(DeviceSnapshot {
+                    listen_port: self.transport.port(),
+                    peers,
+                });
             }
         }
     }
@@ -343,6 +414,21 @@ impl<T: TunDevice, S: Transport> Driver<T, S> {
         }
         uapi::apply_to_device(set, &mut self.device);
         Ok(())
+    }
+}
+
+/// The next control request, or never when there is no control channel (or it closed).
+async fn recv_control(control: &mut Option<mpsc::Receiver<Control>>) -> Option<Control> {
+    match control {
+        Some(rx) => match rx.recv().await {
+            Some(request) => Some(request),
+            None => {
+                // The owner dropped its sender: stop polling a closed channel.
+                *control = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
     }
 }
 
@@ -433,6 +519,7 @@ mod tests {
         to_tun: UnboundedSender<Vec<u8>>,
         from_tun: UnboundedReceiver<Vec<u8>>,
         uapi: mpsc::Sender<Request>,
+        control: mpsc::Sender<Control>,
     }
 
     fn start(addr: &str, key: PrivateKey, peer: PeerSettings, wires: &Wires) -> Host {
@@ -454,7 +541,8 @@ mod tests {
             inbound: AsyncMutex::new(net_in),
             fwmark: None,
         };
-        let mut driver = Driver::new(device, tun, socket, requests);
+        let (control, control_rx) = mpsc::channel(4);
+        let mut driver = Driver::new(device, tun, socket, requests).with_control(control_rx);
         tokio::spawn(async move { driver.run(std::future::pending()).await });
         Host {
             key,
@@ -462,6 +550,7 @@ mod tests {
             to_tun,
             from_tun,
             uapi,
+            control,
         }
     }
 
@@ -511,6 +600,17 @@ mod tests {
             "b learned a's endpoint: {text}"
         );
         assert!(!text.contains("last_handshake_time_sec=0\n"), "{text}");
+
+        // The owner's statistics: the same facts, no secrets.
+        let (tx, rx) = oneshot::channel();
+        b.control.send(Control::Stats(tx)).await.unwrap();
+        let snapshot = rx.await.unwrap();
+        assert_eq!(snapshot.listen_port, 51820);
+        assert_eq!(snapshot.peers.len(), 1);
+        let peer = &snapshot.peers[0];
+        assert_eq!(peer.public_key, a.key.public_key());
+        assert_eq!(peer.endpoint, Some(a.addr));
+        assert!(peer.last_handshake.is_some() && peer.rx_bytes > 0 && peer.tx_bytes > 0);
 
         // A bad port change is refused and changes nothing.
         let (tx, rx) = oneshot::channel();

@@ -1,13 +1,20 @@
 //! warren-helper: Warren's privileged helper and admin CLI.
 //!
 //! One binary, several subcommands (see `--help`):
-//! - `up <file.conf>`: bring a tunnel up in the foreground, like `wireguard-go -f` + `wg-quick up`,
-//!   and take everything down again on SIGINT/SIGTERM;
+//! - `daemon`: the service that owns the tunnels and serves the IPC protocol to the GUI and CLI;
+//! - `up`, `down`, `status`, `list`, `import`, `remove`, `logs`: the admin CLI, a client of the
+//!   daemon;
+//! - `up --foreground <file.conf>`: a tunnel in this process, like `wireguard-go -f` +
+//!   `wg-quick up`, taken down again on SIGINT/SIGTERM, no daemon needed;
 //! - `recover`: undo what tunnels that did not stop cleanly left behind, from their journals;
 //! - `genkey`, `pubkey`, `genpsk`: key tools compatible with `wg`;
 //! - `demo`: a local demo peer in a network namespace.
 //!
-//! Layout: [`cli`] parses arguments and runs subcommands; [`driver`] moves packets between the TUN,
+//! Layout: [`cli`] parses arguments and runs subcommands; [`daemon`] is the service (IPC server,
+//! tunnel manager and state machine, system tunnels on disk); [`session`] is one tunnel's whole
+//! lifecycle (checks, journal, TUN, sockets, firewall, network, DNS, driver, teardown), shared by
+//! the daemon and `up --foreground`; [`logging`] sets up stderr, the daemon's rotating files and
+//! its in-memory log; [`driver`] moves packets between the TUN,
 //! the UDP sockets and the sans-IO core (`warren-tunnel`); [`uapi`] serves the WireGuard
 //! cross-platform UAPI so `wg` works; [`platform`] plans and applies addresses, MTU, routes and
 //! full-tunnel policy routing (and DNS, the kill switch) per OS; [`journal`] records each system
@@ -18,11 +25,16 @@
 //! told (Windows); `winnet` (Windows only) wraps the IP Helper API calls.
 
 mod cli;
+mod daemon;
 mod demo;
 mod driver;
 mod egress;
 mod journal;
+mod logging;
 mod platform;
+#[cfg(windows)]
+mod service_windows;
+mod session;
 mod shutdown;
 mod tun_device;
 mod uapi;

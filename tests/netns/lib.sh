@@ -17,7 +17,7 @@
 #                rx_bytes, ping_ok, expect_ping, expect_no_ping, transfer_check
 #   topologies   pair_setup (two peers over one veth: initiator A, responder B)
 #
-# Conventions: peer kinds are "wggo" (wireguard-go + wg), "warren" (target/release/warren-helper up,
+# Conventions: peer kinds are "wggo" (wireguard-go + wg), "warren" (warren-helper up --foreground,
 # override with WARREN_BIN) and "boringtun" (boringtun-cli, bench only for now). Interface names are
 # unique across namespaces because /var/run/wireguard/<iface>.sock is shared by all of them.
 
@@ -143,10 +143,17 @@ wrt_dump_diagnostics() {
     echo "------------------------------------------------------------------ end diagnostics" >&2
 }
 
-# wrt_cleanup_state DIR — undo what DIR/.pids, .namespaces, .ifaces and .demo record. Used by the
-# EXIT trap and, as a safety net, by run.sh after each test.
+# wrt_record_user NAME / wrt_record_group NAME / wrt_record_dir PATH — a throwaway user, group
+# or directory (outside $WRT_TMP) this test created; removed by the cleanup below. Record BEFORE
+# creating, so a kill in between still cleans up.
+wrt_record_user() { echo "$1" >>"$WRT_TMP/.users"; }
+wrt_record_group() { echo "$1" >>"$WRT_TMP/.groups"; }
+wrt_record_dir() { echo "$1" >>"$WRT_TMP/.dirs"; }
+
+# wrt_cleanup_state DIR — undo what DIR/.pids, .namespaces, .ifaces, .demo, .users, .groups and
+# .dirs record. Used by the EXIT trap and, as a safety net, by run.sh after each test.
 wrt_cleanup_state() {
-    local dir=$1 pid st ns iface p
+    local dir=$1 pid st ns iface p name
     if [[ -f $dir/.pids ]]; then
         while read -r pid st; do
             kill_pid "$pid" "$st"
@@ -177,6 +184,23 @@ wrt_cleanup_state() {
             ip netns del warren-demo 2>/dev/null || true
         fi
     fi
+    # Throwaway accounts carry the wrt prefix; nothing else is ever removed.
+    if [[ -f $dir/.users ]]; then
+        while read -r name; do
+            [[ $name == wrt* ]] && id "$name" >/dev/null 2>&1 && userdel "$name" 2>/dev/null
+        done <"$dir/.users"
+    fi
+    if [[ -f $dir/.groups ]]; then
+        while read -r name; do
+            [[ $name == wrt* ]] && getent group "$name" >/dev/null && groupdel "$name" 2>/dev/null
+        done <"$dir/.groups"
+    fi
+    if [[ -f $dir/.dirs ]]; then
+        while read -r name; do
+            [[ $name == /tmp/wrt-* && -d $name ]] && rm -rf "$name"
+        done <"$dir/.dirs"
+    fi
+    true
 }
 
 wrt_cleanup() {
@@ -388,7 +412,8 @@ need_kinds() {
 }
 
 # peer_up KIND NS IFACE CONF — start a WireGuard peer of KIND inside namespace NS, wait until ready.
-# For warren: `warren-helper up CONF --interface IFACE` does everything; ready = the UAPI socket.
+# For warren: `warren-helper up --foreground CONF --interface IFACE` does everything; ready = the
+# UAPI socket.
 # For wggo/boringtun: start the daemon, wait for the socket, then do what wg-quick would: wg setconf,
 # addresses, MTU (default 1420), link up, a route per AllowedIPs prefix not already covered.
 peer_up() {
@@ -404,9 +429,9 @@ peer_up() {
     case $kind in
         warren)
             need_warren_bin
-            log "starting warren peer in $full: warren-helper up $(basename "$conf") --interface $iface"
+            log "starting warren peer in $full: warren-helper up --foreground $(basename "$conf") --interface $iface"
             RUST_LOG="${RUST_LOG:-info}" env --default-signal=INT,QUIT \
-                ip netns exec "$full" "$WARREN_BIN" up "$conf" --interface "$iface" >"$logf" 2>&1 &
+                ip netns exec "$full" "$WARREN_BIN" up --foreground "$conf" --interface "$iface" >"$logf" 2>&1 &
             pid=$!
             ;;
         wggo)

@@ -231,7 +231,7 @@ t_crash_sigterm() {
 bad_input_case() {
     local name=$1 expected=$2 before out rc=0
     before="$(route_state c)"
-    out="$(timeout 20 ip netns exec "$(ns c)" "$WARREN_BIN" up "$CONF_C" --interface "$IF_C" 2>&1)" || rc=$?
+    out="$(timeout 20 ip netns exec "$(ns c)" "$WARREN_BIN" up --foreground "$CONF_C" --interface "$IF_C" 2>&1)" || rc=$?
     [[ $rc == 1 ]] || fail "$name: warren-helper up exited with $rc, expected 1; output:
 $out"
     grep -qF -- "$expected" <<<"$out" || fail "$name: the error does not say '$expected':

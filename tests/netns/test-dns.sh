@@ -211,7 +211,7 @@ t_dns_refused() {
         *) fail "t_dns_refused: $what?" ;;
     esac
     rc=0
-    out="$(RUST_LOG=info timeout 30 ip netns exec "$DNS_NS" "$WARREN_BIN" up "$DNS_CONF" --interface "$DNS_IF" 2>&1)" || rc=$?
+    out="$(RUST_LOG=info timeout 30 ip netns exec "$DNS_NS" "$WARREN_BIN" up --foreground "$DNS_CONF" --interface "$DNS_IF" 2>&1)" || rc=$?
     [[ $rc -ne 0 ]] || fail "warren-helper up succeeded with bad DNS input ($what); output: $out"
     [[ $rc -ne 124 ]] || fail "warren-helper up with bad DNS input ($what) did not exit within 30 s"
     grep -qF -- "$expect" <<<"$out" || fail "warren-helper up ($what) failed without saying '$expect'; output: $out"

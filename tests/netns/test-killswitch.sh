@@ -233,9 +233,9 @@ ks_warren_up() {
     echo "$IF_A" >>"$WRT_TMP/.ifaces"
     rm -f "$WG_RUN_DIR/$IF_A.sock"
     mkdir -p "$WG_RUN_DIR"
-    log "starting warren peer in $full: warren-helper up $(basename "$CONF_A") --interface $IF_A $*"
+    log "starting warren peer in $full: warren-helper up --foreground $(basename "$CONF_A") --interface $IF_A $*"
     RUST_LOG="${RUST_LOG:-info}" env --default-signal=INT,QUIT \
-        ip netns exec "$full" "$WARREN_BIN" up "$CONF_A" --interface "$IF_A" "$@" >"$logf" 2>&1 &
+        ip netns exec "$full" "$WARREN_BIN" up --foreground "$CONF_A" --interface "$IF_A" "$@" >"$logf" 2>&1 &
     pid=$!
     wrt_record_pid "$pid"
     WRT_PEER_PID[$IF_A]=$pid

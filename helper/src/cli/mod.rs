@@ -1,62 +1,89 @@
-//! The command line: argument parsing and one module per subcommand.
+//! The command line: argument parsing, one module per subcommand, and the exit codes.
 //!
-//! Each subcommand only translates arguments into calls on the helper's parts and turns their
-//! errors into a message and an exit code; the work lives elsewhere.
+//! Each subcommand only translates: the admin commands (`up`, `down`, `status`, `list`,
+//! `import`, `remove`, `logs`) into IPC requests to the daemon (`client.rs` connects), `daemon`
+//! into [`crate::daemon::run`], `up --foreground` into [`crate::session`], `recover` into
+//! [`crate::journal::recover`]; the work lives elsewhere. Errors are printed once, as a chain, on
+//! stderr, and mapped to an exit code scripts can test ([`exit_code`]):
 //!
-//! Exit codes: 0 success, 1 failure (the message says why), 2 bad usage (clap's own).
+//! | code | meaning |
+//! |------|---------|
+//! | 0 | success |
+//! | 1 | failure (the message says why) |
+//! | 2 | bad usage (unknown option, missing argument) |
+//! | 3 | the daemon is not running (nothing listens on its socket) |
+//! | 4 | not allowed (not root / not in group `warren`, or the daemon refused) |
+//! | 5 | no such tunnel |
+//! | 6 | conflict: already up, name taken, or routes overlap another tunnel's |
+//! | 7 | invalid configuration |
+//! | 8 | `up --wait`: no handshake in time (the tunnel stays up) |
+//!
+//! `up --foreground`, `recover` and `demo` work without the daemon and exit 1 on any failure.
 
+mod client;
+mod daemon;
+mod down;
+mod import;
 mod keys;
+mod list;
+mod logs;
 mod recover;
+mod remove;
+#[cfg(windows)]
+mod service;
+mod status;
 mod up;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use warren_proto::ipc::{ClientError, ErrorKind, IpcError};
 
-/// Warren's privileged helper: a userspace WireGuard tunnel and its admin CLI.
+const EXIT_CODES: &str = "\
+Exit codes: 0 success; 1 failure; 2 bad usage; 3 the daemon is not running; 4 not allowed; \
+5 no such tunnel; 6 conflict (already up, name taken, overlapping routes); 7 invalid \
+configuration; 8 up --wait: no handshake in time. (up --foreground, recover and demo: 1 for any \
+failure.)
+
+Admin commands talk to the daemon on /run/warren/helper.sock (override with --socket or \
+WARREN_HELPER_SOCKET); root and members of group warren may use it.";
+
+/// Warren's privileged helper: the userspace WireGuard daemon and its admin CLI.
 #[derive(Parser)]
-#[command(name = "warren-helper", version, about, long_about = None)]
+#[command(name = "warren-helper", version, about, long_about = None, after_help = EXIT_CODES)]
 struct Cli {
+    /// The daemon's socket (Windows: pipe) to connect to, or for `daemon` to listen on
+    /// [default: $WARREN_HELPER_SOCKET, else /run/warren/helper.sock].
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Bring a tunnel up from a wg-quick .conf file and run it in the foreground until
-    /// SIGINT/SIGTERM, then remove everything it added.
-    Up {
-        /// The wg-quick configuration file (e.g. /etc/wireguard/wg0.conf).
-        config: PathBuf,
-        /// Interface name; defaults to the file name without `.conf` (wg0.conf → wg0).
-        #[arg(long, short = 'i')]
-        interface: Option<String>,
-        /// Run the file's PreUp/PostUp/PreDown/PostDown commands (as root). Off by default.
-        #[arg(long)]
-        run_hooks: bool,
-        /// Where the journal of system changes lives (default: $WARREN_STATE_DIR, else
-        /// /var/lib/warren).
-        #[arg(long, value_name = "DIR")]
-        state_dir: Option<PathBuf>,
-        /// Block all traffic that does not go through the tunnel: on, off, or auto (on for
-        /// full tunnels, as wireguard-windows does).
-        #[arg(long, value_name = "MODE", default_value = "auto")]
-        kill_switch: crate::platform::firewall::KillSwitchMode,
-        /// With the kill switch on, still allow the local network (private ranges, link-local).
-        #[arg(long)]
-        allow_lan: bool,
-    },
+    /// Bring a tunnel up: a system tunnel by name, or a wg-quick file as a user tunnel, through
+    /// the daemon. With --foreground, run the file's tunnel in this process instead, until
+    /// SIGINT/SIGTERM, without a daemon.
+    Up(up::Args),
+    /// Take a tunnel down (through the daemon); waits until everything it changed is undone.
+    Down(down::Args),
+    /// Show tunnels' state, peers, handshakes, transfer and health.
+    Status(status::Args),
+    /// List every tunnel: installed system tunnels and user tunnels that are up.
+    List,
+    /// Install a wg-quick file as a system tunnel (in /etc/warren/tunnels/, mode 0600).
+    Import(import::Args),
+    /// Delete a system tunnel (it must be down).
+    Remove(remove::Args),
+    /// Print the daemon's recent log lines; -f follows new ones.
+    Logs(logs::Args),
+    /// Run the daemon: own the tunnels, serve the GUI and this CLI, bring up autostart tunnels.
+    Daemon(daemon::Args),
     /// Undo what tunnels that did not stop cleanly (crash, kill -9, power loss) left behind —
     /// addresses, routes, rules, sysctls, DNS, firewall — from their journals, and print what was
     /// restored. For boot time and after a crash; running tunnels are left alone.
-    Recover {
-        /// Only this interface's journal.
-        #[arg(long, short = 'i')]
-        interface: Option<String>,
-        /// Where the journals live (default: $WARREN_STATE_DIR, else /var/lib/warren).
-        #[arg(long, value_name = "DIR")]
-        state_dir: Option<PathBuf>,
-    },
+    Recover(recover::Args),
     /// Print a new private key (base64), like `wg genkey`.
     Genkey,
     /// Read a private key on stdin and print its public key, like `wg pubkey`.
@@ -65,64 +92,198 @@ enum Command {
     Genpsk,
     /// Start a local demo: a Warren peer in a network namespace and a tunnel to it.
     Demo,
+    /// Install or uninstall the Windows service (run by the installer, as an administrator).
+    #[cfg(windows)]
+    #[command(subcommand)]
+    Service(service::Action),
 }
 
 /// Parses arguments, runs the subcommand and maps its outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let socket = cli
+        .socket
+        .unwrap_or_else(warren_proto::ipc::default_socket_path);
+    let quiet = crate::logging::Mode::Stderr { default: "warn" };
+    let verbose = crate::logging::Mode::Stderr { default: "info" };
+    let mut plain_failure = false;
     let result = match cli.command {
         Command::Genkey => keys::genkey(),
         Command::Pubkey => keys::pubkey(),
         Command::Genpsk => keys::genpsk(),
-        Command::Up {
-            config,
-            interface,
-            run_hooks,
-            state_dir,
-            kill_switch,
-            allow_lan,
-        } => {
-            let options = up::Options {
-                interface,
-                run_hooks,
-                state_dir: state_dir.unwrap_or_else(crate::journal::state_dir),
-                kill_switch,
-                allow_lan,
-            };
-            runtime().and_then(|rt| rt.block_on(up::run(&config, options)))
+        Command::Up(args) => {
+            plain_failure = args.foreground;
+            crate::logging::init(if args.foreground { verbose } else { quiet });
+            up::run(args, socket)
         }
-        Command::Recover {
-            interface,
-            state_dir,
-        } => {
-            let state_dir = state_dir.unwrap_or_else(crate::journal::state_dir);
-            runtime().and_then(|rt| rt.block_on(recover::run(&state_dir, interface.as_deref())))
+        Command::Down(args) => client_command(quiet, down::run(args, socket)),
+        Command::Status(args) => client_command(quiet, status::run(args, socket)),
+        Command::List => client_command(quiet, list::run(socket)),
+        Command::Import(args) => client_command(quiet, import::run(args, socket)),
+        Command::Remove(args) => client_command(quiet, remove::run(args, socket)),
+        Command::Logs(args) => client_command(quiet, logs::run(args, socket)),
+        Command::Daemon(args) => daemon::run(args, socket),
+        Command::Recover(args) => {
+            crate::logging::init(verbose);
+            runtime().and_then(|rt| rt.block_on(recover::run(args)))
         }
-        Command::Demo => runtime().and_then(|rt| rt.block_on(crate::demo::run())),
+        Command::Demo => {
+            crate::logging::init(verbose);
+            runtime().and_then(|rt| rt.block_on(crate::demo::run()))
+        }
+        #[cfg(windows)]
+        Command::Service(action) => {
+            crate::logging::init(verbose);
+            service::run(action)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("warren-helper: {e:#}");
-            ExitCode::FAILURE
+            eprintln!("warren-helper: {}", error_chain(&e));
+            ExitCode::from(if plain_failure { 1 } else { exit_code(&e) })
         }
     }
 }
 
+/// The error and its causes on one line, `: `-separated, without repeating a cause whose text the
+/// previous one already ends with (an error that prints its source).
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// Runs a client command's future with quiet logging.
+fn client_command(
+    logging: crate::logging::Mode,
+    command: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    crate::logging::init(logging);
+    runtime().and_then(|rt| rt.block_on(command))
+}
+
+/// A single-threaded runtime for one command.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
 }
 
-/// Human-readable logs on stderr, filtered by `RUST_LOG` (default `info`).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+/// The exit code for `error` (see the module docs).
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    for cause in error.chain() {
+        if let Some(client) = cause.downcast_ref::<ClientError>() {
+            return match client {
+                ClientError::NotRunning { .. } => 3,
+                ClientError::PermissionDenied { .. } => 4,
+                ClientError::Refused(reason) => ipc_exit_code(reason),
+                _ => 1,
+            };
+        }
+        if let Some(ipc) = cause.downcast_ref::<IpcError>() {
+            return ipc_exit_code(ipc);
+        }
+        if cause.downcast_ref::<up::NoHandshake>().is_some() {
+            return 8;
+        }
+        if cause
+            .downcast_ref::<warren_proto::config::ConfigError>()
+            .is_some()
+        {
+            return 7;
+        }
+    }
+    1
+}
+
+fn ipc_exit_code(error: &IpcError) -> u8 {
+    match error.kind {
+        ErrorKind::NotAuthorized => 4,
+        ErrorKind::NotFound => 5,
+        ErrorKind::Conflict { .. } => 6,
+        ErrorKind::InvalidConfig { .. } => 7,
+        ErrorKind::Disconnected => 3,
+        ErrorKind::InvalidRequest | ErrorKind::Unsupported | ErrorKind::Internal => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn errors_map_to_documented_exit_codes() {
+        let ipc = |kind| anyhow::Error::from(IpcError::new(kind, "x"));
+        assert_eq!(exit_code(&ipc(ErrorKind::NotAuthorized)), 4);
+        assert_eq!(exit_code(&ipc(ErrorKind::NotFound)), 5);
+        assert_eq!(exit_code(&ipc(ErrorKind::Conflict { with: None })), 6);
+        assert_eq!(
+            exit_code(&ipc(ErrorKind::InvalidConfig {
+                file: None,
+                line: None,
+                message: "m".into()
+            })),
+            7
+        );
+        assert_eq!(exit_code(&ipc(ErrorKind::Internal).context("up")), 1);
+        let not_running = ClientError::NotRunning {
+            path: "/x".into(),
+            hint: "start it",
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert_eq!(
+            exit_code(&anyhow::Error::from(not_running).context("status")),
+            3
+        );
+        assert_eq!(exit_code(&anyhow::anyhow!("plain")), 1);
+        assert_eq!(
+            exit_code(&anyhow::Error::from(up::NoHandshake { secs: 3 })),
+            8
+        );
+    }
+
+    #[test]
+    fn a_cause_that_is_already_printed_is_not_repeated() {
+        let refused = ClientError::Refused(IpcError::not_authorized("uid 7 is not in group x"));
+        let error = anyhow::Error::from(refused).context("list");
+        assert_eq!(
+            error_chain(&error),
+            "list: the helper refused the connection: uid 7 is not in group x"
+        );
+        assert_eq!(exit_code(&error), 4);
+    }
+
+    #[test]
+    fn up_takes_a_name_or_a_file() {
+        let cli = Cli::try_parse_from(["warren-helper", "up", "office"]).unwrap();
+        assert!(matches!(cli.command, Command::Up(_)));
+        let cli = Cli::try_parse_from([
+            "warren-helper",
+            "up",
+            "--foreground",
+            "/etc/wireguard/wg0.conf",
+            "--interface",
+            "wg9",
+            "--kill-switch",
+            "on",
+        ]);
+        assert!(cli.is_ok());
+        assert!(Cli::try_parse_from(["warren-helper", "up"]).is_err());
+    }
 }

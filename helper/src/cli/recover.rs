@@ -11,9 +11,25 @@
 use crate::journal::{self, Recovery};
 use anyhow::{bail, Context};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-pub async fn run(state_dir: &Path, interface: Option<&str>) -> anyhow::Result<()> {
+/// `recover`'s arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Only this interface's journal.
+    #[arg(long, short = 'i')]
+    interface: Option<String>,
+    /// Where the journals live [default: $WARREN_STATE_DIR, else /var/lib/warren].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let state_dir = args.state_dir.unwrap_or_else(journal::state_dir);
+    recover(&state_dir, args.interface.as_deref()).await
+}
+
+async fn recover(state_dir: &Path, interface: Option<&str>) -> anyhow::Result<()> {
     let reports = journal::recover(state_dir, interface).await?;
     let mut out = std::io::stdout().lock();
     let mut failures = 0;

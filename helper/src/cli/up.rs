@@ -1,453 +1,248 @@
-//! `warren-helper up <file.conf>`: a tunnel in the foreground, like `wireguard-go -f` followed
-//! by `wg-quick up`, and the reverse on SIGINT/SIGTERM.
+//! `warren-helper up`: bring a tunnel up, in one of two ways.
 //!
-//! Order matters for "bad input changes nothing": the file is parsed, host names resolved and the
-//! whole configuration planned (every refusal of the planner depends on the file alone) *before*
-//! the first change to the system. Then:
-//! 1. recovery: a journal that a crashed run left for this interface is undone (and what it
-//!    restored is logged) — refused if a running helper still holds it;
-//! 2. the journal for this run is created (see [`crate::journal`]);
-//! 3. PreUp hooks (only with `--run-hooks`), the TUN, the facts the plan needs (the path MTU to the
-//!    first endpoint, the routing tables in use — read before any route of ours exists), the plan,
-//!    the UDP sockets (with the plan's fwmark, which a full tunnel's policy routing relies on),
-//!    addresses/MTU/routes/rules/sysctls (each journaled before it is made), the UAPI socket,
-//!    PostUp hooks;
-//! 4. the driver runs until SIGINT or SIGTERM;
-//! 5. teardown, the mirror image: PreDown hooks, the UAPI socket, the journal undone newest first
-//!    (while the TUN still exists), the TUN, PostDown hooks.
-//!
-//! Whatever part of 3 had happened when an error struck is undone from the journal the same way,
-//! and the journal file is removed once everything is undone. If the process dies instead
-//! (`kill -9`), the journal stays, and the next `up` of the same interface, or
-//! `warren-helper recover`, undoes it.
+//! - Through the daemon (the default): `up NAME` brings up the system tunnel `NAME`
+//!   (`/etc/warren/tunnels/NAME.conf`); `up FILE` (a path: it contains `/` or ends in `.conf`)
+//!   reads the wg-quick file here and hands it to the daemon as a *user tunnel*, named after the
+//!   file (or `--name`), kept in the daemon's memory only. It returns once the tunnel is set up
+//!   (state `connecting`); `--wait SECS` also waits for the first handshake (`connected`), exit
+//!   code 8 if none comes in time. `--kill-switch`/`--allow-lan` set the tunnel's options
+//!   (persisted for a system tunnel; root only).
+//! - In the foreground (`--foreground FILE`): this process is the tunnel, like `wireguard-go -f`
+//!   followed by `wg-quick up`, until SIGINT/SIGTERM, then everything is undone
+//!   ([`crate::session`]); no daemon involved. `--interface`, `--state-dir` and `--run-hooks`
+//!   apply to this mode only.
 
-use crate::driver::{Driver, Sockets, Transport as _};
-use crate::journal::{self, Journal, Recovery};
-use crate::platform::dns::{self, DnsPlan};
-use crate::platform::firewall::{self, KillSwitchInput, KillSwitchMode};
-use crate::platform::{self, Family, NetworkPlan, PlanInputs};
-use crate::uapi;
-use anyhow::{bail, Context};
-use std::future::Future;
-use std::net::SocketAddr;
+use super::client;
+use crate::platform::firewall::KillSwitchMode;
+use crate::session::{self, Prepared, Spec};
+use anyhow::{bail, Context as _};
 use std::path::{Path, PathBuf};
-use tokio::sync::mpsc;
-use warren_proto::config::{Endpoint, TunnelConfig};
-use warren_proto::key::PublicKey;
-use warren_tunnel::{Device, PeerSettings};
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use warren_proto::ipc::{
+    Event, EventTopic, KillSwitch, Request, Response, TunnelName, TunnelOptions, TunnelState,
+};
 
-/// Longest Linux interface name (IFNAMSIZ - 1).
-const MAX_IFNAME_LEN: usize = 15;
-
-/// How to bring the tunnel up, besides its file.
-pub struct Options {
-    /// Interface name; `None` derives it from the file name.
-    pub interface: Option<String>,
-    /// Run the file's hook commands.
-    pub run_hooks: bool,
-    /// Where the journal lives.
-    pub state_dir: PathBuf,
-    /// When to install the kill switch.
-    pub kill_switch: KillSwitchMode,
-    /// Let the kill switch allow the local network.
-    pub allow_lan: bool,
-}
-
-pub async fn run(path: &Path, options: Options) -> anyhow::Result<()> {
-    let Options {
-        interface,
-        run_hooks,
-        state_dir,
-        kill_switch,
-        allow_lan,
-    } = options;
-    let state_dir = state_dir.as_path();
-    let config = warren_proto::config::parse_file(path)?;
-    let ifname = match interface {
-        Some(name) => name,
-        None => interface_name_from_path(path)?,
-    };
-    check_interface_name(&ifname)?;
-    let peers = resolve_peers(&config, path).await?;
-    let resolved_endpoints = resolved_host_endpoints(&config, &peers);
-    let cannot = || format!("{}: cannot bring up {ifname}", path.display());
-    let validation = PlanInputs {
-        resolved_endpoints: resolved_endpoints.clone(),
-        ..PlanInputs::default()
-    };
-    platform::plan(&config, &ifname, &validation).with_context(cannot)?;
-    let kill_switch = kill_switch.enabled(config.is_full_tunnel());
-    if kill_switch {
-        // Validate with what the file says; the real plan needs the bound port and the mark.
-        let endpoints: Vec<SocketAddr> = peers.iter().filter_map(|p| p.endpoint).collect();
-        firewall::plan(kill_switch_input(
-            &config,
-            &ifname,
-            &endpoints,
-            None,
-            Some(1),
-            allow_lan,
-        ))
-        .with_context(cannot)?;
-        firewall::check().with_context(cannot)?;
-    }
-    let dns_plan = plan_dns(&config, &ifname, state_dir)
-        .await
-        .with_context(cannot)?;
-    if !config.interface.hooks.is_empty() && !run_hooks {
-        tracing::warn!(
-            "{}: PreUp/PostUp/PreDown/PostDown commands are NOT run (they would run as root); \
-             pass --run-hooks to run them",
-            path.display()
-        );
-    }
-
-    // Installed before any change, so a signal during setup is seen, not fatal half-way.
-    let shutdown = crate::shutdown::requested()?;
-
-    // From here on the system changes: first, what a crashed run left behind.
-    recover_leftover(state_dir, &ifname).await?;
-    // After recovery: a crashed run's own DNS marker would otherwise fail the check.
-    if let Some(dns_plan) = &dns_plan {
-        dns::check(dns_plan).await.with_context(cannot)?;
-    }
-    let mut journal = Journal::create(state_dir, &ifname).with_context(cannot)?;
-    let setup = Setup {
-        config: &config,
-        ifname: &ifname,
-        peers,
-        resolved_endpoints,
-        run_hooks,
-        dns_plan: dns_plan.as_ref(),
-        kill_switch,
-        allow_lan,
-    };
-    let result = run_journaled(&mut journal, setup, shutdown)
-        .await
-        .with_context(cannot);
-
-    // Whatever the run did not undo itself (it stopped half-way through setting up).
-    let outcome = journal.undo_all().await;
-    for change in &outcome.undone {
-        tracing::debug!("undid {change}");
-    }
-    match (journal.close(), result) {
-        (Ok(()), result) => result,
-        (Err(err), Ok(())) => Err(err.into()),
-        (Err(err), Err(first)) => {
-            tracing::warn!("{err}");
-            Err(first)
-        }
-    }
-}
-
-/// Undoes the journal a crashed run left for `ifname`, logging what it restored. Fails when a
-/// running helper holds it, when it belongs to another network namespace, when it cannot be read,
-/// and when something in it cannot be undone: the tunnel does not come up over unknown state.
-async fn recover_leftover(state_dir: &Path, ifname: &str) -> anyhow::Result<()> {
-    for report in journal::recover(state_dir, Some(ifname)).await? {
-        match report {
-            Recovery::Restored { pid, undone, .. } => {
-                tracing::warn!(
-                    "{ifname}: warren-helper pid {pid} did not finish (it crashed or was killed); \
-                     restored what it left: {} change(s) undone",
-                    undone.len()
-                );
-                for change in undone {
-                    tracing::info!("{ifname}: undone: {change}");
-                }
-            }
-            Recovery::Incomplete { path, failed, .. } => bail!(
-                "{ifname}: a crashed warren-helper left changes that could not be undone (kept in \
-                 {}): {}",
-                path.display(),
-                failed
-                    .iter()
-                    .map(|(_, error)| error.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-            Recovery::LeftAlone(err) | Recovery::Failed(err) => return Err(err.into()),
-        }
-    }
-    Ok(())
-}
-
-/// What [`run_journaled`] needs from the checks before it.
-struct Setup<'a> {
-    config: &'a TunnelConfig,
-    ifname: &'a str,
-    peers: Vec<PeerSettings>,
-    resolved_endpoints: Vec<(PublicKey, SocketAddr)>,
+/// `up`'s arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    /// A system tunnel's name, or a wg-quick .conf file (a path containing `/` or ending in
+    /// `.conf`).
+    target: String,
+    /// Run the tunnel in this process until SIGINT/SIGTERM instead of in the daemon (needs a
+    /// file).
+    #[arg(long)]
+    pub foreground: bool,
+    /// With --foreground: the interface name [default: the file name without `.conf`].
+    #[arg(long, short = 'i', value_name = "NAME")]
+    interface: Option<String>,
+    /// With --foreground: run the file's PreUp/PostUp/PreDown/PostDown commands (as root).
+    #[arg(long)]
     run_hooks: bool,
-    dns_plan: Option<&'a DnsPlan>,
-    kill_switch: bool,
+    /// With --foreground: where the journal of system changes lives [default:
+    /// $WARREN_STATE_DIR, else /var/lib/warren].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Block all traffic that does not go through the tunnel: on, off, or auto (on for full
+    /// tunnels, as wireguard-windows does) [default: auto, or the system tunnel's setting].
+    #[arg(long, value_name = "MODE")]
+    kill_switch: Option<KillSwitchMode>,
+    /// With the kill switch on, still allow the local network (private ranges, link-local).
+    #[arg(long)]
     allow_lan: bool,
+    /// For a file through the daemon: the tunnel's name [default: the file name without
+    /// `.conf`].
+    #[arg(long, value_name = "NAME", conflicts_with = "foreground")]
+    name: Option<TunnelName>,
+    /// Through the daemon: also wait up to SECS for the first handshake (exit code 8 if none).
+    #[arg(
+        long,
+        value_name = "SECS",
+        num_args = 0..=1,
+        default_missing_value = "30",
+        conflicts_with = "foreground"
+    )]
+    wait: Option<u64>,
 }
 
-/// The DNS plan, when the file sets `DNS =`: the method detected (or forced with
-/// `WARREN_DNS_METHOD`), with backups kept in the state directory.
-async fn plan_dns(
-    config: &TunnelConfig,
-    ifname: &str,
-    state_dir: &Path,
-) -> anyhow::Result<Option<DnsPlan>> {
-    let interface = &config.interface;
-    if interface.dns_servers.is_empty() && interface.dns_search.is_empty() {
-        return Ok(None);
-    }
-    let method = dns::detect_method().await?;
-    let plan = dns::plan(config, ifname, method)?;
-    Ok(plan.map(|mut plan| {
-        plan.backup_dir = state_dir.join("dns");
-        for warning in &plan.warnings {
-            tracing::warn!("{ifname}: DNS: {warning}");
-        }
-        plan
-    }))
+/// No handshake within `--wait`'s time.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no handshake within {secs} s; the tunnel stays up and keeps trying (see `warren-helper \
+     status`, or take it down with `warren-helper down`)"
+)]
+pub struct NoHandshake {
+    /// The time waited.
+    pub secs: u64,
 }
 
-fn kill_switch_input<'a>(
-    config: &'a TunnelConfig,
-    ifname: &'a str,
-    endpoints: &'a [SocketAddr],
-    fwmark: Option<u32>,
-    listen_port: Option<u16>,
-    allow_lan: bool,
-) -> KillSwitchInput<'a> {
-    KillSwitchInput {
-        ifname,
-        endpoints,
-        fwmark,
-        listen_port,
-        dns_servers: &config.interface.dns_servers,
-        tunnel_addresses: &config.interface.addresses,
-        allow_lan,
+/// Runs `up` (see the module docs).
+pub fn run(args: Args, socket: PathBuf) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    if args.foreground {
+        runtime.block_on(foreground(args))
+    } else {
+        runtime.block_on(through_daemon(args, socket))
     }
 }
 
-/// Steps 3 to 5 of the module docs, each system change journaled in `journal`.
-async fn run_journaled(
-    journal: &mut Journal,
-    setup: Setup<'_>,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
-    let Setup {
+/// Whether `target` names a file rather than a system tunnel.
+fn is_file(target: &str) -> bool {
+    target.contains('/') || target.contains(std::path::MAIN_SEPARATOR) || target.ends_with(".conf")
+}
+
+async fn foreground(args: Args) -> anyhow::Result<()> {
+    let path = Path::new(&args.target);
+    let config = warren_proto::config::parse_file(path)?;
+    let ifname = match args.interface {
+        Some(name) => name,
+        None => session::interface_name_from_path(path)?,
+    };
+    let spec = Spec {
         config,
         ifname,
-        peers,
-        resolved_endpoints,
-        run_hooks,
-        dns_plan,
-        kill_switch,
-        allow_lan,
-    } = setup;
-    let hooks = &config.interface.hooks;
-    if run_hooks {
-        run_hook_list("PreUp", &hooks.pre_up, ifname).await?;
-    }
-    let tun = crate::tun_device::create(ifname)?;
-    let tun_name = tun.name;
-    let first_endpoint = peers.iter().find_map(|p| p.endpoint).map(|e| e.ip());
-    let mut inputs = platform::read_inputs(first_endpoint).await?;
-    inputs.resolved_endpoints = resolved_endpoints;
-    let plan = platform::plan(config, &tun_name, &inputs)?;
-    let mut sockets = Sockets::bind(config.interface.listen_port.unwrap_or(0), plan.fwmark)?;
-    sockets.pin_off(&tun_name)?;
-    if kill_switch {
-        // First of the changes, so the journal removes it last: nothing leaks in between.
-        let endpoints: Vec<SocketAddr> = peers.iter().filter_map(|p| p.endpoint).collect();
-        let input = kill_switch_input(
-            config,
-            &tun_name,
-            &endpoints,
-            plan.fwmark,
-            Some(sockets.port()),
-            allow_lan,
-        );
-        firewall::apply(&firewall::plan(input)?, &mut |c| journal.record(c)).await?;
-    }
-    let mut device = Device::new(config.interface.private_key.clone());
-    for peer in peers {
-        device.upsert_peer(peer);
-    }
-    platform::apply(&plan, journal).await?;
-    if let Some(dns_plan) = dns_plan {
-        let mut dns_plan = dns_plan.clone();
-        dns_plan.ifname = tun_name.clone();
-        dns::apply(&dns_plan, &mut |c| journal.record(c)).await?;
-    }
-    let (tx, rx) = mpsc::channel(16);
-    let uapi_socket = uapi::serve(&tun_name, tx)?;
-    let port = sockets.port();
-    let mut driver = Driver::new(device, tun.device, sockets, rx);
-    let result = async {
-        if run_hooks {
-            run_hook_list("PostUp", &hooks.post_up, &tun_name).await?;
-        }
-        tracing::info!(
-            "{tun_name} is up: {} address(es), {} route(s), MTU {}, {}, listening on UDP port \
-             {port}",
-            plan.addresses.len(),
-            plan.routes.len(),
-            plan.mtu,
-            describe_routing(&plan),
-        );
-        driver.run(shutdown).await
-    }
-    .await;
-
-    tracing::info!("taking {tun_name} down");
-    if run_hooks {
-        if let Err(e) = run_hook_list("PreDown", &hooks.pre_down, &tun_name).await {
-            tracing::warn!("{e:#}");
-        }
-    }
-    drop(uapi_socket);
-    // Newest first, while the TUN still exists; what fails stays journaled for the caller.
-    let outcome = journal.undo_all().await;
-    for change in &outcome.undone {
-        tracing::debug!("undid {change}");
-    }
-    if !outcome.is_complete() {
-        tracing::warn!(
-            "{} change(s) could not be undone; they stay in {}",
-            outcome.failed.len(),
-            journal.path().display()
-        );
-    }
-    drop(driver);
-    if run_hooks {
-        if let Err(e) = run_hook_list("PostDown", &hooks.post_down, &tun_name).await {
-            tracing::warn!("{e:#}");
-        }
-    }
-    result
+        source: path.display().to_string(),
+        run_hooks: args.run_hooks,
+        state_dir: args.state_dir.unwrap_or_else(crate::journal::state_dir),
+        kill_switch: args.kill_switch.unwrap_or_default(),
+        allow_lan: args.allow_lan,
+    };
+    let prepared = Prepared::new(spec).await?;
+    // Installed before any change, so a signal during setup is seen, not fatal half-way.
+    let shutdown = crate::shutdown::requested()?;
+    session::run(prepared, shutdown, |_| {}).await
 }
 
-/// "split tunnel", "no routes", or "full tunnel (IPv4, IPv6) through table 51820, fwmark 0xca6c".
-fn describe_routing(plan: &NetworkPlan) -> String {
-    match (plan.full_tunnel_table(), plan.fwmark) {
-        (Some(table), Some(fwmark)) => {
-            let families: Vec<&str> = plan
-                .full_tunnel_families()
-                .into_iter()
-                .map(Family::name)
-                .collect();
-            format!(
-                "full tunnel ({}) through table {table}, fwmark {fwmark:#x}",
-                families.join(", ")
-            )
+async fn through_daemon(args: Args, socket: PathBuf) -> anyhow::Result<()> {
+    for (given, flag) in [
+        (args.interface.is_some(), "--interface"),
+        (args.state_dir.is_some(), "--state-dir"),
+        (args.run_hooks, "--run-hooks"),
+    ] {
+        if given {
+            bail!(
+                "{flag} applies to `up --foreground FILE` only; a tunnel in the daemon is named \
+                 after its file or --name, and the daemon has its own state directory"
+            );
         }
-        _ if plan.routes.is_empty() => "no routes".to_owned(),
-        _ => "split tunnel".to_owned(),
     }
-}
-
-/// `wg0.conf` → `wg0`, as wg-quick names interfaces.
-fn interface_name_from_path(path: &Path) -> anyhow::Result<String> {
-    let stem = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .map(|n| n.strip_suffix(".conf").unwrap_or(n))
-        .unwrap_or_default();
-    if stem.is_empty() {
-        bail!(
-            "cannot derive an interface name from {}; pass --interface",
-            path.display()
-        );
-    }
-    Ok(stem.to_string())
-}
-
-fn check_interface_name(name: &str) -> anyhow::Result<()> {
-    let ok_char = |c: char| c.is_ascii_alphanumeric() || "_=+.-".contains(c);
-    if name.is_empty()
-        || name.len() > MAX_IFNAME_LEN
-        || !name.chars().all(ok_char)
-        || name == "."
-        || name == ".."
-    {
-        bail!(
-            "invalid interface name {name:?}: use 1 to {MAX_IFNAME_LEN} characters from \
-             a-z A-Z 0-9 _ = + . - (as wg-quick does)"
-        );
-    }
-    Ok(())
-}
-
-/// The peers as the core wants them, with host names resolved now (once, at start).
-async fn resolve_peers(config: &TunnelConfig, path: &Path) -> anyhow::Result<Vec<PeerSettings>> {
-    let mut peers = Vec::with_capacity(config.peers.len());
-    for peer in &config.peers {
-        let endpoint = match &peer.endpoint {
-            None => None,
-            Some(Endpoint::Addr(addr)) => Some(*addr),
-            Some(Endpoint::Host { host, port }) => {
-                Some(resolve(host, *port).await.with_context(|| {
-                    format!(
-                        "{}: failed to resolve the endpoint {host}:{port} of peer {}",
-                        path.display(),
-                        peer.public_key
-                    )
-                })?)
-            }
+    let file = is_file(&args.target);
+    let (name, config) = if file {
+        let path = Path::new(&args.target);
+        let config = warren_proto::config::parse_file(path)?;
+        let name = match args.name {
+            Some(name) => name,
+            None => TunnelName::from_conf_path(path).with_context(|| {
+                format!("cannot name a tunnel after {}; pass --name", path.display())
+            })?,
         };
-        peers.push(PeerSettings {
-            public_key: peer.public_key,
-            preshared_key: peer.preshared_key.clone(),
-            endpoint,
-            persistent_keepalive: peer.persistent_keepalive,
-            allowed_ips: peer.allowed_ips.clone(),
-        });
-    }
-    Ok(peers)
-}
-
-/// The addresses that host-name endpoints resolved to, for the planner's loop check.
-fn resolved_host_endpoints(
-    config: &TunnelConfig,
-    peers: &[PeerSettings],
-) -> Vec<(PublicKey, SocketAddr)> {
-    config
-        .peers
-        .iter()
-        .zip(peers)
-        .filter(|(configured, _)| matches!(configured.endpoint, Some(Endpoint::Host { .. })))
-        .filter_map(|(configured, settings)| {
-            settings
-                .endpoint
-                .map(|endpoint| (configured.public_key, endpoint))
-        })
-        .collect()
-}
-
-async fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
-    // Prefer IPv4 like wg(8) does when both exist: it works on more networks.
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .copied()
-        .context("the name has no addresses")
-}
-
-async fn run_hook_list(stage: &str, commands: &[String], ifname: &str) -> anyhow::Result<()> {
-    for command in commands {
-        let command = command.replace("%i", ifname);
-        tracing::info!("{stage}: {command}");
-        let status = tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(&command)
-            .status()
-            .await
-            .with_context(|| format!("failed to run {stage} command {command:?}"))?;
-        if !status.success() {
-            bail!("{stage} command {command:?} failed ({status})");
+        (name, Some(config))
+    } else {
+        if args.name.is_some() {
+            bail!("--name applies to a file; a system tunnel is brought up by its own name");
         }
+        let name = TunnelName::new(args.target.as_str()).with_context(|| {
+            format!(
+                "'{}' is neither a system tunnel's name nor a file (a file's path contains `/` \
+                 or ends in `.conf`)",
+                args.target
+            )
+        })?;
+        (name, None)
+    };
+
+    let daemon = client::connect(&socket).await?;
+    let mut events = daemon.events();
+    if args.wait.is_some() {
+        let subscribe = Request::Subscribe {
+            topics: vec![EventTopic::State],
+        };
+        client::request(&daemon, subscribe, "subscribe to state changes").await?;
     }
-    Ok(())
+    let request = match config {
+        Some(config) => Request::ConnectUser {
+            name: name.clone(),
+            config,
+            options: TunnelOptions {
+                kill_switch: args.kill_switch.map(proto_kill_switch).unwrap_or_default(),
+                allow_lan: args.allow_lan,
+            },
+        },
+        None => {
+            if args.kill_switch.is_some() || args.allow_lan {
+                let mut options = current_options(&daemon, &name).await?;
+                if let Some(mode) = args.kill_switch {
+                    options.kill_switch = proto_kill_switch(mode);
+                }
+                options.allow_lan = args.allow_lan;
+                let set = Request::SetOptions {
+                    name: name.clone(),
+                    options,
+                };
+                client::request(&daemon, set, &format!("set the options of '{name}'")).await?;
+            }
+            Request::ConnectSystem { name: name.clone() }
+        }
+    };
+    client::request(&daemon, request, &format!("bring '{name}' up")).await?;
+    let Some(secs) = args.wait else {
+        println!("{name}: up, waiting for a handshake (see `warren-helper status {name}`)");
+        return Ok(());
+    };
+    let waited = tokio::time::timeout(Duration::from_secs(secs), async {
+        loop {
+            match events.recv().await {
+                Ok(Event::TunnelState { name: n, state }) if n == name => match state {
+                    TunnelState::Connected { .. } => return Ok(()),
+                    TunnelState::Error { reason } => bail!("'{name}' failed: {reason}"),
+                    TunnelState::Disconnected | TunnelState::Disconnecting => {
+                        bail!("'{name}' was taken down before a handshake")
+                    }
+                    TunnelState::Connecting => {}
+                },
+                Ok(Event::HelperStopping) => bail!("the daemon is stopping"),
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => bail!("the connection to the daemon closed"),
+            }
+        }
+    })
+    .await;
+    match waited {
+        Ok(result) => {
+            result?;
+            println!("{name}: connected");
+            Ok(())
+        }
+        Err(_) => Err(NoHandshake { secs }.into()),
+    }
+}
+
+/// A system tunnel's options as the daemon has them.
+async fn current_options(
+    daemon: &warren_proto::ipc::Client,
+    name: &TunnelName,
+) -> anyhow::Result<TunnelOptions> {
+    let request = Request::Status {
+        name: Some(name.clone()),
+    };
+    match client::request(daemon, request, &format!("read the options of '{name}'")).await? {
+        Response::Status { tunnels } => Ok(tunnels
+            .into_iter()
+            .next()
+            .map(|t| t.options)
+            .unwrap_or_default()),
+        other => Err(client::unexpected(&other)),
+    }
+}
+
+fn proto_kill_switch(mode: KillSwitchMode) -> KillSwitch {
+    match mode {
+        KillSwitchMode::On => KillSwitch::On,
+        KillSwitchMode::Off => KillSwitch::Off,
+        KillSwitchMode::Auto => KillSwitch::Auto,
+    }
 }
 
 #[cfg(test)]
@@ -455,15 +250,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn interface_names_follow_wg_quick() {
-        assert_eq!(
-            interface_name_from_path(Path::new("/etc/wireguard/wg0.conf")).unwrap(),
-            "wg0"
-        );
-        assert!(check_interface_name("wg0").is_ok());
-        assert!(check_interface_name("a-very-long-interface").is_err());
-        assert!(check_interface_name("wg 0").is_err());
-        assert!(check_interface_name("").is_err());
-        assert!(check_interface_name("..").is_err());
+    fn files_are_told_from_names() {
+        assert!(is_file("/etc/wireguard/wg0.conf"));
+        assert!(is_file("./office"));
+        assert!(is_file("office.conf"));
+        assert!(!is_file("office"));
+        assert!(!is_file("wg0"));
     }
 }

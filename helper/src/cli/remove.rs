@@ -1,0 +1,25 @@
+//! `warren-helper remove NAME`: delete a system tunnel (root only; it must be down).
+
+use super::client;
+use std::path::PathBuf;
+use warren_proto::ipc::{Request, TunnelName};
+
+/// `remove`'s arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The system tunnel.
+    name: TunnelName,
+}
+
+pub async fn run(args: Args, socket: PathBuf) -> anyhow::Result<()> {
+    let daemon = client::connect(&socket).await?;
+    let name = args.name;
+    client::request(
+        &daemon,
+        Request::RemoveSystemTunnel { name: name.clone() },
+        &format!("remove system tunnel '{name}'"),
+    )
+    .await?;
+    println!("{name}: removed");
+    Ok(())
+}

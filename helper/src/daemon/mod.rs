@@ -1,0 +1,216 @@
+//! The daemon (`warren-helper daemon`, the systemd / launchd / Windows service): owns every tunnel
+//! on the host and serves the IPC protocol (`warren_proto::ipc`) to the GUI and the admin CLI.
+//!
+//! [`run`] is the whole life of the daemon, for every way of starting it (the CLI's `daemon`
+//! subcommand, the Windows service), with the stop request passed in by the caller:
+//! 1. undo what earlier runs left behind: every journal in the state directory that no live
+//!    process holds ([`crate::journal::recover`]; journals of other network namespaces are left
+//!    alone);
+//! 2. listen: the Unix socket (0660, group `warren`) or the named pipe, per OS (`unix.rs`,
+//!    `windows.rs`), each connection authorised from its peer's credentials (`auth.rs`) and then
+//!    served by `server.rs`;
+//! 3. the tunnel manager (`manager.rs`) starts the system tunnels marked autostart and then serves
+//!    the commands the connections translate requests into — it alone decides;
+//! 4. on the stop request: every client is told (`HelperStopping`), every tunnel is taken down and
+//!    its journal undone, the socket is removed, and `run` returns.
+//!
+//! Layout: `mod.rs` the entry point and options; `manager.rs` the command enum and the owner of
+//! all tunnel state; `lifecycle.rs` the tunnel state machine and liveness (pure); `conflict.rs`
+//! which tunnels may run side by side (pure); `store.rs` the system tunnels directory;
+//! `server.rs` the per-connection protocol; `unix.rs` + `auth.rs` and `windows.rs` the listeners.
+
+mod conflict;
+mod lifecycle;
+mod manager;
+mod server;
+mod store;
+#[cfg(test)]
+mod tests;
+
+#[cfg(unix)]
+mod auth;
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as imp;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as imp;
+
+pub use store::default_tunnels_dir;
+
+use anyhow::Context as _;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinSet;
+use warren_proto::ipc::IpcError;
+
+/// Commands queued for the manager before a connection waits.
+const COMMAND_QUEUE: usize = 64;
+
+/// Events buffered per connection before a slow one misses some.
+const EVENT_QUEUE: usize = 1024;
+
+/// How the daemon runs. [`Options::default`] is the installed daemon's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Where to listen: a Unix socket path, or a pipe name on Windows
+    /// (default [`warren_proto::ipc::default_socket_path`]).
+    pub socket: PathBuf,
+    /// The group whose members may connect (Unix; default `warren`).
+    pub group: String,
+    /// Where the journals live (default [`crate::journal::state_dir`]).
+    pub state_dir: PathBuf,
+    /// The system tunnels (default [`default_tunnels_dir`]).
+    pub tunnels_dir: PathBuf,
+    /// Run system tunnels' PreUp/PostUp/PreDown/PostDown commands.
+    pub run_hooks: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            socket: warren_proto::ipc::default_socket_path(),
+            group: "warren".to_owned(),
+            state_dir: crate::journal::state_dir(),
+            tunnels_dir: default_tunnels_dir(),
+            run_hooks: false,
+        }
+    }
+}
+
+/// A connection the listener accepted, with its verdict.
+struct Incoming<S> {
+    stream: S,
+    /// Who it is, for the log.
+    peer: String,
+    /// The caller if admitted, else why not.
+    admission: Result<manager::Caller, IpcError>,
+}
+
+/// Runs the daemon until `shutdown` completes, then takes every tunnel down (see the module
+/// docs). Fails only if it cannot start (the socket is taken, the state directory is unusable);
+/// tunnels that fail are reported to clients and logged, not returned.
+pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    tracing::info!(
+        "warren-helper {} daemon starting: socket {}, tunnels {}, state {}",
+        env!("CARGO_PKG_VERSION"),
+        options.socket.display(),
+        options.tunnels_dir.display(),
+        options.state_dir.display()
+    );
+    recover(&options).await;
+    let mut listener = imp::Listener::bind(&options.socket, &options.group)?;
+
+    let (events, _) = broadcast::channel(EVENT_QUEUE);
+    let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+    let manager = manager::Manager::new(
+        manager::Settings {
+            state_dir: options.state_dir.clone(),
+            store: store::Store::new(options.tunnels_dir.clone()),
+            run_hooks: options.run_hooks,
+        },
+        events.clone(),
+    );
+    let (stop_manager, manager_stopped) = tokio::sync::oneshot::channel::<()>();
+    let manager = tokio::spawn(manager.run(command_rx, async {
+        let _ = manager_stopped.await;
+    }));
+    let shared = Arc::new(server::Shared {
+        commands,
+        events,
+        helper_version: env!("CARGO_PKG_VERSION").to_owned(),
+        frame_timeout: Duration::from_secs(server::FRAME_TIMEOUT_SECS),
+    });
+
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        while connections.try_join_next().is_some() {}
+        let incoming = tokio::select! {
+            () = &mut shutdown => break,
+            incoming = listener.accept() => incoming,
+        };
+        match incoming {
+            Ok(Incoming {
+                stream,
+                peer,
+                admission: Ok(caller),
+            }) => {
+                connections.spawn(server::serve(stream, caller, peer, Arc::clone(&shared)));
+            }
+            Ok(Incoming {
+                stream,
+                peer,
+                admission: Err(reason),
+            }) => {
+                tracing::warn!("{peer}: refused: {}", reason.message);
+                connections.spawn(server::refuse(stream, reason));
+            }
+            Err(e) => {
+                tracing::warn!("failed to accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    tracing::info!("stopping: telling clients, taking the tunnels down");
+    drop(listener);
+    let _ = stop_manager.send(());
+    manager.await.context("the tunnel manager failed")?;
+    // Let the connections deliver `HelperStopping` and the last answers, then close them.
+    drop(shared);
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    connections.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Step 1 of the module docs: undo what earlier runs left. Failures are logged; the tunnels that
+/// own such a journal will refuse to come up until it is recovered.
+async fn recover(options: &Options) {
+    match crate::journal::recover(&options.state_dir, None).await {
+        Err(e) => tracing::error!("recovery: {e}"),
+        Ok(reports) => {
+            for report in reports {
+                use crate::journal::Recovery;
+                match report {
+                    Recovery::Restored {
+                        ifname,
+                        pid,
+                        undone,
+                    } => {
+                        tracing::warn!(
+                            "recovery: {ifname}: warren-helper pid {pid} did not finish; restored \
+                             what it left: {} change(s) undone",
+                            undone.len()
+                        );
+                        for change in undone {
+                            tracing::info!("recovery: {ifname}: undone: {change}");
+                        }
+                    }
+                    Recovery::Incomplete {
+                        ifname,
+                        path,
+                        failed,
+                        ..
+                    } => tracing::error!(
+                        "recovery: {ifname}: {} change(s) could not be undone (kept in {})",
+                        failed.len(),
+                        path.display()
+                    ),
+                    Recovery::LeftAlone(reason) => tracing::info!("recovery: left alone: {reason}"),
+                    Recovery::Failed(error) => tracing::error!("recovery: {error}"),
+                }
+            }
+        }
+    }
+}

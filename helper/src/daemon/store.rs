@@ -1,0 +1,386 @@
+//! System tunnels on disk: the directory administrators own (`/etc/warren/tunnels`, or
+//! `--tunnels-dir`), one wg-quick file per tunnel, and two optional side files.
+//!
+//! ```text
+//! /etc/warren/tunnels/            0700 root
+//!   office.conf                   0600 root   the configuration (private key included)
+//!   office.autostart              any         present = bring it up when the daemon starts
+//!   office.options.json           0600 root   kill switch / allow LAN ({"kill_switch":"auto",…})
+//! ```
+//!
+//! Autostart is a flag file rather than something inside the `.conf`, so that the `.conf` stays
+//! exactly what `wg-quick` reads and an administrator switches autostart with `touch` / `rm`.
+//!
+//! Files are written atomically (a temporary file in the same directory, fsynced, renamed) with
+//! mode 0600. A `.conf` that others may write, or that someone other than this process's user
+//! owns, is refused when loaded: it would let them choose the routes and hooks of a root process.
+
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use warren_proto::config::TunnelConfig;
+use warren_proto::ipc::{IpcError, TunnelName, TunnelOptions};
+use zeroize::Zeroizing;
+
+/// The default directory of system tunnels.
+pub fn default_tunnels_dir() -> PathBuf {
+    if cfg!(windows) {
+        crate::journal::state_dir().join("tunnels")
+    } else {
+        PathBuf::from("/etc/warren/tunnels")
+    }
+}
+
+const CONF_SUFFIX: &str = ".conf";
+const AUTOSTART_SUFFIX: &str = ".autostart";
+const OPTIONS_SUFFIX: &str = ".options.json";
+
+/// The system tunnels directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// The store in `dir` (which need not exist yet).
+    pub fn new(dir: PathBuf) -> Self {
+        Store { dir }
+    }
+
+    /// The `.conf` path of `name`.
+    pub fn conf_path(&self, name: &TunnelName) -> PathBuf {
+        self.dir.join(format!("{name}{CONF_SUFFIX}"))
+    }
+
+    fn side_path(&self, name: &TunnelName, suffix: &str) -> PathBuf {
+        self.dir.join(format!("{name}{suffix}"))
+    }
+
+    /// The names of the installed tunnels, sorted. A missing directory holds none; files whose
+    /// name is not a valid tunnel name are skipped with a warning.
+    pub fn names(&self) -> Result<Vec<TunnelName>, IpcError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.io_error("list", &self.dir, &e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(stem) = file_name.to_str().and_then(|n| n.strip_suffix(CONF_SUFFIX)) else {
+                continue;
+            };
+            match TunnelName::new(stem) {
+                Ok(name) => names.push(name),
+                Err(e) => tracing::warn!(
+                    "{}: ignored: {e}",
+                    self.dir.join(entry.file_name()).display()
+                ),
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Whether `name` is installed.
+    pub fn exists(&self, name: &TunnelName) -> bool {
+        self.conf_path(name).is_file()
+    }
+
+    /// Reads and parses `name`'s configuration, after checking who may have written it.
+    pub fn load(&self, name: &TunnelName) -> Result<TunnelConfig, IpcError> {
+        let path = self.conf_path(name);
+        match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(IpcError::not_found(format!(
+                    "no system tunnel named '{name}' ({} does not exist)",
+                    path.display()
+                )))
+            }
+            Err(e) => return Err(self.io_error("read", &path, &e)),
+            Ok(metadata) => check_trusted(&path, &metadata)?,
+        }
+        warren_proto::config::parse_file(&path).map_err(IpcError::from)
+    }
+
+    /// Installs `config` as `name` (0600), refusing to overwrite unless `replace`.
+    pub fn save(
+        &self,
+        name: &TunnelName,
+        config: &TunnelConfig,
+        replace: bool,
+    ) -> Result<(), IpcError> {
+        let path = self.conf_path(name);
+        if !replace && path.exists() {
+            return Err(IpcError::conflict(
+                None,
+                format!(
+                    "a system tunnel named '{name}' already exists ({}); remove it first or \
+                     replace it",
+                    path.display()
+                ),
+            ));
+        }
+        create_private_dir(&self.dir).map_err(|e| self.io_error("create", &self.dir, &e))?;
+        let text = Zeroizing::new(config.to_conf());
+        write_atomically(&path, text.as_bytes()).map_err(|e| self.io_error("write", &path, &e))
+    }
+
+    /// Deletes `name` and its side files.
+    pub fn remove(&self, name: &TunnelName) -> Result<(), IpcError> {
+        let path = self.conf_path(name);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(IpcError::not_found(format!(
+                    "no system tunnel named '{name}' ({} does not exist)",
+                    path.display()
+                )))
+            }
+            Err(e) => return Err(self.io_error("remove", &path, &e)),
+        }
+        for suffix in [AUTOSTART_SUFFIX, OPTIONS_SUFFIX] {
+            let side = self.side_path(name, suffix);
+            if let Err(e) = fs::remove_file(&side) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!("failed to remove {}: {e}", side.display());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `name` is marked to come up when the daemon starts.
+    pub fn autostart(&self, name: &TunnelName) -> bool {
+        self.side_path(name, AUTOSTART_SUFFIX).exists()
+    }
+
+    /// `name`'s saved options, or the defaults. A broken file is reported and ignored.
+    pub fn options(&self, name: &TunnelName) -> TunnelOptions {
+        let path = self.side_path(name, OPTIONS_SUFFIX);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(
+                    "{}: ignored (using the default options): {e}",
+                    path.display()
+                );
+                TunnelOptions::default()
+            }),
+            Err(e) => {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!("failed to read {}: {e}", path.display());
+                }
+                TunnelOptions::default()
+            }
+        }
+    }
+
+    /// Saves `name`'s options.
+    pub fn save_options(&self, name: &TunnelName, options: &TunnelOptions) -> Result<(), IpcError> {
+        let path = self.side_path(name, OPTIONS_SUFFIX);
+        let json = serde_json::to_vec(options)
+            .map_err(|e| IpcError::internal(format!("failed to encode options: {e}")))?;
+        write_atomically(&path, &json).map_err(|e| self.io_error("write", &path, &e))
+    }
+
+    fn io_error(&self, verb: &str, path: &Path, error: &io::Error) -> IpcError {
+        if error.kind() == io::ErrorKind::PermissionDenied {
+            IpcError::not_authorized(format!("failed to {verb} {}: {error}", path.display()))
+        } else {
+            IpcError::internal(format!("failed to {verb} {}: {error}", path.display()))
+        }
+    }
+}
+
+/// Refuses a configuration file others could have written.
+#[cfg(unix)]
+fn check_trusted(path: &Path, metadata: &fs::Metadata) -> Result<(), IpcError> {
+    use std::os::unix::fs::MetadataExt as _;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let refuse = |why: String| {
+        Err(IpcError::not_authorized(format!(
+            "refusing {}: {why}; it must be a regular file owned by uid {euid} that only its \
+             owner can write (chmod 600)",
+            path.display()
+        )))
+    };
+    if !metadata.file_type().is_file() {
+        return refuse("it is not a regular file".into());
+    }
+    if metadata.uid() != euid {
+        return refuse(format!("it is owned by uid {}", metadata.uid()));
+    }
+    if metadata.mode() & 0o022 != 0 {
+        return refuse(format!(
+            "its mode {:o} lets others write it",
+            metadata.mode() & 0o777
+        ));
+    }
+    if metadata.mode() & 0o044 != 0 {
+        tracing::warn!(
+            "{}: others can read this file and its private key (mode {:o}); chmod 600 it",
+            path.display(),
+            metadata.mode() & 0o777
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_trusted(path: &Path, metadata: &fs::Metadata) -> Result<(), IpcError> {
+    if !metadata.file_type().is_file() {
+        return Err(IpcError::not_authorized(format!(
+            "refusing {}: it is not a regular file",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir)
+}
+
+/// Writes `bytes` to a 0600 temporary file next to `path`, fsyncs it, renames it over `path`.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let _ = fs::remove_file(&tmp);
+    let written = (|| {
+        let mut file = options.open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warren_proto::ipc::{ErrorKind, KillSwitch};
+
+    const CONF: &str = "[Interface]\nPrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n\
+                        Address = 198.19.0.1/24\n\n[Peer]\n\
+                        PublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\n\
+                        AllowedIPs = 198.19.5.0/24\n";
+
+    struct TempDir(PathBuf);
+    impl TempDir {
+        fn new(test: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("warren-store-{test}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            Self(dir)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn name(s: &str) -> TunnelName {
+        TunnelName::new(s).unwrap()
+    }
+
+    #[test]
+    fn save_list_load_remove() {
+        let dir = TempDir::new("roundtrip");
+        let store = Store::new(dir.0.join("tunnels"));
+        assert_eq!(store.names().unwrap(), vec![]);
+        let config = warren_proto::config::parse(CONF, None).unwrap();
+        store.save(&name("office"), &config, false).unwrap();
+        let again = store.save(&name("office"), &config, false).unwrap_err();
+        assert!(
+            matches!(again.kind, ErrorKind::Conflict { .. }),
+            "{again:?}"
+        );
+        store.save(&name("office"), &config, true).unwrap();
+        fs::write(store.dir.join("not a name.conf"), CONF).unwrap();
+        fs::write(store.dir.join("notes.txt"), "x").unwrap();
+        assert_eq!(store.names().unwrap(), vec![name("office")]);
+        assert_eq!(store.load(&name("office")).unwrap(), config);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(store.conf_path(&name("office")))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+            let dir_mode = fs::metadata(&store.dir).unwrap().permissions().mode();
+            assert_eq!(dir_mode & 0o777, 0o700);
+        }
+        assert!(!store.autostart(&name("office")));
+        fs::write(store.dir.join("office.autostart"), "").unwrap();
+        assert!(store.autostart(&name("office")));
+        let options = TunnelOptions {
+            kill_switch: KillSwitch::On,
+            allow_lan: true,
+        };
+        assert_eq!(store.options(&name("office")), TunnelOptions::default());
+        store.save_options(&name("office"), &options).unwrap();
+        assert_eq!(store.options(&name("office")), options);
+        store.remove(&name("office")).unwrap();
+        assert!(!store.autostart(&name("office")));
+        assert_eq!(
+            store.remove(&name("office")).unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            store.load(&name("office")).unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = TempDir::new("trust");
+        let store = Store::new(dir.0.clone());
+        let config = warren_proto::config::parse(CONF, None).unwrap();
+        store.save(&name("wg0"), &config, false).unwrap();
+        let path = store.conf_path(&name("wg0"));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        let error = store.load(&name("wg0")).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NotAuthorized);
+        assert!(error.message.contains("lets others write it"), "{error}");
+    }
+
+    #[test]
+    fn a_bad_file_names_its_line_and_never_its_key() {
+        let dir = TempDir::new("bad");
+        let store = Store::new(dir.0.clone());
+        let config = warren_proto::config::parse(CONF, None).unwrap();
+        store.save(&name("bad"), &config, false).unwrap();
+        let path = store.conf_path(&name("bad"));
+        fs::write(&path, CONF.replace("198.19.5.0/24", "198.19.5.0/99")).unwrap();
+        let error = store.load(&name("bad")).unwrap_err();
+        assert!(
+            matches!(error.kind, ErrorKind::InvalidConfig { line: Some(7), .. }),
+            "{error:?}"
+        );
+        assert!(!error.message.contains("yAnz5TF"), "{error}");
+    }
+}

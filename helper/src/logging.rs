@@ -1,0 +1,301 @@
+//! Where the helper's log goes: `tracing` events, filtered by `RUST_LOG`, to
+//! - stderr, for humans (colours only on a terminal) — and for systemd's journal, which captures a
+//!   service's stderr;
+//! - for the daemon, rotating files `<log dir>/warren-helper.<date>.log` (daily, the newest
+//!   [`DEFAULT_KEEP_FILES`] kept; `/var/log/warren` by default, `%ProgramData%\Warren\logs` on
+//!   Windows);
+//! - a ring of the newest [`RING_LINES`] lines in memory, with a broadcast of each new line, which
+//!   the daemon serves to clients (`warren-helper logs [-f]`, the GUI's log view).
+//!
+//! Secrets: nothing the helper logs holds key material — configurations are never logged (their
+//! `Debug` redacts keys anyway), and errors name files and lines, not contents. The daemon's
+//! end-to-end test greps the log files and the in-memory ring for the keys it used.
+//!
+//! What it must not do: fail the program because a log file cannot be opened (the daemon then
+//! logs to stderr only, and says so).
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::broadcast;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, SubscriberExt as _};
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer};
+use warren_proto::ipc::{LogLevel, LogLine};
+
+/// Lines the in-memory ring keeps.
+pub const RING_LINES: usize = 2000;
+
+/// Daily log files kept by default.
+pub const DEFAULT_KEEP_FILES: usize = 14;
+
+/// Lines a slow follower may fall behind before it misses some.
+const FOLLOW_BUFFER: usize = 1024;
+
+/// The log file name's prefix and suffix: `warren-helper.2026-01-31.log`.
+const FILE_PREFIX: &str = "warren-helper";
+const FILE_SUFFIX: &str = "log";
+
+/// The default directory for the daemon's log files.
+pub fn default_log_dir() -> PathBuf {
+    if cfg!(windows) {
+        crate::journal::state_dir().join("logs")
+    } else {
+        PathBuf::from("/var/log/warren")
+    }
+}
+
+/// How a subcommand wants its log.
+pub enum Mode {
+    /// Stderr only, at `default` level unless `RUST_LOG` says otherwise.
+    Stderr {
+        /// `info` for commands that change the system, `warn` for client commands.
+        default: &'static str,
+    },
+    /// The daemon: stderr, the ring, and rotating files in `dir` (when given).
+    Daemon {
+        /// The log directory; `None` for no files.
+        dir: Option<PathBuf>,
+        /// How many daily files to keep.
+        keep: usize,
+    },
+}
+
+/// Installs the global subscriber. Errors (a log directory that cannot be created) are reported on
+/// stderr and the daemon goes on without files. Calling it twice keeps the first.
+pub fn init(mode: Mode) {
+    let default = match &mode {
+        Mode::Stderr { default } => *default,
+        Mode::Daemon { .. } => "info",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match mode {
+        Mode::Stderr { .. } => {
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(stderr)
+                .try_init();
+        }
+        Mode::Daemon { dir, keep } => {
+            let mut file_error = None;
+            let files = dir.and_then(|dir| match file_appender(&dir, keep) {
+                Ok(appender) => Some(
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(false)
+                        .with_writer(appender),
+                ),
+                Err(e) => {
+                    file_error = Some(format!("{e:#}"));
+                    None
+                }
+            });
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(stderr)
+                .with(files)
+                .with(RingLayer)
+                .try_init();
+            if let Some(error) = file_error {
+                tracing::warn!("logging to stderr only: {error}");
+            }
+        }
+    }
+}
+
+/// A daily rotating appender in `dir` (created 0750 if missing), keeping `keep` files.
+fn file_appender(
+    dir: &Path,
+    keep: usize,
+) -> anyhow::Result<tracing_appender::rolling::RollingFileAppender> {
+    use anyhow::Context as _;
+    create_log_dir(dir)
+        .with_context(|| format!("failed to create the log directory {}", dir.display()))?;
+    tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix(FILE_PREFIX)
+        .filename_suffix(FILE_SUFFIX)
+        .max_log_files(keep.max(1))
+        .build(dir)
+        .with_context(|| format!("failed to open a log file in {}", dir.display()))
+}
+
+#[cfg(unix)]
+fn create_log_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o750)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_log_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+/// The newest log lines and a broadcast of each new one.
+pub struct LogRing {
+    lines: Mutex<VecDeque<LogLine>>,
+    follow: broadcast::Sender<LogLine>,
+}
+
+/// The process's ring (empty unless [`Mode::Daemon`] installed the layer that fills it).
+pub fn ring() -> &'static LogRing {
+    static RING: OnceLock<LogRing> = OnceLock::new();
+    RING.get_or_init(|| LogRing {
+        lines: Mutex::new(VecDeque::with_capacity(RING_LINES)),
+        follow: broadcast::channel(FOLLOW_BUFFER).0,
+    })
+}
+
+impl LogRing {
+    /// The newest `n` lines and a receiver of every later one, atomically (no line falls
+    /// between them).
+    pub fn tail_and_follow(&self, n: usize) -> (Vec<LogLine>, broadcast::Receiver<LogLine>) {
+        let lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        let receiver = self.follow.subscribe();
+        let skip = lines.len().saturating_sub(n);
+        (lines.iter().skip(skip).cloned().collect(), receiver)
+    }
+
+    fn push(&self, line: LogLine) {
+        let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        if lines.len() == RING_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line.clone());
+        // Sent under the lock, so `tail_and_follow` sees each line exactly once.
+        let _ = self.follow.send(line);
+    }
+}
+
+/// Copies each event into [`ring`].
+struct RingLayer;
+
+impl<S: Subscriber> Layer<S> for RingLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let mut visitor = MessageVisitor::default();
+        event.record(&mut visitor);
+        let metadata = event.metadata();
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        ring().push(LogLine {
+            unix_ms,
+            level: level(*metadata.level()),
+            target: metadata.target().to_owned(),
+            message: visitor.finish(),
+        });
+    }
+}
+
+fn level(level: Level) -> LogLevel {
+    match level {
+        Level::ERROR => LogLevel::Error,
+        Level::WARN => LogLevel::Warn,
+        Level::INFO => LogLevel::Info,
+        Level::DEBUG => LogLevel::Debug,
+        Level::TRACE => LogLevel::Trace,
+    }
+}
+
+/// The event's message, then its other fields as `name=value`.
+#[derive(Default)]
+struct MessageVisitor {
+    message: String,
+    fields: String,
+}
+
+impl MessageVisitor {
+    fn finish(mut self) -> String {
+        if !self.fields.is_empty() {
+            if !self.message.is_empty() {
+                self.message.push(' ');
+            }
+            self.message.push_str(&self.fields);
+        }
+        self.message
+    }
+}
+
+impl Visit for MessageVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            if !self.fields.is_empty() {
+                self.fields.push(' ');
+            }
+            let _ = write!(self.fields, "{}={value:?}", field.name());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ring_keeps_the_newest_lines_and_follows() {
+        let ring = LogRing {
+            lines: Mutex::new(VecDeque::new()),
+            follow: broadcast::channel(4).0,
+        };
+        let line = |n: u64| LogLine {
+            unix_ms: n,
+            level: LogLevel::Info,
+            target: "t".into(),
+            message: format!("line {n}"),
+        };
+        for n in 0..(RING_LINES as u64 + 5) {
+            ring.push(line(n));
+        }
+        let tail = ring.tail_and_follow(3).0;
+        assert_eq!(
+            tail.iter().map(|l| l.unix_ms).collect::<Vec<_>>(),
+            vec![
+                RING_LINES as u64 + 2,
+                RING_LINES as u64 + 3,
+                RING_LINES as u64 + 4
+            ]
+        );
+        assert_eq!(ring.tail_and_follow(usize::MAX).0.len(), RING_LINES);
+        let (old, mut new) = ring.tail_and_follow(1);
+        assert_eq!(old.len(), 1);
+        ring.push(line(7));
+        assert_eq!(new.try_recv().unwrap().unix_ms, 7);
+    }
+
+    #[test]
+    fn events_become_lines_with_their_fields() {
+        let subscriber = tracing_subscriber::registry().with(RingLayer);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(peer = 3, "a \"quoted\" message");
+        });
+        let line = ring()
+            .tail_and_follow(usize::MAX)
+            .0
+            .into_iter()
+            .rev()
+            .find(|l| l.message.starts_with("a \"quoted\""))
+            .unwrap();
+        assert_eq!(line.level, LogLevel::Warn);
+        assert_eq!(line.message, "a \"quoted\" message peer=3");
+        assert!(line.target.contains("logging"));
+    }
+}

@@ -1,0 +1,522 @@
+//! One tunnel's whole life on this host, from a parsed configuration to nothing left behind: the
+//! one implementation that both `warren-helper up --foreground` and the daemon run.
+//!
+//! Two halves, so that "bad input changes nothing":
+//! - [`Prepared::new`] checks everything that depends on the configuration alone, *before* the
+//!   first change to the system: the interface name, host names resolved (once, now), the whole
+//!   network plan, the kill switch's plan and preflight, the DNS plan. An error here changed
+//!   nothing.
+//! - [`run`] then changes the system, in this order:
+//!   1. recovery: a journal that a crashed run left for this interface is undone (and what it
+//!      restored is logged) — refused if a running helper still holds it;
+//!   2. the journal for this run is created (see [`crate::journal`]);
+//!   3. PreUp hooks (only when asked), the TUN, the facts the plan needs (the path MTU to the
+//!      first endpoint, the routing tables in use — read before any route of ours exists), the
+//!      plan, the UDP sockets (with the plan's fwmark, which a full tunnel's policy routing relies
+//!      on), the kill switch, addresses/MTU/routes/rules/sysctls, DNS (each journaled before it is
+//!      made), the UAPI socket, PostUp hooks; then the caller's `on_up` learns the interface and
+//!      gets a [`Control`] channel to the driver (statistics for status and liveness);
+//!   4. the driver runs until `shutdown` completes (or the TUN fails);
+//!   5. teardown, the mirror image: PreDown hooks, the UAPI socket, the journal undone newest
+//!      first (while the TUN still exists), the TUN, PostDown hooks.
+//!
+//! Whatever part of 3 had happened when an error struck is undone from the journal the same way,
+//! and the journal file is removed once everything is undone. If the process dies instead
+//! (`kill -9`), the journal stays, and the next run for the same interface, the daemon's start,
+//! or `warren-helper recover`, undoes it.
+//!
+//! What it must not do: decide *whether* a tunnel may come up (the daemon checks conflicts with
+//! its other tunnels), or log key material (the configuration is never logged; the private key
+//! lives in `TunnelConfig`'s `PrivateKey`, which is zeroized on drop).
+
+use crate::driver::{Control, Driver, Sockets, Transport as _};
+use crate::journal::{self, Journal, Recovery};
+use crate::platform::dns::{self, DnsPlan};
+use crate::platform::firewall::{self, KillSwitchInput, KillSwitchMode};
+use crate::platform::{self, Family, NetworkPlan, PlanInputs};
+use crate::uapi;
+use anyhow::{bail, Context};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tokio::sync::mpsc;
+use warren_proto::config::{Endpoint, TunnelConfig};
+use warren_proto::key::PublicKey;
+use warren_tunnel::{Device, PeerSettings};
+
+/// Longest Linux interface name (IFNAMSIZ - 1).
+const MAX_IFNAME_LEN: usize = 15;
+
+/// Control requests queued for the driver before the sender waits.
+const CONTROL_QUEUE: usize = 8;
+
+/// What to bring up, and how.
+pub struct Spec {
+    /// The configuration (holds the private key; zeroized when dropped).
+    pub config: TunnelConfig,
+    /// The interface name (and the journal's name).
+    pub ifname: String,
+    /// Where the configuration came from, for messages: a file path, or `user tunnel 'home'`.
+    pub source: String,
+    /// Run the configuration's PreUp/PostUp/PreDown/PostDown commands (as root).
+    pub run_hooks: bool,
+    /// Where the journal lives.
+    pub state_dir: PathBuf,
+    /// When to install the kill switch.
+    pub kill_switch: KillSwitchMode,
+    /// Let the kill switch allow the local network.
+    pub allow_lan: bool,
+}
+
+/// A [`Spec`] that passed every check that needs no change to the system.
+pub struct Prepared {
+    spec: Spec,
+    peers: Vec<PeerSettings>,
+    resolved_endpoints: Vec<(PublicKey, SocketAddr)>,
+    dns_plan: Option<DnsPlan>,
+    kill_switch: bool,
+}
+
+/// The running tunnel, handed to `on_up` once step 3 is done.
+pub struct Running {
+    /// The OS's name for the interface (`wg0`, or `utun7` on macOS).
+    pub interface: String,
+    /// Requests to the driver; closing it changes nothing.
+    pub control: mpsc::Sender<Control>,
+}
+
+impl Prepared {
+    /// Checks `spec` (see the module docs). Changes nothing on the system.
+    pub async fn new(spec: Spec) -> anyhow::Result<Prepared> {
+        check_interface_name(&spec.ifname)?;
+        let config = &spec.config;
+        let ifname = spec.ifname.as_str();
+        let peers = resolve_peers(config, &spec.source).await?;
+        let resolved_endpoints = resolved_host_endpoints(config, &peers);
+        let cannot = || format!("{}: cannot bring up {ifname}", spec.source);
+        let validation = PlanInputs {
+            resolved_endpoints: resolved_endpoints.clone(),
+            ..PlanInputs::default()
+        };
+        platform::plan(config, ifname, &validation).with_context(cannot)?;
+        let kill_switch = spec.kill_switch.enabled(config.is_full_tunnel());
+        if kill_switch {
+            // Validate with what the file says; the real plan needs the bound port and the mark.
+            let endpoints: Vec<SocketAddr> = peers.iter().filter_map(|p| p.endpoint).collect();
+            firewall::plan(kill_switch_input(
+                config,
+                ifname,
+                &endpoints,
+                None,
+                Some(1),
+                spec.allow_lan,
+            ))
+            .with_context(cannot)?;
+            firewall::check().with_context(cannot)?;
+        }
+        let dns_plan = plan_dns(config, ifname, &spec.state_dir)
+            .await
+            .with_context(cannot)?;
+        if !config.interface.hooks.is_empty() && !spec.run_hooks {
+            tracing::warn!(
+                "{}: PreUp/PostUp/PreDown/PostDown commands are NOT run (they would run as root); \
+                 pass --run-hooks to run them",
+                spec.source
+            );
+        }
+        Ok(Prepared {
+            spec,
+            peers,
+            resolved_endpoints,
+            dns_plan,
+            kill_switch,
+        })
+    }
+}
+
+/// Steps 1 to 5 of the module docs. Returns when the tunnel is down again and everything it
+/// changed is undone (or, if something could not be undone, with an error saying so; the journal
+/// then keeps it for the next attempt). `on_up` is called once, when the tunnel is up.
+pub async fn run(
+    prepared: Prepared,
+    shutdown: impl Future<Output = ()>,
+    on_up: impl FnOnce(Running),
+) -> anyhow::Result<()> {
+    let Prepared {
+        spec,
+        peers,
+        resolved_endpoints,
+        dns_plan,
+        kill_switch,
+    } = prepared;
+    let ifname = spec.ifname.as_str();
+    let state_dir = spec.state_dir.as_path();
+    let cannot = || format!("{}: cannot bring up {ifname}", spec.source);
+
+    // From here on the system changes: first, what a crashed run left behind.
+    recover_leftover(state_dir, ifname).await?;
+    // After recovery: a crashed run's own DNS marker would otherwise fail the check.
+    if let Some(dns_plan) = &dns_plan {
+        dns::check(dns_plan).await.with_context(cannot)?;
+    }
+    let mut journal = Journal::create(state_dir, ifname).with_context(cannot)?;
+    let setup = Setup {
+        config: &spec.config,
+        ifname,
+        peers,
+        resolved_endpoints,
+        run_hooks: spec.run_hooks,
+        dns_plan: dns_plan.as_ref(),
+        kill_switch,
+        allow_lan: spec.allow_lan,
+    };
+    let result = run_journaled(&mut journal, setup, shutdown, on_up)
+        .await
+        .with_context(cannot);
+
+    // Whatever the run did not undo itself (it stopped half-way through setting up).
+    let outcome = journal.undo_all().await;
+    for change in &outcome.undone {
+        tracing::debug!("undid {change}");
+    }
+    match (journal.close(), result) {
+        (Ok(()), result) => result,
+        (Err(err), Ok(())) => Err(err.into()),
+        (Err(err), Err(first)) => {
+            tracing::warn!("{err}");
+            Err(first)
+        }
+    }
+}
+
+/// Undoes the journal a crashed run left for `ifname`, logging what it restored. Fails when a
+/// running helper holds it, when it belongs to another network namespace, when it cannot be read,
+/// and when something in it cannot be undone: the tunnel does not come up over unknown state.
+async fn recover_leftover(state_dir: &Path, ifname: &str) -> anyhow::Result<()> {
+    for report in journal::recover(state_dir, Some(ifname)).await? {
+        match report {
+            Recovery::Restored { pid, undone, .. } => {
+                tracing::warn!(
+                    "{ifname}: warren-helper pid {pid} did not finish (it crashed or was killed); \
+                     restored what it left: {} change(s) undone",
+                    undone.len()
+                );
+                for change in undone {
+                    tracing::info!("{ifname}: undone: {change}");
+                }
+            }
+            Recovery::Incomplete { path, failed, .. } => bail!(
+                "{ifname}: a crashed warren-helper left changes that could not be undone (kept in \
+                 {}): {}",
+                path.display(),
+                failed
+                    .iter()
+                    .map(|(_, error)| error.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            Recovery::LeftAlone(err) | Recovery::Failed(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
+/// What [`run_journaled`] needs from the checks before it.
+struct Setup<'a> {
+    config: &'a TunnelConfig,
+    ifname: &'a str,
+    peers: Vec<PeerSettings>,
+    resolved_endpoints: Vec<(PublicKey, SocketAddr)>,
+    run_hooks: bool,
+    dns_plan: Option<&'a DnsPlan>,
+    kill_switch: bool,
+    allow_lan: bool,
+}
+
+/// The DNS plan, when the configuration sets `DNS =`: the method detected (or forced with
+/// `WARREN_DNS_METHOD`), with backups kept in the state directory.
+async fn plan_dns(
+    config: &TunnelConfig,
+    ifname: &str,
+    state_dir: &Path,
+) -> anyhow::Result<Option<DnsPlan>> {
+    let interface = &config.interface;
+    if interface.dns_servers.is_empty() && interface.dns_search.is_empty() {
+        return Ok(None);
+    }
+    let method = dns::detect_method().await?;
+    let plan = dns::plan(config, ifname, method)?;
+    Ok(plan.map(|mut plan| {
+        plan.backup_dir = state_dir.join("dns");
+        for warning in &plan.warnings {
+            tracing::warn!("{ifname}: DNS: {warning}");
+        }
+        plan
+    }))
+}
+
+fn kill_switch_input<'a>(
+    config: &'a TunnelConfig,
+    ifname: &'a str,
+    endpoints: &'a [SocketAddr],
+    fwmark: Option<u32>,
+    listen_port: Option<u16>,
+    allow_lan: bool,
+) -> KillSwitchInput<'a> {
+    KillSwitchInput {
+        ifname,
+        endpoints,
+        fwmark,
+        listen_port,
+        dns_servers: &config.interface.dns_servers,
+        tunnel_addresses: &config.interface.addresses,
+        allow_lan,
+    }
+}
+
+/// Steps 3 to 5 of the module docs, each system change journaled in `journal`.
+async fn run_journaled(
+    journal: &mut Journal,
+    setup: Setup<'_>,
+    shutdown: impl Future<Output = ()>,
+    on_up: impl FnOnce(Running),
+) -> anyhow::Result<()> {
+    let Setup {
+        config,
+        ifname,
+        peers,
+        resolved_endpoints,
+        run_hooks,
+        dns_plan,
+        kill_switch,
+        allow_lan,
+    } = setup;
+    let hooks = &config.interface.hooks;
+    if run_hooks {
+        run_hook_list("PreUp", &hooks.pre_up, ifname).await?;
+    }
+    let tun = crate::tun_device::create(ifname)?;
+    let tun_name = tun.name;
+    let first_endpoint = peers.iter().find_map(|p| p.endpoint).map(|e| e.ip());
+    let mut inputs = platform::read_inputs(first_endpoint).await?;
+    inputs.resolved_endpoints = resolved_endpoints;
+    let plan = platform::plan(config, &tun_name, &inputs)?;
+    let mut sockets = Sockets::bind(config.interface.listen_port.unwrap_or(0), plan.fwmark)?;
+    sockets.pin_off(&tun_name)?;
+    if kill_switch {
+        // First of the changes, so the journal removes it last: nothing leaks in between.
+        let endpoints: Vec<SocketAddr> = peers.iter().filter_map(|p| p.endpoint).collect();
+        let input = kill_switch_input(
+            config,
+            &tun_name,
+            &endpoints,
+            plan.fwmark,
+            Some(sockets.port()),
+            allow_lan,
+        );
+        firewall::apply(&firewall::plan(input)?, &mut |c| journal.record(c)).await?;
+    }
+    let mut device = Device::new(config.interface.private_key.clone());
+    for peer in peers {
+        device.upsert_peer(peer);
+    }
+    platform::apply(&plan, journal).await?;
+    if let Some(dns_plan) = dns_plan {
+        let mut dns_plan = dns_plan.clone();
+        dns_plan.ifname = tun_name.clone();
+        dns::apply(&dns_plan, &mut |c| journal.record(c)).await?;
+    }
+    let (tx, rx) = mpsc::channel(16);
+    let uapi_socket = uapi::serve(&tun_name, tx)?;
+    let port = sockets.port();
+    let (control, control_rx) = mpsc::channel(CONTROL_QUEUE);
+    let mut driver = Driver::new(device, tun.device, sockets, rx).with_control(control_rx);
+    let result = async {
+        if run_hooks {
+            run_hook_list("PostUp", &hooks.post_up, &tun_name).await?;
+        }
+        tracing::info!(
+            "{tun_name} is up: {} address(es), {} route(s), MTU {}, {}, listening on UDP port \
+             {port}",
+            plan.addresses.len(),
+            plan.routes.len(),
+            plan.mtu,
+            describe_routing(&plan),
+        );
+        on_up(Running {
+            interface: tun_name.clone(),
+            control,
+        });
+        driver.run(shutdown).await
+    }
+    .await;
+
+    tracing::info!("taking {tun_name} down");
+    if run_hooks {
+        if let Err(e) = run_hook_list("PreDown", &hooks.pre_down, &tun_name).await {
+            tracing::warn!("{e:#}");
+        }
+    }
+    drop(uapi_socket);
+    // Newest first, while the TUN still exists; what fails stays journaled for the caller.
+    let outcome = journal.undo_all().await;
+    for change in &outcome.undone {
+        tracing::debug!("undid {change}");
+    }
+    if !outcome.is_complete() {
+        tracing::warn!(
+            "{} change(s) could not be undone; they stay in {}",
+            outcome.failed.len(),
+            journal.path().display()
+        );
+    }
+    drop(driver);
+    if run_hooks {
+        if let Err(e) = run_hook_list("PostDown", &hooks.post_down, &tun_name).await {
+            tracing::warn!("{e:#}");
+        }
+    }
+    result
+}
+
+/// "split tunnel", "no routes", or "full tunnel (IPv4, IPv6) through table 51820, fwmark 0xca6c".
+fn describe_routing(plan: &NetworkPlan) -> String {
+    match (plan.full_tunnel_table(), plan.fwmark) {
+        (Some(table), Some(fwmark)) => {
+            let families: Vec<&str> = plan
+                .full_tunnel_families()
+                .into_iter()
+                .map(Family::name)
+                .collect();
+            format!(
+                "full tunnel ({}) through table {table}, fwmark {fwmark:#x}",
+                families.join(", ")
+            )
+        }
+        _ if plan.routes.is_empty() => "no routes".to_owned(),
+        _ => "split tunnel".to_owned(),
+    }
+}
+
+/// `wg0.conf` → `wg0`, as wg-quick names interfaces.
+pub fn interface_name_from_path(path: &Path) -> anyhow::Result<String> {
+    let stem = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(|n| n.strip_suffix(".conf").unwrap_or(n))
+        .unwrap_or_default();
+    if stem.is_empty() {
+        bail!(
+            "cannot derive an interface name from {}; pass --interface",
+            path.display()
+        );
+    }
+    Ok(stem.to_string())
+}
+
+fn check_interface_name(name: &str) -> anyhow::Result<()> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "_=+.-".contains(c);
+    if name.is_empty()
+        || name.len() > MAX_IFNAME_LEN
+        || !name.chars().all(ok_char)
+        || name == "."
+        || name == ".."
+    {
+        bail!(
+            "invalid interface name {name:?}: use 1 to {MAX_IFNAME_LEN} characters from \
+             a-z A-Z 0-9 _ = + . - (as wg-quick does)"
+        );
+    }
+    Ok(())
+}
+
+/// The peers as the core wants them, with host names resolved now (once, at start).
+async fn resolve_peers(config: &TunnelConfig, source: &str) -> anyhow::Result<Vec<PeerSettings>> {
+    let mut peers = Vec::with_capacity(config.peers.len());
+    for peer in &config.peers {
+        let endpoint = match &peer.endpoint {
+            None => None,
+            Some(Endpoint::Addr(addr)) => Some(*addr),
+            Some(Endpoint::Host { host, port }) => {
+                Some(resolve(host, *port).await.with_context(|| {
+                    format!(
+                        "{source}: failed to resolve the endpoint {host}:{port} of peer {}",
+                        peer.public_key
+                    )
+                })?)
+            }
+        };
+        peers.push(PeerSettings {
+            public_key: peer.public_key,
+            preshared_key: peer.preshared_key.clone(),
+            endpoint,
+            persistent_keepalive: peer.persistent_keepalive,
+            allowed_ips: peer.allowed_ips.clone(),
+        });
+    }
+    Ok(peers)
+}
+
+/// The addresses that host-name endpoints resolved to, for the planner's loop check.
+fn resolved_host_endpoints(
+    config: &TunnelConfig,
+    peers: &[PeerSettings],
+) -> Vec<(PublicKey, SocketAddr)> {
+    config
+        .peers
+        .iter()
+        .zip(peers)
+        .filter(|(configured, _)| matches!(configured.endpoint, Some(Endpoint::Host { .. })))
+        .filter_map(|(configured, settings)| {
+            settings
+                .endpoint
+                .map(|endpoint| (configured.public_key, endpoint))
+        })
+        .collect()
+}
+
+async fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+    // Prefer IPv4 like wg(8) does when both exist: it works on more networks.
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .context("the name has no addresses")
+}
+
+async fn run_hook_list(stage: &str, commands: &[String], ifname: &str) -> anyhow::Result<()> {
+    for command in commands {
+        let command = command.replace("%i", ifname);
+        tracing::info!("{stage}: {command}");
+        let status = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .status()
+            .await
+            .with_context(|| format!("failed to run {stage} command {command:?}"))?;
+        if !status.success() {
+            bail!("{stage} command {command:?} failed ({status})");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names_follow_wg_quick() {
+        assert_eq!(
+            interface_name_from_path(Path::new("/etc/wireguard/wg0.conf")).unwrap(),
+            "wg0"
+        );
+        assert!(check_interface_name("wg0").is_ok());
+        assert!(check_interface_name("a-very-long-interface").is_err());
+        assert!(check_interface_name("wg 0").is_err());
+        assert!(check_interface_name("").is_err());
+        assert!(check_interface_name("..").is_err());
+    }
+}
