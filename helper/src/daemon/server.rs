@@ -164,10 +164,25 @@ async fn write_message<W: AsyncWrite + Unpin>(
 }
 
 /// Tells a refused client why (best effort, bounded), then closes.
+///
+/// Before closing, it reads (and drops) what the client sends for up to a second, or until the
+/// client closes: a client writes its `Hello` right after connecting, and closing a socket whose
+/// peer is still writing would fail that write (`EPIPE`) before the client reads the reason.
 pub async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, reason: IpcError) {
     let mut codec = HelperCodec::new();
     let _ = write_message(&mut stream, &mut codec, HelperMessage::Closing { reason }).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        // At most 64 KiB: a refused client gets no more of the daemon's time than that.
+        for _ in 0..16 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 /// What the event forwarder of a connection is told.

@@ -291,10 +291,16 @@ impl Client {
         let mut outgoing = FramedWrite::new(write, ClientCodec::new());
 
         let hello = async {
-            outgoing
-                .send(ClientMessage::hello(client))
-                .await
-                .map_err(ClientError::Hello)?;
+            if let Err(e) = outgoing.send(ClientMessage::hello(client)).await {
+                // A refusing helper may have said why and closed before the hello was written:
+                // its reason, when it can still be read, is the error that helps.
+                return match incoming.next().await {
+                    Some(Ok(HelperMessage::Closing { reason })) => {
+                        Err(ClientError::Refused(reason))
+                    }
+                    _ => Err(ClientError::Hello(e)),
+                };
+            }
             match incoming.next().await {
                 Some(Ok(HelperMessage::Hello {
                     version,
