@@ -22,7 +22,8 @@
 //! [`demo`] is the local demo; [`tun_device`] creates the TUN interface as each OS names it;
 //! [`shutdown`] turns the OS's stop requests (signals, console events) into one future;
 //! [`egress`] keeps the tunnel's own UDP datagrams off the tunnel where the OS needs the socket
-//! told (Windows); `winnet` (Windows only) wraps the IP Helper API calls.
+//! told (Windows); `winnet` (Windows only) wraps the IP Helper API calls, `winpipe` the named
+//! pipes' security descriptors.
 
 mod cli;
 mod daemon;
@@ -40,6 +41,8 @@ mod tun_device;
 mod uapi;
 #[cfg(windows)]
 mod winnet;
+#[cfg(windows)]
+mod winpipe;
 
 fn main() -> std::process::ExitCode {
     cli::main()
