@@ -24,6 +24,11 @@ PACKAGES=(
     socat                                           # checksummed bulk transfers in tests/netns
     libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev   # the Tauri app
     xvfb xauth x11-utils imagemagick dbus keyutils gnome-keyring                 # tests/gui (window, keyring)
+    debootstrap lintian shellcheck libxml2-utils desktop-file-utils systemd util-linux   # tests/installer
+)
+# Cargo tools, installed with `cargo install --locked` (as the builder) when missing: NAME VERSION.
+CARGO_TOOLS=(
+    "cargo-deb 3.8.0"    # the .deb packages (installer/linux/build-deb.sh, tests/installer)
 )
 RUST_TARGETS=(x86_64-pc-windows-gnu aarch64-apple-darwin)
 RUST_COMPONENTS=(clippy rustfmt)
@@ -84,6 +89,21 @@ install_rust_bits() {
     done
 }
 
+install_cargo_tools() {
+    local entry name version have
+    for entry in "${CARGO_TOOLS[@]}"; do
+        read -r name version <<<"$entry"
+        # `cargo deb --version` prints "cargo-deb 3.8.0".
+        have="$(as_builder cargo "${name#cargo-}" --version 2>/dev/null | awk '{ print $2 }' || true)"
+        if [[ $have == "$version" ]]; then
+            say "$name $version: already installed"
+        else
+            say "running: cargo install $name --version $version --locked (a few minutes, once)"
+            as_builder cargo install "$name" --version "$version" --locked
+        fi
+    done
+}
+
 write_macos_stub() {
     local dir file content
     dir="$(macos_stub_include_dir)"
@@ -115,6 +135,7 @@ main() {
     say "repository: $WARREN_ROOT"
     install_packages
     install_rust_bits
+    install_cargo_tools
     write_macos_stub
     say "done"
 }

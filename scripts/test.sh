@@ -13,6 +13,8 @@
 #   cross-macos    cargo check -p warren-proto -p warren-tunnel --target aarch64-apple-darwin
 #   cross-helper-windows / cross-helper-macos   the same for -p warren-helper (see WARREN_CROSS_HELPER)
 #   release        cargo build --release -p warren-helper
+#   installer      tests/installer/run.sh (service files, the .deb via cargo-deb, lintian, install/purge
+#                  in Debian 12 chroots; root; the first run caches debootstrap roots, ~3 min)
 #   netns          tests/netns/run.sh (root network-namespace end-to-end tests)
 #
 # Usage: scripts/test.sh [STAGE...]     run only the named stages (in the order above)
@@ -37,7 +39,7 @@ if [[ -z ${WARREN_BIN:-} && -n ${CARGO_TARGET_DIR:-} ]]; then
 fi
 
 ALL_STAGES=(setup fmt clippy test test-mockclock gui cross-windows cross-macos
-            cross-helper-windows cross-helper-macos release netns)
+            cross-helper-windows cross-helper-macos release installer netns)
 CROSS_HELPER="${WARREN_CROSS_HELPER:-1}"
 MACOS_STUB="$(macos_stub_include_dir)"
 MACOS_ENV=(
@@ -162,6 +164,7 @@ run_stage() {
             esac
             ;;
         release)        stage release cargo_b build --release -p warren-helper ;;
+        installer)      stage installer "$WARREN_ROOT/tests/installer/run.sh" ;;
         netns)
             if [[ $EUID -ne 0 ]]; then
                 if [[ ${CI:-} == true ]]; then

@@ -1,0 +1,698 @@
+#!/usr/bin/env bash
+# tests/installer/run.sh — Warren's Linux package and service files, checked end to end.
+#
+# Usage: sudo tests/installer/run.sh [CHECK...]     run all checks, or the named ones (in order)
+#        tests/installer/run.sh --list              list the checks
+#
+# Two packages (installer/README.md): `warren` (the desktop app + the helper, what desktops install)
+# and `warren-helper` (the helper alone, headless). Checks, in order (later ones use the packages
+# that `deb-build` makes):
+#   service-files    the systemd unit passes `systemd-analyze verify` (in a temp root with the host's
+#                    units and an executable at /usr/bin/warren-helper) with no output at all, and
+#                    `systemd-analyze security --offline` rates it at most $MAX_EXPOSURE; sysusers and
+#                    tmpfiles applied to a temp root make exactly the group and directories intended;
+#                    the launchd plist parses and names the label the IPC client's hint uses; the
+#                    maintainer and macOS scripts pass shellcheck; the WiX/productbuild XML parses
+#   deb-build        installer/linux/build-deb.sh --fast: both packages (reuses current builds)
+#   deb-contents     dpkg-deb -I/-c of each: name, version, architecture, dependencies (the app's
+#                    WebKitGTK; conflicts/replaces/provides warren-helper), the exact file list,
+#                    maintainer scripts present and executable; desktop-file-validate on the entry
+#   deb-lintian      lintian reports no error on either package
+#   chroot-plain     into a fresh Debian 12 minbase root WITHOUT systemd (containers): dpkg -i as if
+#                    `sudo` from user alice; the files, the group (alice added), the directories with
+#                    their modes, the unit enabled (offline), `warren-helper --version`; dpkg -r keeps
+#                    /etc/warren, dpkg -P leaves no path behind that was not there before
+#   chroot-systemd   the same in a root WITH systemd (the systemd-sysusers/systemd-tmpfiles path), plus
+#                    `systemd-analyze verify` and `security --offline` there, against the real binary
+#                    at /usr/bin/warren-helper; and the installed daemon started there, under the
+#                    unit's capability bounding set: its socket is 0660 root:warren, alice (added by
+#                    postinst) may use it, bob may not, SIGTERM stops it and removes the socket
+#   chroot-desktop   `warren` into a root WITH systemd and the app's libraries (what apt would pull;
+#                    cached): first `warren-helper` as on a server, then `warren` over it as
+#                    alice: it replaces warren-helper, the service stays enabled (not masked),
+#                    /usr/bin/warren resolves every library, the menu entry and icons are there, the
+#                    daemon smoke test again; remove and purge leave no path behind
+#   service-caps     the root network-namespace tests that change the system (full tunnels, kill
+#                    switch, DNS, crash recovery, the daemon) run with warren-helper confined to the
+#                    unit's CapabilityBoundingSet + NoNewPrivileges (capped-warren-helper): proof that
+#                    the three capabilities are enough. Groups: $WARREN_CAPS_NETNS
+#
+# The chroot checks need root. Every command of the package (maintainer scripts, warren-helper) runs
+# chrooted inside fresh network, mount and pid namespaces (`unshare --net --mount --pid`): nothing
+# it does can reach the host's network, DNS or firewall, and its /proc mount vanishes with it.
+# The Debian roots come from `debootstrap --variant=minbase bookworm` (deb.debian.org) once, then
+# are cached in $WARREN_INSTALLER_CACHE (default /var/cache/warren-installer-test; ~450 MB) and
+# copied for each run; delete that directory to rebuild them.
+#
+# Environment:
+#   WARREN_DEB=path.deb          test this warren-helper package instead of building one; with
+#   WARREN_DESKTOP_DEB=path.deb  this warren package (both needed: then deb-build builds nothing)
+#   WARREN_INSTALLER_CACHE=DIR   where the Debian roots are cached
+#   WARREN_DEBIAN_MIRROR=URL     debootstrap's mirror (default http://deb.debian.org/debian)
+#   WARREN_BIN=path              the release binary service-caps runs (default target/release/…)
+#   WARREN_CAPS_NETNS="..."      tests/netns groups for service-caps (default
+#                                "fulltunnel killswitch dns crash daemon")
+#   WIT_KEEP=1                   keep the temp dir (logs, chroots) and print its path
+#   WIT_VERBOSE=1                print every check's log, not only failing ones
+#   CI=true                      a check that cannot run (no root, a missing tool) is a failure
+#
+# The last line printed is exactly "N passed, N failed". Exit status: 0 if none failed.
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/common.sh
+source "$HERE/../../scripts/common.sh"
+# shellcheck disable=SC2034  # read by say/die in common.sh
+WARREN_SAY_PREFIX="[installer]"
+ROOT=$WARREN_ROOT
+warren_find_cargo
+
+LINUX_DIR="$ROOT/installer/linux"
+UNIT_NAME=warren-helper.service
+MAX_EXPOSURE=3.0
+CACHE="${WARREN_INSTALLER_CACHE:-/var/cache/warren-installer-test}"
+MIRROR="${WARREN_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+PKG_VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n 1)"
+CHROOT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+ALL_CHECKS=(service-files deb-build deb-contents deb-lintian chroot-plain chroot-systemd chroot-desktop
+            service-caps)
+
+WORK="$(mktemp -d /tmp/warren-installer-test.XXXXXX)"
+DEB="${WARREN_DEB:-}"
+DESKTOP_DEB="${WARREN_DESKTOP_DEB:-}"
+
+cleanup() {
+    if [[ ${WIT_KEEP:-0} == 1 ]]; then
+        echo "kept: $WORK"
+    else
+        rm -rf --one-file-system "$WORK"
+    fi
+}
+trap cleanup EXIT
+
+# A check that cannot run: fails in CI, otherwise is reported and counted as skipped.
+cannot_run() {
+    echo "CANNOT RUN: $*"
+    if [[ ${CI:-} == true ]]; then
+        return 1
+    fi
+    return 77
+}
+
+# ----------------------------------------------------------------------------------------------------
+# service-files
+
+# A root for `systemd-analyze verify --root`: the host's unit files (so targets and dependencies
+# resolve), our unit, and an executable at the path ExecStart names.
+verify_root() {
+    local r=$1
+    mkdir -p "$r/usr/lib/systemd/system" "$r/usr/bin" "$r/etc/systemd/system"
+    cp -a /usr/lib/systemd/system/. "$r/usr/lib/systemd/system/"
+    if [[ -d /lib/systemd/system && ! -L /lib ]]; then
+        cp -an /lib/systemd/system/. "$r/usr/lib/systemd/system/"
+    fi
+    cp "$LINUX_DIR/$UNIT_NAME" "$r/usr/lib/systemd/system/$UNIT_NAME"
+    printf '#!/bin/sh\nexit 0\n' >"$r/usr/bin/warren-helper"
+    chmod 755 "$r/usr/bin/warren-helper"
+}
+
+# expect_quiet_verify CMD... — systemd-analyze verify prints warnings (an unknown key, a bad
+# capability name) yet exits 0: any output at all is a failure.
+expect_quiet_verify() {
+    local out rc=0
+    out="$("$@" 2>&1)" || rc=$?
+    if [[ $rc -ne 0 || -n $out ]]; then
+        echo "$* (exit $rc):"
+        echo "$out"
+        return 1
+    fi
+    echo "ok: $*"
+}
+
+# expect_exposure CMD... — runs `systemd-analyze security --offline ...`, requires the overall
+# exposure to be at most MAX_EXPOSURE.
+expect_exposure() {
+    local out level
+    out="$("$@" 2>&1)" || true
+    level="$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p' <<<"$out")"
+    if [[ -z $level ]]; then
+        echo "$out"
+        echo "no exposure level in the output of: $*"
+        return 1
+    fi
+    if ! awk -v l="$level" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(l <= m) }'; then
+        echo "$out"
+        echo "exposure $level is above $MAX_EXPOSURE"
+        return 1
+    fi
+    echo "ok: exposure $level (at most $MAX_EXPOSURE)"
+}
+
+# expect_stat ROOT PATH "MODE USER GROUP" — names resolved in ROOT's own passwd/group.
+expect_stat() {
+    local r=$1 path=$2 want=$3 mode uid gid user group got
+    if [[ ! -e $r$path ]]; then
+        echo "missing: $path"
+        return 1
+    fi
+    mode="$(stat -c %a "$r$path")"
+    uid="$(stat -c %u "$r$path")"
+    gid="$(stat -c %g "$r$path")"
+    user="$(awk -F: -v id="$uid" '$3 == id { print $1; exit }' "$r/etc/passwd" 2>/dev/null || true)"
+    group="$(awk -F: -v id="$gid" '$3 == id { print $1; exit }' "$r/etc/group" 2>/dev/null || true)"
+    [[ -z $user && $uid == 0 ]] && user=root
+    [[ -z $group && $gid == 0 ]] && group=root
+    got="$mode ${user:-$uid} ${group:-$gid}"
+    if [[ $got != "$want" ]]; then
+        echo "$path: $got, expected $want"
+        return 1
+    fi
+    echo "ok: $path $got"
+}
+
+# The directories warren.tmpfiles makes, as "PATH MODE USER GROUP".
+EXPECTED_DIRS=(
+    "/run/warren 750 root warren"
+    "/run/wireguard 755 root root"
+    "/var/lib/warren 700 root root"
+    "/var/log/warren 700 root root"
+    "/etc/warren 755 root root"
+    "/etc/warren/tunnels 700 root root"
+)
+
+expect_dirs() {
+    local r=$1 line
+    for line in "${EXPECTED_DIRS[@]}"; do
+        # shellcheck disable=SC2086  # "PATH MODE USER GROUP"
+        set -- $line
+        expect_stat "$r" "$1" "$2 $3 $4"
+    done
+}
+
+check_service_files() {
+    local need c
+    for need in systemd-analyze systemd-sysusers systemd-tmpfiles python3 shellcheck xmllint; do
+        command -v "$need" >/dev/null 2>&1 || { cannot_run "$need is missing (scripts/setup.sh)"; return; }
+    done
+
+    local vroot="$WORK/verify-root"
+    verify_root "$vroot"
+    expect_quiet_verify systemd-analyze verify --root="$vroot" "/usr/lib/systemd/system/$UNIT_NAME"
+    expect_exposure systemd-analyze security --offline=true --root="$vroot" \
+        "/usr/lib/systemd/system/$UNIT_NAME"
+
+    # What the unit promises, so an edit cannot silently drop it.
+    for c in 'ExecStart=/usr/bin/warren-helper daemon' 'ExecStartPre=-/usr/bin/warren-helper recover' \
+        'Restart=always' 'KillMode=mixed' 'ProtectSystem=strict' 'ProtectHome=yes' \
+        'DevicePolicy=closed' 'DeviceAllow=/dev/net/tun rw' 'NoNewPrivileges=yes' \
+        'ProtectKernelTunables=no' 'StateDirectory=warren' 'LogsDirectory=warren' \
+        'ConfigurationDirectory=warren' \
+        'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK' \
+        'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_BIND_SERVICE CAP_CHOWN'; do
+        grep -qxF "$c" "$LINUX_DIR/$UNIT_NAME" || { echo "the unit lacks: $c"; return 1; }
+    done
+    echo "ok: the unit's key settings are present"
+
+    # launchd: the label the IPC client's hint names, the daemon subcommand, kept alive.
+    python3 - "$ROOT/installer/macos/net.warren.helper.plist" <<'EOF'
+import plistlib, sys
+with open(sys.argv[1], "rb") as f:
+    p = plistlib.load(f)
+assert p["Label"] == "net.warren.helper", p["Label"]
+assert p["ProgramArguments"] == ["/usr/local/bin/warren-helper", "daemon"], p["ProgramArguments"]
+assert p["KeepAlive"] is True and p["RunAtLoad"] is True, p
+print("ok: launchd plist")
+EOF
+    grep -q 'system/net.warren.helper' "$ROOT/helper/proto/src/ipc/client/unix.rs" ||
+        { echo "the IPC client's hint no longer names system/net.warren.helper"; return 1; }
+    grep -q 'systemctl start warren-helper' "$ROOT/helper/proto/src/ipc/client/unix.rs" ||
+        { echo "the IPC client's hint no longer names warren-helper (systemd)"; return 1; }
+
+    shellcheck "$LINUX_DIR"/debian/{postinst,prerm,postrm} \
+        "$ROOT"/installer/macos/{build-pkg.sh,uninstall.sh} "$ROOT"/installer/macos/scripts/*
+    echo "ok: shellcheck"
+    xmllint --noout "$ROOT/installer/windows/warren-helper.wxs" "$ROOT/installer/macos/distribution.xml"
+    python3 -m json.tool "$ROOT/installer/windows/tauri.windows.conf.json" >/dev/null
+    echo "ok: WiX fragment, distribution.xml, Tauri config parse"
+
+    # Last, because it needs root (the directories' owners).
+    if [[ $EUID -ne 0 ]]; then
+        cannot_run "applying sysusers/tmpfiles to a temp root needs root (the rest passed)"
+        return
+    fi
+    # sysusers + tmpfiles in an empty root: the group, then the directories with their owners.
+    local troot="$WORK/tmpfiles-root"
+    mkdir -p "$troot/etc"
+    systemd-sysusers --root="$troot" "$LINUX_DIR/warren.sysusers"
+    grep -q '^warren:x:[0-9]*:$' "$troot/etc/group" || { echo "no group warren in $troot/etc/group"; return 1; }
+    echo "ok: sysusers makes the group warren"
+    systemd-tmpfiles --root="$troot" --create "$LINUX_DIR/warren.tmpfiles"
+    expect_dirs "$troot"
+}
+
+# ----------------------------------------------------------------------------------------------------
+# deb-build, deb-contents, deb-lintian
+
+check_deb_build() {
+    if [[ -n ${WARREN_DEB:-} || -n ${WARREN_DESKTOP_DEB:-} ]]; then
+        local f
+        for f in "${WARREN_DEB:-}" "${WARREN_DESKTOP_DEB:-}"; do
+            [[ -f $f ]] || { echo "WARREN_DEB and WARREN_DESKTOP_DEB must both name packages ('$f')"; return 1; }
+        done
+        echo "using WARREN_DEB=$WARREN_DEB WARREN_DESKTOP_DEB=$WARREN_DESKTOP_DEB"
+        return 0
+    fi
+    if ! as_builder cargo deb --version >/dev/null 2>&1; then
+        cannot_run "cargo-deb is not installed (scripts/setup.sh installs it)"
+        return
+    fi
+    local out
+    out="$("$ROOT/installer/linux/build-deb.sh" --fast)" || return 1
+    echo "$out"
+    DESKTOP_DEB="$(grep -E '/warren_[^/]*\.deb$' <<<"$out" || true)"
+    DEB="$(grep -E '/warren-helper_[^/]*\.deb$' <<<"$out" || true)"
+    [[ -f $DEB && -f $DESKTOP_DEB ]] || { echo "build-deb.sh did not print both packages' paths"; return 1; }
+    echo "$DEB" >"$WORK/deb-path"
+    echo "$DESKTOP_DEB" >"$WORK/desktop-deb-path"
+}
+
+need_deb() {
+    [[ -z $DEB && -f $WORK/deb-path ]] && DEB="$(cat "$WORK/deb-path")"
+    [[ -z $DESKTOP_DEB && -f $WORK/desktop-deb-path ]] && DESKTOP_DEB="$(cat "$WORK/desktop-deb-path")"
+    if [[ -z $DEB || ! -f $DEB || -z $DESKTOP_DEB || ! -f $DESKTOP_DEB ]]; then
+        echo "no packages: deb-build did not run or failed"
+        return 1
+    fi
+}
+
+# The files (not directories) each package must hold, exactly. Both carry the helper's part.
+HELPER_PART=(
+    ./lib/systemd/system/warren-helper.service
+    ./usr/bin/warren-helper
+    ./usr/lib/sysusers.d/warren.conf
+    ./usr/lib/tmpfiles.d/warren.conf
+)
+EXPECTED_FILES=(
+    "${HELPER_PART[@]}"
+    ./usr/share/doc/warren-helper/README.md
+    ./usr/share/doc/warren-helper/changelog.Debian.gz
+    ./usr/share/doc/warren-helper/copyright
+    ./usr/share/lintian/overrides/warren-helper
+)
+DESKTOP_PART=(
+    ./usr/bin/warren
+    ./usr/share/applications/warren.desktop
+    ./usr/share/icons/hicolor/32x32/apps/warren.png
+    ./usr/share/icons/hicolor/128x128/apps/warren.png
+    ./usr/share/icons/hicolor/512x512/apps/warren.png
+)
+EXPECTED_DESKTOP_FILES=(
+    "${HELPER_PART[@]}"
+    "${DESKTOP_PART[@]}"
+    ./usr/share/doc/warren/README.md
+    ./usr/share/doc/warren/changelog.Debian.gz
+    ./usr/share/doc/warren/copyright
+    ./usr/share/lintian/overrides/warren
+)
+
+# expect_package DEB NAME EXPECTED_FILE... — control fields, maintainer scripts, the exact file list.
+expect_package() {
+    local deb=$1 name=$2 info field files expected control listing s bin
+    shift 2
+    info="$(dpkg-deb -I "$deb")"
+    echo "$info"
+    for field in "Package: $name" "Version: $PKG_VERSION-1" "Architecture: amd64" \
+        "Section: net" "Priority: optional"; do
+        grep -qF " $field" <<<"$info" || { echo "$name: control lacks '$field'"; return 1; }
+    done
+    grep -Eq '^ Depends: .*libc6' <<<"$info" || { echo "$name: Depends lacks libc6"; return 1; }
+    grep -Eq '^ Recommends: .*nftables' <<<"$info" || { echo "$name: Recommends lacks nftables"; return 1; }
+    # Listings are captured first: `... | grep -q` under pipefail fails when grep stops reading early.
+    control="$(dpkg-deb --ctrl-tarfile "$deb" | tar -tvf -)"
+    for s in postinst prerm postrm; do
+        grep -Eq "^-rwxr-xr-x .* \./$s$" <<<"$control" ||
+            { echo "$name: maintainer script $s missing or not 0755"; return 1; }
+    done
+    listing="$(dpkg-deb -c "$deb")"
+    files="$(awk '$1 !~ /^d/ { print $6 }' <<<"$listing" | sort)"
+    expected="$(printf '%s\n' "$@" | sort)"
+    if [[ $files != "$expected" ]]; then
+        echo "$name: file list differs (< package, > expected):"
+        diff <(echo "$files") <(echo "$expected")
+        return 1
+    fi
+    for bin in "$@"; do
+        [[ $bin == ./usr/bin/* ]] || continue
+        grep -Eq "^-rwxr-xr-x (root/root|0/0) .* ${bin//./\\.}$" <<<"$listing" ||
+            { echo "$name: $bin is not 0755 root:root"; return 1; }
+    done
+    echo "ok: $name: control fields, scripts and the exact file list"
+}
+
+check_deb_contents() {
+    need_deb || return 1
+    expect_package "$DEB" warren-helper "${EXPECTED_FILES[@]}"
+    expect_package "$DESKTOP_DEB" warren "${EXPECTED_DESKTOP_FILES[@]}"
+    local info
+    info="$(dpkg-deb -I "$DESKTOP_DEB")"
+    grep -Eq '^ Depends: .*libwebkit2gtk-4\.1-0' <<<"$info" || { echo "warren: Depends lacks WebKitGTK"; return 1; }
+    for field in Conflicts Replaces Provides; do
+        grep -Eq "^ $field: warren-helper$" <<<"$info" || { echo "warren: no '$field: warren-helper'"; return 1; }
+    done
+    echo "ok: warren depends on WebKitGTK and takes warren-helper's place"
+    command -v desktop-file-validate >/dev/null 2>&1 ||
+        { cannot_run "desktop-file-validate is missing (desktop-file-utils; scripts/setup.sh)"; return; }
+    desktop-file-validate "$ROOT/installer/linux/warren.desktop"
+    echo "ok: desktop-file-validate warren.desktop"
+}
+
+check_deb_lintian() {
+    need_deb || return 1
+    command -v lintian >/dev/null 2>&1 || { cannot_run "lintian is missing (scripts/setup.sh)"; return; }
+    local out rc deb
+    for deb in "$DEB" "$DESKTOP_DEB"; do
+        rc=0
+        # --fail-on error: warnings and info are printed but do not fail.
+        out="$(lintian --fail-on error --info "$deb" 2>&1)" || rc=$?
+        echo "$out"
+        if [[ $rc -ne 0 ]] || grep -q '^E: ' <<<"$out"; then
+            echo "lintian reports errors on $(basename "$deb") (exit $rc)"
+            return 1
+        fi
+        echo "ok: no lintian errors in $(basename "$deb")"
+    done
+}
+
+# ----------------------------------------------------------------------------------------------------
+# chroot-plain, chroot-systemd
+
+# in_root ROOT CMD... — CMD chrooted in ROOT, in new network, mount and pid namespaces (with their own
+# /proc), with a clean environment plus any VAR=value given before CMD via `env`.
+in_root() {
+    local r=$1
+    shift
+    unshare --net --mount --pid --fork --mount-proc="$r/proc" \
+        chroot "$r" /usr/bin/env -i PATH="$CHROOT_PATH" HOME=/root LANG=C.UTF-8 \
+        DEBIAN_FRONTEND=noninteractive "$@"
+}
+
+# The libraries `warren` depends on, as apt package names (its Depends without versions, first
+# alternatives), minus what the package's own scripts need and minbase has.
+desktop_libraries() {
+    dpkg-deb -f "$DESKTOP_DEB" Depends | tr ',' '\n' | sed -e 's/|.*//' -e 's/(.*)//' -e 's/ //g' |
+        grep -vxE 'passwd|adduser|' | sort -u | tr '\n' ' '
+}
+
+# The cached Debian roots: minbase; minbase + systemd; that + the app's libraries (rebuilt when the
+# list changes). Made once (network), then reused.
+ensure_cached_root() {
+    local kind=$1 dir="$CACHE/bookworm-$1" want=""
+    if [[ $kind == desktop ]]; then
+        want="$(desktop_libraries)"
+        [[ -f $dir/.warren-complete && $(cat "$dir/.warren-libraries" 2>/dev/null) == "$want" ]] && return 0
+    fi
+    [[ $kind != desktop && -f $dir/.warren-complete ]] && return 0
+    mkdir -p "$CACHE"
+    rm -rf --one-file-system "$dir" "$dir.partial"
+    if [[ $kind == minbase ]]; then
+        echo "debootstrap --variant=minbase bookworm from $MIRROR (once; cached in $CACHE)"
+        if ! debootstrap --variant=minbase bookworm "$dir.partial" "$MIRROR" >"$WORK/debootstrap.log" 2>&1; then
+            tail -n 20 "$WORK/debootstrap.log"
+            echo "debootstrap could not build a Debian 12 root from $MIRROR (is the mirror reachable?)"
+            return 1
+        fi
+    else
+        local base=minbase packages=systemd
+        if [[ $kind == desktop ]]; then
+            base=systemd packages=$want
+        fi
+        ensure_cached_root "$base" || return 1
+        cp -a "$CACHE/bookworm-$base" "$dir.partial"
+        rm -f "$dir.partial/.warren-complete"
+        echo "installing into a copy of the $base root (once): $packages"
+        # Network on purpose (apt), but still a private mount and pid namespace for /proc.
+        # shellcheck disable=SC2016  # $PACKAGES is expanded by the chroot's sh
+        if ! unshare --mount --pid --fork --mount-proc="$dir.partial/proc" chroot "$dir.partial" \
+            /usr/bin/env -i PATH="$CHROOT_PATH" DEBIAN_FRONTEND=noninteractive PACKAGES="$packages" sh -c \
+            'apt-get -q update && apt-get install -y -q --no-install-recommends $PACKAGES && apt-get clean' \
+            >"$WORK/apt.log" 2>&1; then
+            tail -n 20 "$WORK/apt.log"
+            echo "could not install $packages into the Debian root (is the mirror reachable?)"
+            return 1
+        fi
+        [[ $kind == desktop ]] && echo "$want" >"$dir.partial/.warren-libraries"
+    fi
+    touch "$dir.partial/.warren-complete"
+    mv "$dir.partial" "$dir"
+}
+
+# Every path in ROOT, for the before/after comparison. Left out: what dpkg and apt keep about
+# packages, and the runtime state that tools (not the package) leave on what is a tmpfs on a real
+# machine — adduser's lock /run/adduser, systemd-analyze's /run/systemd/systemd-units-load. The
+# package's own /run/warren and /run/wireguard are checked by name.
+snapshot() {
+    (cd "$1" && find . -xdev \
+        \( -path ./proc -o -path ./var/lib/dpkg -o -path ./var/cache -o -path ./var/log/apt \
+        -o -path ./tmp \) -prune -o -print |
+        grep -vxE '\./var/log/(dpkg|alternatives)\.log|\./run/adduser|\./run/systemd/systemd-units-load' |
+        sort)
+}
+
+expect_absent() {
+    local r=$1 p
+    shift
+    for p in "$@"; do
+        if [[ -e $r$p || -L $r$p ]]; then
+            echo "still there: $p"
+            return 1
+        fi
+    done
+    echo "ok: gone: $*"
+}
+
+# dpkg_status ROOT PACKAGE — "install ok installed 0.1.0-1", or what dpkg-query says.
+dpkg_status() {
+    # shellcheck disable=SC2016  # dpkg-query's own ${Field} syntax
+    in_root "$1" dpkg-query -W -f '${Status} ${Version}' "$2" 2>&1 || true
+}
+
+# chroot_cycle KIND — install, check, remove, check, purge, check, in a copy of the cached root KIND.
+# minbase and systemd: the warren-helper package. desktop: warren-helper, then warren over it.
+chroot_cycle() {
+    local kind=$1 r="$WORK/root-$1" out pkg=warren-helper doc=warren-helper
+    if [[ $EUID -ne 0 ]]; then
+        cannot_run "needs root (chroot, namespaces): sudo $0"
+        return
+    fi
+    for need in debootstrap unshare chroot; do
+        command -v "$need" >/dev/null 2>&1 || { cannot_run "$need is missing (scripts/setup.sh)"; return; }
+    done
+    need_deb || return 1
+    ensure_cached_root "$kind" || return 1
+    cp -a "$CACHE/bookworm-$kind" "$r"
+    cp "$DEB" "$r/tmp/warren-helper.deb"
+    cp "$DESKTOP_DEB" "$r/tmp/warren.deb"
+
+    # A desktop user who runs `sudo apt install ./warren-helper.deb`.
+    in_root "$r" useradd --create-home alice
+    snapshot "$r" >"$WORK/before-$kind"
+
+    echo "--- dpkg -i warren-helper (SUDO_USER=alice)"
+    in_root "$r" SUDO_USER=alice dpkg -i /tmp/warren-helper.deb
+    if [[ $kind == desktop ]]; then
+        # A server's headless helper, then the desktop package over it (Conflicts + Replaces).
+        pkg=warren doc=warren
+        echo "--- dpkg -i warren over warren-helper (SUDO_USER=alice)"
+        in_root "$r" SUDO_USER=alice dpkg -i /tmp/warren.deb
+        out="$(dpkg_status "$r" warren-helper)"
+        [[ $out != "install ok installed"* ]] || { echo "warren-helper is still installed next to warren"; return 1; }
+        echo "ok: warren replaced warren-helper ($out)"
+        [[ $(readlink "$r/etc/systemd/system/$UNIT_NAME" || true) != /dev/null ]] ||
+            { echo "$UNIT_NAME is left masked after the switch"; return 1; }
+        echo "ok: $UNIT_NAME not masked"
+    fi
+    out="$(dpkg_status "$r" "$pkg")"
+    [[ $out == "install ok installed $PKG_VERSION-1" ]] ||
+        { echo "dpkg-query says: '$out', expected $pkg installed $PKG_VERSION-1"; return 1; }
+    out="$(in_root "$r" warren-helper --version)"
+    [[ $out == "warren-helper $PKG_VERSION" ]] || { echo "warren-helper --version said: '$out'"; return 1; }
+    echo "ok: warren-helper --version: $out"
+    grep -q '^warren:' "$r/etc/group" || { echo "no group warren"; return 1; }
+    out="$(in_root "$r" id -nG alice)"
+    [[ " $out " == *" warren "* ]] || { echo "alice was not added to warren (her groups: $out)"; return 1; }
+    echo "ok: group warren exists and alice is in it"
+    expect_dirs "$r"
+    [[ -L $r/etc/systemd/system/multi-user.target.wants/$UNIT_NAME ]] ||
+        { echo "the unit is not enabled (no multi-user.target.wants link)"; return 1; }
+    echo "ok: $UNIT_NAME enabled"
+    if [[ $kind == desktop ]]; then
+        local p
+        for p in "${DESKTOP_PART[@]}"; do
+            [[ -f $r/${p#./} ]] || { echo "missing: ${p#.}"; return 1; }
+        done
+        out="$(in_root "$r" ldd /usr/bin/warren)"
+        if grep -q 'not found' <<<"$out"; then
+            echo "$out"
+            echo "/usr/bin/warren lacks libraries its Depends should have pulled in"
+            return 1
+        fi
+        echo "ok: the app, its menu entry and icons; ldd finds all $(wc -l <<<"$out") libraries"
+    fi
+
+    if [[ $kind != minbase ]]; then
+        expect_quiet_verify in_root "$r" systemd-analyze verify "/lib/systemd/system/$UNIT_NAME"
+        expect_exposure in_root "$r" systemd-analyze security --offline=true "/lib/systemd/system/$UNIT_NAME"
+        daemon_smoke "$r"
+    fi
+
+    echo "--- dpkg -r $pkg"
+    in_root "$r" dpkg -r "$pkg"
+    expect_absent "$r" /usr/bin/warren-helper "/lib/systemd/system/$UNIT_NAME" /usr/lib/sysusers.d/warren.conf \
+        /usr/lib/tmpfiles.d/warren.conf /run/warren /usr/bin/warren /usr/share/applications/warren.desktop
+    [[ -d $r/etc/warren/tunnels ]] || { echo "remove (not purge) deleted /etc/warren/tunnels"; return 1; }
+    echo "ok: remove keeps /etc/warren"
+    # As dh_installsystemd does: removal masks the unit; the enablement link goes on purge.
+    [[ $(readlink "$r/etc/systemd/system/$UNIT_NAME") == /dev/null ]] ||
+        { echo "remove did not mask $UNIT_NAME"; return 1; }
+    echo "ok: remove masks $UNIT_NAME"
+
+    echo "--- dpkg -P $pkg"
+    in_root "$r" dpkg -P "$pkg"
+    [[ $kind == desktop ]] && in_root "$r" dpkg -P warren-helper
+    expect_absent "$r" /etc/warren /var/lib/warren /var/log/warren /run/wireguard "/etc/systemd/system/$UNIT_NAME" \
+        "/etc/systemd/system/multi-user.target.wants/$UNIT_NAME" "/usr/share/doc/$doc"
+    snapshot "$r" >"$WORK/after-$kind"
+    if ! diff "$WORK/before-$kind" "$WORK/after-$kind"; then
+        echo "paths differ before install and after purge (< before, > after)"
+        return 1
+    fi
+    echo "ok: after purge no path is left that was not there before"
+    grep -q '^warren:' "$r/etc/group" || { echo "purge removed the group warren (it should stay)"; return 1; }
+    echo "ok: the group warren stays, as Debian leaves system groups"
+    rm -rf --one-file-system "$r"
+}
+
+# The unit's CapabilityBoundingSet as setpriv's --bounding-set argument: -all,+net_admin,...
+unit_bounding_set() {
+    local caps
+    caps="$(sed -n 's/^CapabilityBoundingSet=//p' "$LINUX_DIR/$UNIT_NAME" | tr '[:upper:]' '[:lower:]' |
+        sed -e 's/cap_//g' -e 's/ \{1,\}/,+/g')"
+    [[ -n $caps ]] || { echo "no CapabilityBoundingSet= in $UNIT_NAME" >&2; return 1; }
+    printf -- '-all,+%s\n' "$caps"
+}
+
+# daemon_smoke ROOT — the installed daemon, with the package's paths, group and users, confined as
+# the unit confines it. bob is a user outside group warren.
+daemon_smoke() {
+    local r=$1 caps out
+    caps="$(unit_bounding_set)"
+    in_root "$r" useradd --create-home bob
+    echo "--- warren-helper daemon under setpriv --bounding-set $caps --no-new-privs"
+    # shellcheck disable=SC2016  # the script is for the chroot's sh
+    out="$(in_root "$r" CAPS="$caps" sh -c '
+        setpriv --bounding-set "$CAPS" --no-new-privs warren-helper daemon >/tmp/daemon.log 2>&1 &
+        pid=$!
+        i=0
+        while [ $i -lt 100 ] && [ ! -S /run/warren/helper.sock ] && kill -0 $pid 2>/dev/null; do
+            sleep 0.1; i=$((i + 1))
+        done
+        echo "socket: $(stat -c "%a %U %G %F" /run/warren/helper.sock 2>&1)"
+        runuser -u alice -- warren-helper list >/dev/null 2>&1; echo "alice: $?"
+        runuser -u bob -- warren-helper list >/dev/null 2>&1; echo "bob: $?"
+        kill -TERM $pid; wait $pid; echo "daemon: $?"
+        [ -e /run/warren/helper.sock ] && echo "socket left behind"
+        sed "s/^/  log: /" /tmp/daemon.log; rm -f /tmp/daemon.log
+        true')"
+    echo "$out"
+    grep -qx 'socket: 660 root warren socket' <<<"$out" || { echo "the socket is not 0660 root:warren"; return 1; }
+    grep -qx 'alice: 0' <<<"$out" || { echo "alice (group warren) could not use the daemon"; return 1; }
+    grep -qx 'bob: 0' <<<"$out" && { echo "bob (not in group warren) could use the daemon"; return 1; }
+    grep -qx 'daemon: 0' <<<"$out" || { echo "the daemon did not stop cleanly on SIGTERM"; return 1; }
+    grep -q 'socket left behind' <<<"$out" && { echo "the daemon left its socket behind"; return 1; }
+    in_root "$r" userdel --remove bob
+    echo "ok: the daemon runs with the unit's capabilities; members only; clean stop"
+}
+
+check_chroot_plain() { chroot_cycle minbase; }
+check_chroot_systemd() { chroot_cycle systemd; }
+check_chroot_desktop() { chroot_cycle desktop; }
+
+check_service_caps() {
+    if [[ $EUID -ne 0 ]]; then
+        cannot_run "needs root (network namespaces): sudo $0"
+        return
+    fi
+    command -v setpriv >/dev/null 2>&1 || { cannot_run "setpriv is missing (util-linux)"; return; }
+    local real="${WARREN_BIN:-$TARGET_DIR/release/warren-helper}" groups
+    [[ -x $real ]] || { echo "no warren-helper at $real (cargo build --release -p warren-helper)"; return 1; }
+    read -r -a groups <<<"${WARREN_CAPS_NETNS:-fulltunnel killswitch dns crash daemon}"
+    echo "tests/netns ${groups[*]} with $real confined to $(unit_bounding_set) + no_new_privs"
+    WARREN_REAL_BIN="$real" WARREN_BIN="$HERE/capped-warren-helper" "$ROOT/tests/netns/run.sh" "${groups[@]}"
+}
+
+# ----------------------------------------------------------------------------------------------------
+
+if [[ ${1:-} == --list ]]; then
+    printf '%s\n' "${ALL_CHECKS[@]}"
+    exit 0
+elif [[ ${1:-} == -h || ${1:-} == --help ]]; then
+    sed -n '2,/^set -uo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
+    exit 0
+fi
+SELECTED=()
+if [[ $# -eq 0 ]]; then
+    SELECTED=("${ALL_CHECKS[@]}")
+else
+    for a in "$@"; do
+        [[ " ${ALL_CHECKS[*]} " == *" $a "* ]] || die "unknown check '$a' (checks: ${ALL_CHECKS[*]})"
+    done
+    for c in "${ALL_CHECKS[@]}"; do
+        [[ " $* " == *" $c "* ]] && SELECTED+=("$c")
+    done
+fi
+
+PASSED=0 FAILED=0 SKIPPED=0
+FAILED_NAMES=()
+echo "tests/installer: ${#SELECTED[@]} check(s); work dir $WORK"
+k=0
+for c in "${SELECTED[@]}"; do
+    k=$((k + 1))
+    log="$WORK/$c.log"
+    start=$SECONDS
+    printf '[%d/%d] %-16s ' "$k" "${#SELECTED[@]}" "$c"
+    # A subshell with errexit, so the first failing command fails the check; its variables stay
+    # there, hence deb-build leaves the package's path in $WORK/deb-path.
+    (
+        set -e
+        "check_${c//-/_}"
+    ) >"$log" 2>&1 </dev/null
+    rc=$?
+    dur=$((SECONDS - start))
+    case $rc in
+        0)
+            PASSED=$((PASSED + 1))
+            echo "PASS (${dur}s)"
+            [[ ${WIT_VERBOSE:-0} == 1 ]] && sed 's/^/    /' "$log"
+            ;;
+        77)
+            SKIPPED=$((SKIPPED + 1))
+            echo "SKIP (${dur}s): $(grep -m1 'CANNOT RUN:' "$log" | sed 's/.*CANNOT RUN: //')"
+            ;;
+        *)
+            FAILED=$((FAILED + 1))
+            FAILED_NAMES+=("$c")
+            echo "FAIL (${dur}s, exit $rc)"
+            sed 's/^/    /' "$log"
+            ;;
+    esac
+done
+
+[[ $FAILED -gt 0 ]] && echo "failed: ${FAILED_NAMES[*]}"
+if [[ $SKIPPED -gt 0 ]]; then
+    echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+else
+    echo "$PASSED passed, $FAILED failed"
+fi
+[[ $FAILED -eq 0 ]]
