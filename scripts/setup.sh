@@ -24,6 +24,7 @@ PACKAGES=(
     socat                                           # checksummed bulk transfers in tests/netns
     libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev   # the Tauri app
     xvfb xauth x11-utils imagemagick dbus keyutils gnome-keyring                 # tests/gui (window, keyring)
+    webkit2gtk-driver xdotool                       # tests/gui e2e: WebKitWebDriver; answering the file chooser
     debootstrap lintian shellcheck libxml2-utils desktop-file-utils systemd util-linux   # tests/installer
 )
 # Cargo tools, installed with `cargo install --locked` (as the builder) when missing: NAME VERSION.
@@ -104,6 +105,19 @@ install_cargo_tools() {
     done
 }
 
+# tauri-driver (the WebDriver server for tests/gui/e2e.sh), as the builder like the other Rust
+# bits; only when missing. The 2.x line: crates.io's newest are 3.0 alphas.
+install_tauri_driver() {
+    warren_find_cargo
+    # shellcheck disable=SC2016  # expanded by the builder's shell, not this one
+    if as_builder sh -c 'command -v tauri-driver || test -x "${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver"' >/dev/null 2>&1; then
+        say "tauri-driver: already installed"
+        return 0
+    fi
+    say "running: cargo install tauri-driver --version ^2 --locked"
+    as_builder cargo install tauri-driver --version '^2' --locked
+}
+
 write_macos_stub() {
     local dir file content
     dir="$(macos_stub_include_dir)"
@@ -136,6 +150,7 @@ main() {
     install_packages
     install_rust_bits
     install_cargo_tools
+    install_tauri_driver
     write_macos_stub
     say "done"
 }

@@ -12,15 +12,26 @@
 #               demo helper (src-tauri/examples/demo_helper.rs, a connected tunnel), screenshot
 #               each to $WARREN_GUI_SCREENSHOT (default $CARGO_TARGET_DIR/gui-screenshot.png) and
 #               …-connected.png, and check the window rendered (not a blank or one-colour screen)
+#   e2e         end to end (tests/gui/e2e.sh, root): build the app and the helper, then drive the
+#               real app with tauri-driver + WebKitWebDriver under Xvfb against a real
+#               `warren-helper daemon` whose tunnel lives in a network namespace, with a
+#               wireguard-go peer in another: the helper-not-running screen, an invalid .conf
+#               (line-precise error, nothing changed), import, connect (handshake age, rx/tx
+#               growing under a ping burst), disconnect (namespace as before), the helper going
+#               away. Screenshots and the log: $CARGO_TARGET_DIR/e2e-screenshots/. Without root or
+#               a tool it says NOT RUN loudly; with CI=true that is a failure.
 #        tests/gui/run.sh --list
 # Needs (Debian): libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
-#   xvfb xauth x11-utils imagemagick dbus keyutils gnome-keyring; Node.js 20 and npm.
-# The last line printed is "N passed, N failed". Exit status 0 if none failed.
+#   xvfb xauth x11-utils imagemagick dbus keyutils gnome-keyring; Node.js 20 and npm; for e2e also
+#   webkit2gtk-driver xdotool wireguard-go wireguard-tools iproute2 iputils-ping jq and
+#   `cargo install tauri-driver --locked` (scripts/setup.sh installs all of them).
+# The last line printed is "N passed, N failed" (", N not run" if any). Exit status 0 if none
+# failed.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/tests/gui"
-ALL=(ui rust keyring screenshot)
+ALL=(ui rust keyring screenshot e2e)
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 export CARGO_TARGET_DIR="$TARGET"
 # The keyring and screenshot stages move HOME; keep cargo and rustup where they are.
@@ -36,7 +47,7 @@ for s in "${SELECTED[@]}"; do
     [[ " ${ALL[*]} " == *" $s "* ]] || { echo "unknown stage '$s' (see --list)" >&2; exit 2; }
 done
 
-passed=0 failed=0
+passed=0 failed=0 notrun=0
 declare -a FAILED=()
 
 # check NAME CMD... — one test: run it, report PASS/FAIL with its output on failure.
@@ -119,6 +130,41 @@ stage_screenshot() {
         screenshot_renders "$demo" "$TARGET/debug/examples/demo_helper"
 }
 
+stage_e2e() {
+    local rc=0 dir="${WARREN_E2E_SCREENSHOTS:-$TARGET/e2e-screenshots}"
+    echo "=== e2e: can this machine run it?"
+    "$HERE/e2e.sh" --check || rc=$?
+    if [[ $rc == 77 ]]; then
+        notrun=$((notrun + 1))
+        echo "NOT RUN e2e (see above; sudo tests/gui/run.sh e2e)"
+        return
+    elif [[ $rc != 0 ]]; then
+        failed=$((failed + 1))
+        FAILED+=("e2e: prerequisites")
+        echo "FAIL e2e: prerequisites (exit $rc)"
+        return
+    fi
+    # The same build command as the screenshot stage (the same features), so after it this is
+    # a no-op; the helper on its own, as the other stages build it.
+    check "e2e: build the app" cargo build --manifest-path "$ROOT/Cargo.toml" \
+        -p warren-app --bin warren-app --example demo_helper || return
+    check "e2e: build the helper" cargo build --manifest-path "$ROOT/Cargo.toml" -p warren-helper || return
+    # Streamed, not summarised: each step's line is the useful part. Kept next to the screenshots.
+    mkdir -p "$dir"
+    echo "=== e2e: the app against a real helper in a network namespace (tests/gui/e2e.sh)"
+    rc=0
+    WARREN_E2E_SCREENSHOTS="$dir" "$HERE/e2e.sh" 2>&1 | tee "$dir/e2e.log" | sed 's/^/    /'
+    rc=${PIPESTATUS[0]}
+    if [[ $rc == 0 ]]; then
+        passed=$((passed + 1))
+        echo "PASS e2e (screenshots and log in $dir)"
+    else
+        failed=$((failed + 1))
+        FAILED+=("e2e")
+        echo "FAIL e2e (exit $rc; log in $dir/e2e.log)"
+    fi
+}
+
 for s in "${SELECTED[@]}"; do
     "stage_$s"
 done
@@ -126,5 +172,5 @@ echo
 if [[ $failed -gt 0 ]]; then
     echo "failed: ${FAILED[*]}"
 fi
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed$([[ $notrun -gt 0 ]] && echo ", $notrun not run")"
 [[ $failed -eq 0 ]]

@@ -110,6 +110,10 @@ describe("the app", () => {
     expect($("state")!.textContent).toBe("Connected");
     expect($("detail")!.textContent).toBe("Up for 5 min · latest handshake 10 s ago");
     expect($("peers")!.textContent).toContain("198.18.0.1:51820");
+    expect($("peer-rx")!.textContent).toBe("2.05 kB");
+    expect($("peer-rx")!.dataset.bytes).toBe("2048");
+    expect($("peer-tx")!.dataset.bytes).toBe("1000");
+    expect($("peer-handshake")!.dataset.unixSecs).toBe("1700000290");
     expect($("graph")!.textContent).toContain("↓ 1.00 kB/s");
     expect($("graph")!.querySelector("path.rx")!.getAttribute("d")).toMatch(/^M/);
   });

@@ -112,9 +112,10 @@ function peersView(tunnel: TunnelView, nowSecs: number, actions: TunnelActions):
           { "data-key": p.public_key },
           h("td", null, h("code", { title: p.public_key, onclick: () => actions.copy(p.public_key) }, `${p.public_key.slice(0, 10)}…`)),
           h("td", null, p.endpoint ?? "—"),
-          h("td", null, formatAgo(p.last_handshake_unix_secs, nowSecs)),
-          h("td", null, formatBytes(p.rx_bytes)),
-          h("td", null, formatBytes(p.tx_bytes)),
+          // The exact values ride along as attributes, for the end-to-end tests (tests/gui/e2e.sh).
+          h("td", { "data-test": "peer-handshake", "data-unix-secs": p.last_handshake_unix_secs ?? "" }, formatAgo(p.last_handshake_unix_secs, nowSecs)),
+          h("td", { "data-test": "peer-rx", "data-bytes": p.rx_bytes }, formatBytes(p.rx_bytes)),
+          h("td", { "data-test": "peer-tx", "data-bytes": p.tx_bytes }, formatBytes(p.tx_bytes)),
         ),
       ),
     ),
