@@ -34,8 +34,12 @@ fi
 say "npm run build (ui → ui/dist)"
 as_builder npm --prefix ui run build >&2
 
-say "cargo build --release -p warren-helper -p warren-app"
-as_builder cargo build --release -p warren-helper -p warren-app >&2
+# One package per cargo invocation: built together, their shared dependencies' features would be
+# unified, rebuilding everything and giving a helper binary unlike `cargo build -p warren-helper`'s.
+for pkg in warren-helper warren-app; do
+    say "cargo build --release -p $pkg"
+    as_builder cargo build --release -p "$pkg" >&2
+done
 
 as_builder mkdir -p "$OUT"
 for pkg in warren-app warren-helper; do
