@@ -12,6 +12,8 @@
 #   cross-windows  cargo build -p warren-proto -p warren-tunnel --target x86_64-pc-windows-gnu
 #   cross-macos    cargo check -p warren-proto -p warren-tunnel --target aarch64-apple-darwin
 #   cross-helper-windows / cross-helper-macos   the same for -p warren-helper (see WARREN_CROSS_HELPER)
+#   cross-app-windows / cross-app-macos         the same for the desktop app, -p warren-app (the
+#                  Windows build links a real warren-app.exe; ~12 min cold)
 #   release        cargo build --release -p warren-helper
 #   installer      tests/installer/run.sh (service files, the .deb via cargo-deb, lintian, install/purge
 #                  in Debian 12 chroots; root; the first run caches debootstrap roots, ~3 min)
@@ -39,7 +41,8 @@ if [[ -z ${WARREN_BIN:-} && -n ${CARGO_TARGET_DIR:-} ]]; then
 fi
 
 ALL_STAGES=(setup fmt clippy test test-mockclock gui cross-windows cross-macos
-            cross-helper-windows cross-helper-macos release installer netns)
+            cross-helper-windows cross-helper-macos cross-app-windows cross-app-macos
+            release installer netns)
 CROSS_HELPER="${WARREN_CROSS_HELPER:-1}"
 MACOS_STUB="$(macos_stub_include_dir)"
 MACOS_ENV=(
@@ -122,6 +125,10 @@ soft_stage() {
 
 cargo_b() { as_builder cargo "$@"; }
 cargo_macos() { as_builder env "${MACOS_ENV[@]}" cargo "$@"; }
+# The app's check also has Objective-C build scripts; scripts/macos-check-cc stubs those out.
+cargo_macos_app() {
+    as_builder env "${MACOS_ENV[@]}" "CC_aarch64_apple_darwin=$WARREN_ROOT/scripts/macos-check-cc" cargo "$@"
+}
 
 run_netns() {
     local -a args=()
@@ -163,6 +170,8 @@ run_stage() {
                 *)    RESULT[$s]="skipped (WARREN_CROSS_HELPER=1 to run)" ;;
             esac
             ;;
+        cross-app-windows) stage "$s" cargo_b build -p warren-app --target x86_64-pc-windows-gnu ;;
+        cross-app-macos)   stage "$s" cargo_macos_app check -p warren-app --target aarch64-apple-darwin ;;
         release)        stage release cargo_b build --release -p warren-helper ;;
         installer)      stage installer "$WARREN_ROOT/tests/installer/run.sh" ;;
         netns)
