@@ -65,13 +65,7 @@ if [[ ${1:-} == --one ]]; then
     pids=()
     case $config in
         bare)
-            ns_new a
-            ns_new b
-            veth_new a va b vb
-            addr_add a va "$UNDER4_A/24"
-            addr_add b vb "$UNDER4_B/24"
-            wait_link_ready a va
-            wait_link_ready b vb
+            underlay_pair
             target=$UNDER4_B
             ;;
         wggo | warren | boringtun)

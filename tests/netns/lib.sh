@@ -655,6 +655,22 @@ transfer_check() {
 # ---------------------------------------------------------------------------------------------------
 # topologies
 
+# underlay_pair [v6] — namespaces a and b joined by veth va<->vb with the IPv4 underlay addresses
+# (and the IPv6 ones with v6), both ends up and ready.
+underlay_pair() {
+    ns_new a
+    ns_new b
+    veth_new a va b vb
+    addr_add a va "$UNDER4_A/24"
+    addr_add b vb "$UNDER4_B/24"
+    if [[ ${1:-} == v6 ]]; then
+        addr_add a va "$UNDER6_A/64"
+        addr_add b vb "$UNDER6_B/64"
+    fi
+    wait_link_ready a va
+    wait_link_ready b vb
+}
+
 # pair_setup INIT_KIND RESP_KIND [psk=yes|no|mismatch] [underlay=4|6] [keepalive=N] [keys=ok|mismatch]
 # Two namespaces a and b joined by veth va<->vb; A (kind INIT_KIND) is the initiator: its peer entry for
 # B has an Endpoint; B (RESP_KIND) has none for A and can only answer. Sets IF_A, IF_B.
@@ -671,15 +687,7 @@ pair_setup() {
         esac
     done
     need_kinds "$init" "$resp"
-    ns_new a
-    ns_new b
-    veth_new a va b vb
-    addr_add a va "$UNDER4_A/24"
-    addr_add b vb "$UNDER4_B/24"
-    addr_add a va "$UNDER6_A/64"
-    addr_add b vb "$UNDER6_B/64"
-    wait_link_ready a va
-    wait_link_ready b vb
+    underlay_pair v6
 
     key_new a
     key_new b

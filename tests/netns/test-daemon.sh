@@ -102,13 +102,7 @@ daemon_pair() {
     need_kinds warren wggo
     command -v jq >/dev/null || fail "jq not installed (scripts/setup.sh)"
     daemon_paths
-    ns_new a
-    ns_new b
-    veth_new a va b vb
-    addr_add a va "$UNDER4_A/24"
-    addr_add b vb "$UNDER4_B/24"
-    wait_link_ready a va
-    wait_link_ready b vb
+    underlay_pair
     key_new a
     key_new b
     psk_new ab
