@@ -69,12 +69,28 @@ pub fn decide(peer: &PeerFacts, group: Option<&Group>) -> Result<(), String> {
     }
 }
 
+/// Runs a reentrant user/group database lookup (`getgrnam_r`, `getpwuid_r`) with a buffer that
+/// doubles while the call answers `ERANGE`, up to 1 MiB. `call` gets the buffer and returns the
+/// call's return code and what it read from the entry (`None`: no such entry), taken while the
+/// buffer the entry points into is alive.
+fn with_lookup_buffer<T>(
+    mut call: impl FnMut(&mut [u8]) -> (libc::c_int, Option<T>),
+) -> std::io::Result<Option<T>> {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        match call(&mut buf) {
+            (libc::ERANGE, _) if buf.len() < (1 << 20) => buf.resize(buf.len() * 2, 0),
+            (0, found) => return Ok(found),
+            (rc, _) => return Err(std::io::Error::from_raw_os_error(rc)),
+        }
+    }
+}
+
 /// The group named `name`, or `None` if there is none.
 pub fn group(name: &str) -> std::io::Result<Option<Group>> {
     let c_name = CString::new(name)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in group name"))?;
-    let mut buf = vec![0u8; 4096];
-    loop {
+    with_lookup_buffer(|buf| {
         // SAFETY: an all-zero `group` is a valid value to be overwritten by getgrnam_r.
         let mut entry: libc::group = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::group = std::ptr::null_mut();
@@ -88,15 +104,8 @@ pub fn group(name: &str) -> std::io::Result<Option<Group>> {
                 &mut result,
             )
         };
-        if rc == libc::ERANGE && buf.len() < (1 << 20) {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 {
-            return Err(std::io::Error::from_raw_os_error(rc));
-        }
-        if result.is_null() {
-            return Ok(None);
+        if rc != 0 || result.is_null() {
+            return (rc, None);
         }
         let mut members = Vec::new();
         let mut member = entry.gr_mem;
@@ -108,12 +117,13 @@ pub fn group(name: &str) -> std::io::Result<Option<Group>> {
                 member = member.add(1);
             }
         }
-        return Ok(Some(Group {
+        let group = Group {
             name: name.to_owned(),
             gid: entry.gr_gid,
             members,
-        }));
-    }
+        };
+        (0, Some(group))
+    })
 }
 
 /// The facts about peer `uid`/`gid` from the user and group databases.
@@ -136,8 +146,7 @@ pub fn lookup(uid: u32, gid: u32) -> PeerFacts {
 
 /// The user name and primary gid of `uid`.
 fn user_of(uid: u32) -> Option<(String, u32)> {
-    let mut buf = vec![0u8; 4096];
-    loop {
+    let found = with_lookup_buffer(|buf| {
         // SAFETY: an all-zero `passwd` is a valid value to be overwritten by getpwuid_r.
         let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::passwd = std::ptr::null_mut();
@@ -151,19 +160,16 @@ fn user_of(uid: u32) -> Option<(String, u32)> {
                 &mut result,
             )
         };
-        if rc == libc::ERANGE && buf.len() < (1 << 20) {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
         if rc != 0 || result.is_null() || entry.pw_name.is_null() {
-            return None;
+            return (rc, None);
         }
         // SAFETY: pw_name points to a C string inside `buf`.
         let name = unsafe { CStr::from_ptr(entry.pw_name) }
             .to_string_lossy()
             .into_owned();
-        return Some((name, entry.pw_gid));
-    }
+        (0, Some((name, entry.pw_gid)))
+    });
+    found.ok().flatten()
 }
 
 /// `getgrouplist(user, primary)`: every group of `user`.
