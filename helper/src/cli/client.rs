@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use std::path::Path;
-use warren_proto::ipc::{Client, Request, Response};
+use warren_proto::ipc::{Client, Request, Response, TunnelName};
 
 /// How the CLI introduces itself in the daemon's log.
 pub fn client_name() -> String {
@@ -21,6 +21,21 @@ pub async fn request(client: &Client, request: Request, what: &str) -> anyhow::R
         .request(request)
         .await
         .with_context(|| format!("failed to {what}"))
+}
+
+/// One request about tunnel `name` whose answer is only success (`down`, `remove`): connects,
+/// sends it, and prints `NAME: DONE`. `what` completes "failed to …".
+pub async fn act_on(
+    socket: &Path,
+    name: &TunnelName,
+    request: Request,
+    what: &str,
+    done: &str,
+) -> anyhow::Result<()> {
+    let daemon = connect(socket).await?;
+    self::request(&daemon, request, what).await?;
+    println!("{name}: {done}");
+    Ok(())
 }
 
 /// The answer was not the kind the request calls for (a daemon of another release?).

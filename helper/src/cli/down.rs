@@ -13,14 +13,8 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, socket: PathBuf) -> anyhow::Result<()> {
-    let daemon = client::connect(&socket).await?;
     let name = args.name;
-    client::request(
-        &daemon,
-        Request::Disconnect { name: name.clone() },
-        &format!("take '{name}' down"),
-    )
-    .await?;
-    println!("{name}: down");
-    Ok(())
+    let request = Request::Disconnect { name: name.clone() };
+    let what = format!("take '{name}' down");
+    client::act_on(&socket, &name, request, &what, "down").await
 }

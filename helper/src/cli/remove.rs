@@ -12,14 +12,8 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, socket: PathBuf) -> anyhow::Result<()> {
-    let daemon = client::connect(&socket).await?;
     let name = args.name;
-    client::request(
-        &daemon,
-        Request::RemoveSystemTunnel { name: name.clone() },
-        &format!("remove system tunnel '{name}'"),
-    )
-    .await?;
-    println!("{name}: removed");
-    Ok(())
+    let request = Request::RemoveSystemTunnel { name: name.clone() };
+    let what = format!("remove system tunnel '{name}'");
+    client::act_on(&socket, &name, request, &what, "removed").await
 }
