@@ -1,5 +1,7 @@
 //! The packet driver: the only place that moves bytes between the TUN device, the UDP sockets
-//! and the sans-IO core (`warren_tunnel::Device`), and the only reader of the clock.
+//! ([`crate::udp`]) and the sans-IO core (`warren_tunnel::Device`), and the only reader of the
+//! clock. It owns the batches those bytes travel in and the [`TunDevice`] and [`Transport`]
+//! traits that the real devices, and the in-memory ones of the tests, implement.
 //!
 //! Pipeline, in the order the loop in [`Driver::run`] serves it:
 //! 1. **TUN → core → UDP**: an IP packet read from the TUN goes to `Device::handle_tun_packet`,
@@ -12,39 +14,255 @@
 //!    so they never race the data path; so do the owner's [`Control`] requests (per-peer
 //!    statistics for the daemon's status and liveness), on a channel of their own.
 //!
+//! **Batching.** Every step moves as many packets per system call as the OS allows, and the core
+//! still sees one packet at a time (batching lives here and in the platform layer, never in the
+//! sans-IO core):
+//! - a TUN read may return many packets: on Linux the device has a virtio-net header and TCP/UDP
+//!   segmentation offload, so the kernel hands over a 64 KiB super-packet that the `tun-rs`
+//!   crate splits ([`crate::tun_device`]); after a wake-up the loop keeps reading without waiting, up to
+//!   [`MAX_READS_PER_WAKE`] reads;
+//! - datagrams for the same endpoint leave in one `sendmsg` with UDP GSO (`UDP_SEGMENT`) where the
+//!   kernel has it ([`GsoBatch`]); datagrams arrive by `recvmmsg`, coalesced by UDP GRO (both
+//!   through the `quinn-udp` crate, in [`crate::udp`]);
+//! - decrypted packets are collected and written at the end of the batch; on Linux consecutive
+//!   segments of one TCP or UDP flow are coalesced back into one super-packet per write (GRO).
+//!
+//! Batches are flushed at the end of every event, so nothing waits for a batch to fill: a lone
+//! ping or handshake leaves as soon as it was processed.
+//!
 //! Writes are non-blocking: when the kernel's queue is full the packet is dropped, as a router
-//! would, and the peers' congestion control backs off. Buffers are allocated once.
+//! would, and the peers' congestion control backs off. Buffers are allocated once; the large
+//! ones are mapped lazily by the OS, so an idle tunnel does not hold them in memory.
 
 use crate::uapi::{self, Request, SetRequest};
 use anyhow::Context;
-use socket2::{Domain, Protocol, Socket, Type};
 use std::future::Future;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::SystemTime;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use warren_tunnel::{Device, Instant, Output, MAX_DATAGRAM_LEN, TIMER_TICK};
 
-/// Socket buffer size asked of the kernel: bursts of a fast tunnel overflow the 212 KB default.
-const SOCKET_BUFFER_BYTES: usize = 4 << 20;
 /// The largest IP packet a TUN read returns.
 const MAX_PACKET_LEN: usize = 65_535;
+/// Packets one TUN read can split into (a 64 KiB super-packet of small segments), and packets
+/// collected for one batched TUN write.
+const TUN_BATCH: usize = 128;
+/// TUN reads served per wake-up before the loop looks at its other sources again.
+pub const MAX_READS_PER_WAKE: usize = 8;
+/// Receive buffers per `recvmmsg`; each holds one datagram, or many coalesced by GRO.
+pub const UDP_RECV_BUFFERS: usize = 16;
+/// Bytes one GSO send may carry: a UDP payload's limit (65 507 over IPv4) with room to spare.
+const MAX_GSO_BYTES: usize = 65_000;
+/// Room in front of each packet of a [`TunWriteBatch`] for the virtio-net header that the Linux
+/// device writes there.
+const TUN_HEADROOM: usize = 10;
 
-/// The TUN side as the driver sees it: read a packet, write a packet without waiting.
+/// The packets of one TUN read: one packet, or the segments of a super-packet.
+///
+/// Buffers live in one large allocation, which the allocator maps fresh from the OS: its pages
+/// stay out of the resident set until a read reaches them, so an idle tunnel costs no memory
+/// for them (separate 64 KiB vectors would be zeroed, and resident, from the start).
+pub struct TunReadBatch {
+    /// The raw read (virtio-net header and super-packet) where the device splits packets.
+    #[cfg(target_os = "linux")]
+    raw: Vec<u8>,
+    /// [`TUN_BATCH`] buffers of [`MAX_PACKET_LEN`] bytes, back to back.
+    storage: Vec<u8>,
+    sizes: Vec<usize>,
+    count: usize,
+}
+
+impl TunReadBatch {
+    fn new() -> Self {
+        Self {
+            #[cfg(target_os = "linux")]
+            raw: vec![0; TUN_HEADROOM + MAX_PACKET_LEN],
+            storage: vec![0; TUN_BATCH * MAX_PACKET_LEN],
+            sizes: vec![0; TUN_BATCH],
+            count: 0,
+        }
+    }
+
+    /// The packets read.
+    pub fn packets(&self) -> impl Iterator<Item = &[u8]> {
+        self.storage
+            .chunks(MAX_PACKET_LEN)
+            .zip(&self.sizes[..self.count])
+            .map(|(buf, &len)| &buf[..len])
+    }
+
+    #[cfg(any(test, not(target_os = "linux")))]
+    /// For a device that reads one packet at a time: the buffer to read it into.
+    pub fn single_buffer(&mut self) -> &mut [u8] {
+        &mut self.storage[..MAX_PACKET_LEN]
+    }
+
+    #[cfg(any(test, not(target_os = "linux")))]
+    /// For a device that reads one packet at a time: the read put `len` bytes into
+    /// [`Self::single_buffer`].
+    pub fn set_single(&mut self, len: usize) {
+        self.sizes[0] = len;
+        self.count = 1;
+    }
+
+    /// Nothing was read (e.g. a malformed super-packet was dropped).
+    #[cfg(target_os = "linux")]
+    pub fn clear(&mut self) {
+        self.count = 0;
+    }
+}
+
+/// The [`TunReadBatch`] storage as the separate buffers a batched read fills.
+#[cfg(target_os = "linux")]
+fn split_storage(storage: &mut [u8]) -> [&mut [u8]; TUN_BATCH] {
+    let mut chunks = storage.chunks_mut(MAX_PACKET_LEN);
+    std::array::from_fn(|_| chunks.next().unwrap_or_default())
+}
+
+/// Decrypted packets waiting for one batched TUN write. Each buffer holds [`TUN_HEADROOM`] bytes
+/// and then the packet.
+pub struct TunWriteBatch {
+    bufs: Vec<Vec<u8>>,
+    count: usize,
+    /// The Linux device's coalescing state, reused between writes; made on the first batch of
+    /// several packets (it holds about 1 MiB of tables, which an idle tunnel need not pay for).
+    #[cfg(target_os = "linux")]
+    gro: Option<Box<tun_rs::GROTable>>,
+}
+
+impl TunWriteBatch {
+    fn new() -> Self {
+        Self {
+            bufs: (0..TUN_BATCH).map(|_| Vec::new()).collect(),
+            count: 0,
+            #[cfg(target_os = "linux")]
+            gro: None,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.count == self.bufs.len()
+    }
+
+    fn push(&mut self, packet: &[u8]) {
+        let buf = &mut self.bufs[self.count];
+        buf.clear();
+        buf.resize(TUN_HEADROOM, 0);
+        buf.extend_from_slice(packet);
+        self.count += 1;
+    }
+
+    /// The packets, each without the headroom.
+    #[cfg(any(test, not(target_os = "linux")))]
+    pub fn packets(&self) -> impl Iterator<Item = &[u8]> {
+        self.bufs[..self.count].iter().map(|b| &b[TUN_HEADROOM..])
+    }
+}
+
+/// Datagrams of one receive: each buffer holds one datagram, or several of `stride` bytes (the
+/// last may be shorter) when the OS coalesced them. One large allocation, as in [`TunReadBatch`].
+pub struct UdpRecvBatch {
+    /// [`UDP_RECV_BUFFERS`] buffers of [`MAX_DATAGRAM_LEN`] bytes, back to back.
+    storage: Vec<u8>,
+    meta: Vec<Received>,
+    count: usize,
+}
+
+/// What arrived in one buffer of a [`UdpRecvBatch`].
+#[derive(Debug, Clone, Copy)]
+pub struct Received {
+    /// The sender.
+    pub from: SocketAddr,
+    /// Bytes in the buffer.
+    pub len: usize,
+    /// Size of each datagram in the buffer (= `len` for a single datagram).
+    pub stride: usize,
+}
+
+impl UdpRecvBatch {
+    fn new() -> Self {
+        Self {
+            storage: vec![0; UDP_RECV_BUFFERS * MAX_DATAGRAM_LEN],
+            meta: vec![
+                Received {
+                    from: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+                    len: 0,
+                    stride: 0,
+                };
+                UDP_RECV_BUFFERS
+            ],
+            count: 0,
+        }
+    }
+
+    /// The buffers, as a batched receive (`recvmmsg`) fills them.
+    pub fn io_slices(&mut self) -> [io::IoSliceMut<'_>; UDP_RECV_BUFFERS] {
+        let mut chunks = self.storage.chunks_mut(MAX_DATAGRAM_LEN);
+        std::array::from_fn(|_| io::IoSliceMut::new(chunks.next().unwrap_or_default()))
+    }
+
+    /// A batched receive filled the first buffers, as `received` describes them.
+    pub fn set_received(&mut self, received: impl IntoIterator<Item = Received>) {
+        self.count = 0;
+        for (slot, r) in self.meta.iter_mut().zip(received) {
+            *slot = r;
+            self.count += 1;
+        }
+    }
+
+    /// Every datagram received, with its sender.
+    pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        self.storage
+            .chunks(MAX_DATAGRAM_LEN)
+            .zip(&self.meta[..self.count])
+            .flat_map(|(buf, m)| {
+                buf[..m.len]
+                    .chunks(m.stride.max(1))
+                    .map(move |datagram| (m.from, datagram))
+            })
+    }
+
+    #[cfg(test)]
+    /// For a transport that receives one datagram at a time: the buffer to receive it into.
+    pub fn single_buffer(&mut self) -> &mut [u8] {
+        &mut self.storage[..MAX_DATAGRAM_LEN]
+    }
+
+    #[cfg(test)]
+    /// For a transport that receives one datagram at a time: `len` bytes from `from` arrived in
+    /// [`Self::single_buffer`].
+    pub fn set_single(&mut self, from: SocketAddr, len: usize) {
+        self.meta[0] = Received {
+            from,
+            len,
+            stride: len,
+        };
+        self.count = 1;
+    }
+}
+
+/// The TUN side as the driver sees it: read packets, write packets without waiting.
 pub trait TunDevice {
-    /// Waits for the next IP packet.
-    fn recv(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>>;
-    /// Writes one IP packet now, or fails with `WouldBlock` when the queue is full.
-    fn try_send(&self, packet: &[u8]) -> io::Result<usize>;
+    /// Waits for the next read and puts its packets into `batch`.
+    fn recv(&self, batch: &mut TunReadBatch) -> impl Future<Output = io::Result<()>>;
+    /// Reads now into `batch`, or fails with `WouldBlock` when nothing is pending.
+    fn try_recv(&self, batch: &mut TunReadBatch) -> io::Result<()>;
+    /// Writes the batch's packets now (coalesced where the OS can); those that do not fit in
+    /// the kernel's queue are dropped.
+    fn send(&self, batch: &mut TunWriteBatch) -> io::Result<()>;
 }
 
 /// The UDP side as the driver sees it.
 pub trait Transport {
-    /// Waits for the next datagram and its source.
-    fn recv_from(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<(usize, SocketAddr)>>;
-    /// Sends one datagram now, or fails with `WouldBlock` when the queue is full.
-    fn try_send_to(&self, datagram: &[u8], to: SocketAddr) -> io::Result<usize>;
+    /// Waits for datagrams and puts them, with their sources, into `batch`.
+    fn recv(&self, batch: &mut UdpRecvBatch) -> impl Future<Output = io::Result<()>>;
+    /// Sends `datagrams` to `to` now: one datagram, or several of `segment` bytes each (the last
+    /// may be shorter), at most [`Self::max_segments`]. Fails with `WouldBlock` when the queue is
+    /// full.
+    fn try_send(&self, to: SocketAddr, datagrams: &[u8], segment: usize) -> io::Result<()>;
+    /// How many datagrams one [`Self::try_send`] may carry (1 without UDP GSO).
+    fn max_segments(&self) -> usize;
     /// The local UDP port.
     fn port(&self) -> u16;
     /// Moves to another port (0 = any), keeping the fwmark. On error nothing changed.
@@ -55,186 +273,91 @@ pub trait Transport {
     fn set_fwmark(&mut self, mark: Option<u32>) -> io::Result<()>;
 }
 
-impl TunDevice for tun::AsyncDevice {
-    async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        tun::AsyncDevice::recv(self, buf).await
+/// Linux: the `tun-rs` device, with offloads when the kernel granted them.
+#[cfg(target_os = "linux")]
+impl TunDevice for tun_rs::AsyncDevice {
+    async fn recv(&self, batch: &mut TunReadBatch) -> io::Result<()> {
+        let mut buffers = split_storage(&mut batch.storage);
+        let read = self
+            .recv_multiple(&mut batch.raw, &mut buffers, &mut batch.sizes, 0)
+            .await;
+        split_result(batch, read)
     }
 
-    fn try_send(&self, packet: &[u8]) -> io::Result<usize> {
-        // `AsyncDevice` derefs to the non-blocking device; a direct write never waits.
-        std::ops::Deref::deref(self).send(packet)
-    }
-}
-
-/// The UDP side: an IPv4 and (when the host has IPv6) an IPv6 socket on the same port.
-pub struct Sockets {
-    v4: UdpSocket,
-    v6: Option<UdpSocket>,
-    port: u16,
-    fwmark: Option<u32>,
-    /// The tunnel interface the sockets are kept off (see [`crate::egress`]), once pinned.
-    pinned_off: Option<String>,
-}
-
-impl Sockets {
-    /// Binds both families on `port` (0 = pick one free for both), marking packets with
-    /// `fwmark` where the OS supports it.
-    pub fn bind(port: u16, fwmark: Option<u32>) -> anyhow::Result<Self> {
-        // With a random port the IPv6 bind can lose a race for it; try a few ports.
-        let attempts = if port == 0 { 8 } else { 1 };
-        let mut last_error = None;
-        for _ in 0..attempts {
-            let v4 = bind_one(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), fwmark)
-                .with_context(|| format!("failed to bind UDP port {port} on IPv4"))?;
-            let bound = v4.local_addr()?.port();
-            match bind_one(SocketAddr::from((Ipv6Addr::UNSPECIFIED, bound)), fwmark) {
-                Ok(v6) => return Self::from_std(v4, Some(v6), bound, fwmark),
-                Err(e) if is_ipv6_unavailable(&e) => {
-                    tracing::warn!("IPv6 is not available ({e}); using IPv4 only");
-                    return Self::from_std(v4, None, bound, fwmark);
-                }
-                Err(e) => last_error = Some(e),
-            }
-        }
-        let e = last_error.unwrap_or_else(|| io::Error::other("no attempt made"));
-        Err(e).with_context(|| format!("failed to bind UDP port {port} on IPv6"))
+    fn try_recv(&self, batch: &mut TunReadBatch) -> io::Result<()> {
+        let mut buffers = split_storage(&mut batch.storage);
+        let read = self.try_recv_multiple(&mut batch.raw, &mut buffers, &mut batch.sizes, 0);
+        split_result(batch, read)
     }
 
-    fn from_std(
-        v4: StdUdpSocket,
-        v6: Option<StdUdpSocket>,
-        port: u16,
-        fwmark: Option<u32>,
-    ) -> anyhow::Result<Self> {
-        Ok(Self {
-            v4: UdpSocket::from_std(v4)?,
-            v6: v6.map(UdpSocket::from_std).transpose()?,
-            port,
-            fwmark,
-            pinned_off: None,
-        })
-    }
-
-    /// Keeps both sockets' datagrams off the tunnel interface `tunnel` where the OS needs it
-    /// (Windows; see [`crate::egress`]); remembered, so a re-bind pins again.
-    pub fn pin_off(&mut self, tunnel: &str) -> io::Result<()> {
-        crate::egress::pin(socket2::SockRef::from(&self.v4), false, tunnel)?;
-        if let Some(v6) = &self.v6 {
-            crate::egress::pin(socket2::SockRef::from(v6), true, tunnel)?;
-        }
-        self.pinned_off = Some(tunnel.to_owned());
-        Ok(())
-    }
-}
-
-impl Transport for Sockets {
-    async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        // Wait on both families; whichever is readable is read without blocking.
-        loop {
-            let socket = match &self.v6 {
-                Some(v6) => tokio::select! {
-                    ready = self.v4.readable() => { ready?; &self.v4 }
-                    ready = v6.readable() => { ready?; v6 }
-                },
-                None => {
-                    self.v4.readable().await?;
-                    &self.v4
-                }
-            };
-            match socket.try_recv_from(buf) {
-                Ok((n, from)) => return Ok((n, unmap(from))),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    fn try_send_to(&self, datagram: &[u8], to: SocketAddr) -> io::Result<usize> {
-        let socket = match (to, &self.v6) {
-            (SocketAddr::V4(_), _) => &self.v4,
-            (SocketAddr::V6(_), Some(v6)) => v6,
-            (SocketAddr::V6(_), None) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::AddrNotAvailable,
-                    "no IPv6 socket (IPv6 is unavailable on this host)",
-                ))
-            }
-        };
-        socket.try_send_to(datagram, to)
-    }
-
-    fn port(&self) -> u16 {
-        self.port
-    }
-
-    fn set_port(&mut self, port: u16) -> anyhow::Result<()> {
-        if port != 0 && port == self.port {
+    fn send(&self, batch: &mut TunWriteBatch) -> io::Result<()> {
+        if batch.count == 0 {
             return Ok(());
         }
-        let mut sockets = Sockets::bind(port, self.fwmark)?;
-        if let Some(tunnel) = &self.pinned_off {
-            sockets.pin_off(tunnel)?;
+        // `AsyncDevice` derefs to the non-blocking device; its writes never wait.
+        let device: &tun_rs::DeviceImpl = self;
+        let TunWriteBatch { bufs, count, gro } = batch;
+        let result = if *count == 1 {
+            // Nothing to coalesce. With offloads on, the headroom is the virtio-net header: all
+            // zero says "one whole packet, checksums done".
+            let buf = &mut bufs[0];
+            buf[..TUN_HEADROOM].fill(0);
+            let skip = if device.tcp_gso() { 0 } else { TUN_HEADROOM };
+            self.try_send(&buf[skip..]).map(drop)
+        } else {
+            let gro = gro.get_or_insert_with(Default::default);
+            device
+                .send_multiple(gro, &mut bufs[..*count], TUN_HEADROOM)
+                .map(drop)
+        };
+        *count = 0;
+        result
+    }
+}
+
+/// A TUN read's outcome. A super-packet the device could not split (malformed offload metadata)
+/// is one dropped read, not a failed device: only OS errors are passed on.
+#[cfg(target_os = "linux")]
+fn split_result(batch: &mut TunReadBatch, read: io::Result<usize>) -> io::Result<()> {
+    match read {
+        Ok(count) => {
+            batch.count = count;
+            Ok(())
         }
-        *self = sockets;
+        Err(e) if e.raw_os_error().is_none() && e.kind() != io::ErrorKind::WouldBlock => {
+            tracing::debug!("dropped a TUN read: {e}");
+            batch.clear();
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// macOS and Windows: the `tun` crate's device, one packet per read and per write.
+#[cfg(not(target_os = "linux"))]
+impl TunDevice for tun::AsyncDevice {
+    async fn recv(&self, batch: &mut TunReadBatch) -> io::Result<()> {
+        let n = tun::AsyncDevice::recv(self, batch.single_buffer()).await?;
+        batch.set_single(n);
         Ok(())
     }
 
-    fn fwmark(&self) -> Option<u32> {
-        self.fwmark
+    fn try_recv(&self, _batch: &mut TunReadBatch) -> io::Result<()> {
+        // The crate offers no non-blocking read here: let the loop wait again.
+        Err(io::ErrorKind::WouldBlock.into())
     }
 
-    fn set_fwmark(&mut self, mark: Option<u32>) -> io::Result<()> {
-        set_mark(&socket2::SockRef::from(&self.v4), mark)?;
-        if let Some(v6) = &self.v6 {
-            set_mark(&socket2::SockRef::from(v6), mark)?;
+    fn send(&self, batch: &mut TunWriteBatch) -> io::Result<()> {
+        // `AsyncDevice` derefs to the non-blocking device; a direct write never waits.
+        let device = std::ops::Deref::deref(self);
+        let mut result = Ok(());
+        for packet in batch.packets() {
+            if let Err(e) = device.send(packet) {
+                result = Err(e);
+            }
         }
-        self.fwmark = mark;
-        Ok(())
-    }
-}
-
-/// Binding `[::]` failed because the host has no IPv6 (disabled, or not compiled in).
-fn is_ipv6_unavailable(e: &io::Error) -> bool {
-    /// WSAEAFNOSUPPORT: Windows' own code, which `io::Error` does not map to a kind.
-    const WSAEAFNOSUPPORT: i32 = 10047;
-    e.kind() == io::ErrorKind::AddrNotAvailable
-        || matches!(
-            e.raw_os_error(),
-            Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) | Some(WSAEAFNOSUPPORT)
-        )
-}
-
-fn bind_one(addr: SocketAddr, fwmark: Option<u32>) -> io::Result<StdUdpSocket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    // Best effort: the kernel caps these at net.core.[rw]mem_max unless we are root.
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
-    set_mark(&socket2::SockRef::from(&socket), fwmark)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    Ok(socket.into())
-}
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn set_mark(socket: &socket2::SockRef<'_>, mark: Option<u32>) -> io::Result<()> {
-    match mark {
-        Some(mark) => socket.set_mark(mark),
-        // Only clear a mark that might be set; a fresh socket has none.
-        None => socket.set_mark(0),
-    }
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn set_mark(_socket: &socket2::SockRef<'_>, mark: Option<u32>) -> io::Result<()> {
-    match mark {
-        Some(m) if m != 0 => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "FwMark is only supported on Linux",
-        )),
-        _ => Ok(()),
+        batch.count = 0;
+        result
     }
 }
 
@@ -280,27 +403,109 @@ pub struct Driver<T: TunDevice, S: Transport> {
     control: Option<mpsc::Receiver<Control>>,
 }
 
-/// Sends the core's output straight to the kernel, without waiting.
+/// Datagrams for one endpoint collected for one GSO send: all of `segment` bytes, except that
+/// the last may be shorter (which closes the batch), as the kernel's `UDP_SEGMENT` requires.
+struct GsoBatch {
+    buf: Vec<u8>,
+    to: Option<SocketAddr>,
+    segment: usize,
+    count: usize,
+    closed: bool,
+}
+
+impl GsoBatch {
+    fn new() -> Self {
+        Self {
+            buf: Vec::with_capacity(MAX_GSO_BYTES),
+            to: None,
+            segment: 0,
+            count: 0,
+            closed: false,
+        }
+    }
+
+    /// Adds `datagram` for `to`, sending the batch first when `datagram` cannot join it.
+    fn push(&mut self, transport: &impl Transport, to: SocketAddr, datagram: &[u8]) {
+        let joins = self.to == Some(to)
+            && !self.closed
+            && datagram.len() <= self.segment
+            && self.count < transport.max_segments()
+            && self.buf.len() + datagram.len() <= MAX_GSO_BYTES;
+        if self.count > 0 && !joins {
+            self.flush(transport);
+        }
+        if self.count == 0 {
+            self.to = Some(to);
+            self.segment = datagram.len();
+        } else if datagram.len() < self.segment {
+            self.closed = true;
+        }
+        self.buf.extend_from_slice(datagram);
+        self.count += 1;
+    }
+
+    fn flush(&mut self, transport: &impl Transport) {
+        if let (Some(to), true) = (self.to, self.count > 0) {
+            if let Err(e) = transport.try_send(to, &self.buf, self.segment) {
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    tracing::debug!(%to, "failed to send {} datagram(s): {e}", self.count);
+                }
+            }
+        }
+        self.buf.clear();
+        self.to = None;
+        self.count = 0;
+        self.closed = false;
+    }
+}
+
+/// What the core produced during one event, on its way to the kernel.
+struct Outbox {
+    udp: GsoBatch,
+    tun: TunWriteBatch,
+}
+
+impl Outbox {
+    fn new() -> Self {
+        Self {
+            udp: GsoBatch::new(),
+            tun: TunWriteBatch::new(),
+        }
+    }
+
+    /// Sends everything collected, without waiting.
+    fn flush(&mut self, tun: &impl TunDevice, transport: &impl Transport) {
+        self.udp.flush(transport);
+        self.flush_tun(tun);
+    }
+
+    fn flush_tun(&mut self, tun: &impl TunDevice) {
+        if let Err(e) = tun.send(&mut self.tun) {
+            if e.kind() != io::ErrorKind::WouldBlock {
+                tracing::debug!("failed to write packets to the TUN: {e}");
+            }
+        }
+    }
+}
+
+/// The core's [`Output`] during one event: collects into the [`Outbox`], sending early only when
+/// a batch is full.
 struct Sink<'a, T, S> {
     tun: &'a T,
     transport: &'a S,
+    out: &'a mut Outbox,
 }
 
 impl<T: TunDevice, S: Transport> Output for Sink<'_, T, S> {
     fn send_datagram(&mut self, to: SocketAddr, datagram: &[u8]) {
-        if let Err(e) = self.transport.try_send_to(datagram, to) {
-            if e.kind() != io::ErrorKind::WouldBlock {
-                tracing::debug!(%to, "failed to send datagram: {e}");
-            }
-        }
+        self.out.udp.push(self.transport, to, datagram);
     }
 
     fn write_packet(&mut self, packet: &[u8]) {
-        if let Err(e) = self.tun.try_send(packet) {
-            if e.kind() != io::ErrorKind::WouldBlock {
-                tracing::debug!("failed to write packet to the TUN: {e}");
-            }
+        if self.out.tun.is_full() {
+            self.out.flush_tun(self.tun);
         }
+        self.out.tun.push(packet);
     }
 }
 
@@ -326,35 +531,64 @@ impl<T: TunDevice, S: Transport> Driver<T, S> {
     /// error when the TUN device fails. The TUN stays open until the driver is dropped, so the
     /// caller can undo its routes and addresses first.
     pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let mut tun_buf = vec![0u8; MAX_PACKET_LEN];
-        let mut udp_buf = vec![0u8; MAX_DATAGRAM_LEN];
+        let mut tun_in = TunReadBatch::new();
+        let mut udp_in = UdpRecvBatch::new();
+        let mut out = Outbox::new();
         let mut tick = tokio::time::interval(TIMER_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
-                read = self.tun.recv(&mut tun_buf) => {
-                    let n = read.context("failed to read from the TUN device")?;
-                    let mut out = Sink { tun: &self.tun, transport: &self.transport };
-                    self.device.handle_tun_packet(Instant::now(), &tun_buf[..n], &mut out);
+                read = self.tun.recv(&mut tun_in) => {
+                    read.context("failed to read from the TUN device")?;
+                    self.on_tun_reads(&mut tun_in, &mut out)?;
                 }
-                received = self.transport.recv_from(&mut udp_buf) => match received {
-                    Ok((n, from)) => {
-                        let mut out = Sink { tun: &self.tun, transport: &self.transport };
-                        self.device.handle_datagram(Instant::now(), from, &udp_buf[..n], &mut out);
+                received = self.transport.recv(&mut udp_in) => match received {
+                    Ok(()) => {
+                        let now = Instant::now();
+                        let mut sink = Sink { tun: &self.tun, transport: &self.transport, out: &mut out };
+                        for (from, datagram) in udp_in.datagrams() {
+                            self.device.handle_datagram(now, from, datagram, &mut sink);
+                        }
                     }
                     // E.g. ICMP errors reported on the socket; the next datagram is unaffected.
                     Err(e) => tracing::debug!("failed to receive a datagram: {e}"),
                 },
                 _ = tick.tick() => {
-                    let mut out = Sink { tun: &self.tun, transport: &self.transport };
-                    self.device.handle_timeout(Instant::now(), &mut out);
+                    let mut sink = Sink { tun: &self.tun, transport: &self.transport, out: &mut out };
+                    self.device.handle_timeout(Instant::now(), &mut sink);
                 }
                 Some(request) = self.requests.recv() => self.on_request(request),
                 Some(control) = recv_control(&mut self.control) => self.on_control(control),
             }
+            out.flush(&self.tun, &self.transport);
         }
+    }
+
+    /// Encrypts the packets of the read in `batch`, then keeps reading without waiting (up to
+    /// [`MAX_READS_PER_WAKE`] reads) so that a burst leaves in few, large sends.
+    fn on_tun_reads(&mut self, batch: &mut TunReadBatch, out: &mut Outbox) -> anyhow::Result<()> {
+        let now = Instant::now();
+        for read in 1..=MAX_READS_PER_WAKE {
+            let mut sink = Sink {
+                tun: &self.tun,
+                transport: &self.transport,
+                out,
+            };
+            for packet in batch.packets() {
+                self.device.handle_tun_packet(now, packet, &mut sink);
+            }
+            if read == MAX_READS_PER_WAKE {
+                break;
+            }
+            match self.tun.try_recv(batch) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e).context("failed to read from the TUN device"),
+            }
+        }
+        Ok(())
     }
 
     fn on_control(&mut self, control: Control) {
@@ -432,17 +666,6 @@ async fn recv_control(control: &mut Option<mpsc::Receiver<Control>>) -> Option<C
     }
 }
 
-/// IPv4-mapped IPv6 source addresses (from a dual-stack peer) are stored as plain IPv4.
-fn unmap(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::from((v4, v6.port())),
-            None => addr,
-        },
-        SocketAddr::V4(_) => addr,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! Two drivers wired together in memory: a TUN made of channels and a UDP "network" that
@@ -464,15 +687,28 @@ mod tests {
     }
 
     impl TunDevice for MemTun {
-        async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        async fn recv(&self, batch: &mut TunReadBatch) -> io::Result<()> {
             let packet = self.inbound.lock().await.recv().await;
             let packet = packet.ok_or_else(|| io::Error::other("TUN closed"))?;
-            buf[..packet.len()].copy_from_slice(&packet);
-            Ok(packet.len())
+            batch.single_buffer()[..packet.len()].copy_from_slice(&packet);
+            batch.set_single(packet.len());
+            Ok(())
         }
-        fn try_send(&self, packet: &[u8]) -> io::Result<usize> {
-            let _ = self.written.send(packet.to_vec());
-            Ok(packet.len())
+        fn try_recv(&self, batch: &mut TunReadBatch) -> io::Result<()> {
+            let packet = match self.inbound.try_lock().map(|mut rx| rx.try_recv()) {
+                Ok(Ok(packet)) => packet,
+                _ => return Err(io::ErrorKind::WouldBlock.into()),
+            };
+            batch.single_buffer()[..packet.len()].copy_from_slice(&packet);
+            batch.set_single(packet.len());
+            Ok(())
+        }
+        fn send(&self, batch: &mut TunWriteBatch) -> io::Result<()> {
+            for packet in batch.packets() {
+                let _ = self.written.send(packet.to_vec());
+            }
+            batch.count = 0;
+            Ok(())
         }
     }
 
@@ -486,17 +722,24 @@ mod tests {
     }
 
     impl Transport for MemSocket {
-        async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        async fn recv(&self, batch: &mut UdpRecvBatch) -> io::Result<()> {
             let got = self.inbound.lock().await.recv().await;
             let (from, datagram) = got.ok_or_else(|| io::Error::other("network gone"))?;
-            buf[..datagram.len()].copy_from_slice(&datagram);
-            Ok((datagram.len(), from))
+            batch.single_buffer()[..datagram.len()].copy_from_slice(&datagram);
+            batch.set_single(from, datagram.len());
+            Ok(())
         }
-        fn try_send_to(&self, datagram: &[u8], to: SocketAddr) -> io::Result<usize> {
+        fn try_send(&self, to: SocketAddr, datagrams: &[u8], segment: usize) -> io::Result<()> {
+            // Segments arrive one by one, as the kernel's GSO delivers them.
             if let Some(wire) = self.wires.lock().unwrap().get(&to) {
-                let _ = wire.send((self.addr, datagram.to_vec()));
+                for datagram in datagrams.chunks(segment) {
+                    let _ = wire.send((self.addr, datagram.to_vec()));
+                }
             }
-            Ok(datagram.len())
+            Ok(())
+        }
+        fn max_segments(&self) -> usize {
+            4
         }
         fn port(&self) -> u16 {
             self.addr.port()
@@ -618,5 +861,150 @@ mod tests {
         b.uapi.send(Request::Set(set, tx)).await.unwrap();
         assert_eq!(rx.await.unwrap(), Err(uapi::Errno::ADDRINUSE));
         assert!(!get(&b).await.contains("fwmark="));
+    }
+
+    /// A transport that records what it was asked to send.
+    #[derive(Default)]
+    struct Recorder {
+        sent: std::cell::RefCell<Vec<(SocketAddr, Vec<u8>, usize)>>,
+        max_segments: usize,
+    }
+
+    impl Transport for Recorder {
+        async fn recv(&self, _batch: &mut UdpRecvBatch) -> io::Result<()> {
+            std::future::pending().await
+        }
+        fn try_send(&self, to: SocketAddr, datagrams: &[u8], segment: usize) -> io::Result<()> {
+            self.sent
+                .borrow_mut()
+                .push((to, datagrams.to_vec(), segment));
+            Ok(())
+        }
+        fn max_segments(&self) -> usize {
+            self.max_segments
+        }
+        fn port(&self) -> u16 {
+            0
+        }
+        fn set_port(&mut self, _port: u16) -> anyhow::Result<()> {
+            Ok(())
+        }
+        fn fwmark(&self) -> Option<u32> {
+            None
+        }
+        fn set_fwmark(&mut self, _mark: Option<u32>) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// (destination, number of datagrams, segment size) of each send.
+    fn sends(recorder: &Recorder) -> Vec<(SocketAddr, usize, usize)> {
+        recorder
+            .sent
+            .borrow()
+            .iter()
+            .map(|(to, bytes, segment)| (*to, bytes.len().div_ceil(*segment), *segment))
+            .collect()
+    }
+
+    #[test]
+    fn gso_batch_joins_equal_datagrams_for_one_endpoint_and_keeps_order() {
+        let recorder = Recorder {
+            max_segments: 64,
+            ..Recorder::default()
+        };
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "198.18.0.2:51820".parse().unwrap(),
+            "198.18.0.3:51820".parse().unwrap(),
+        );
+        let mut batch = GsoBatch::new();
+        for i in 0..5u8 {
+            batch.push(&recorder, a, &[i; 100]);
+        }
+        // Shorter: joins as the last segment and closes the batch.
+        batch.push(&recorder, a, &[9; 40]);
+        // Anything after a short one starts a new send.
+        batch.push(&recorder, a, &[7; 40]);
+        // Another endpoint, then a larger datagram: each starts a new send.
+        batch.push(&recorder, b, &[1; 40]);
+        batch.push(&recorder, b, &[2; 80]);
+        batch.flush(&recorder);
+        batch.flush(&recorder); // nothing left: no empty send
+        assert_eq!(
+            sends(&recorder),
+            vec![(a, 6, 100), (a, 1, 40), (b, 1, 40), (b, 1, 80)]
+        );
+        let first = &recorder.sent.borrow()[0].1;
+        assert_eq!(first.len(), 5 * 100 + 40);
+        assert!(first[..100].iter().all(|&x| x == 0) && first[400..500].iter().all(|&x| x == 4));
+        assert!(first[500..].iter().all(|&x| x == 9));
+    }
+
+    #[test]
+    fn gso_batch_respects_the_segment_and_byte_limits() {
+        let recorder = Recorder {
+            max_segments: 3,
+            ..Recorder::default()
+        };
+        let to: SocketAddr = "[fd00:1::2]:51820".parse().unwrap();
+        let mut batch = GsoBatch::new();
+        for _ in 0..7 {
+            batch.push(&recorder, to, &[0; 1452]);
+        }
+        batch.flush(&recorder);
+        assert_eq!(
+            sends(&recorder),
+            vec![(to, 3, 1452), (to, 3, 1452), (to, 1, 1452)]
+        );
+
+        let recorder = Recorder {
+            max_segments: 1000,
+            ..Recorder::default()
+        };
+        let mut batch = GsoBatch::new();
+        for _ in 0..100 {
+            batch.push(&recorder, to, &[0; 1452]);
+        }
+        batch.flush(&recorder);
+        let sent = recorder.sent.borrow();
+        assert!(sent
+            .iter()
+            .all(|(_, bytes, _)| bytes.len() <= MAX_GSO_BYTES));
+        assert_eq!(
+            sent.iter().map(|(_, b, _)| b.len()).sum::<usize>(),
+            100 * 1452
+        );
+    }
+
+    #[test]
+    fn udp_batch_splits_coalesced_buffers_at_the_stride() {
+        let mut batch = UdpRecvBatch::new();
+        let from: SocketAddr = "198.18.0.2:51820".parse().unwrap();
+        let coalesced = [vec![1u8; 100], vec![2; 100], vec![3; 50]].concat();
+        batch.storage[..250].copy_from_slice(&coalesced);
+        batch.meta[0] = Received {
+            from,
+            len: 250,
+            stride: 100,
+        };
+        let other: SocketAddr = "198.18.0.3:1".parse().unwrap();
+        batch.storage[MAX_DATAGRAM_LEN..MAX_DATAGRAM_LEN + 7].copy_from_slice(&[4; 7]);
+        batch.meta[1] = Received {
+            from: other,
+            len: 7,
+            stride: 7,
+        };
+        batch.count = 2;
+        let got: Vec<(SocketAddr, Vec<u8>)> =
+            batch.datagrams().map(|(f, d)| (f, d.to_vec())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (from, vec![1; 100]),
+                (from, vec![2; 100]),
+                (from, vec![3; 50]),
+                (other, vec![4; 7]),
+            ]
+        );
     }
 }

@@ -39,6 +39,7 @@ mod session;
 mod shutdown;
 mod tun_device;
 mod uapi;
+mod udp;
 #[cfg(windows)]
 mod winnet;
 #[cfg(windows)]

@@ -29,12 +29,13 @@
 //! its other tunnels), or log key material (the configuration is never logged; the private key
 //! lives in `TunnelConfig`'s `PrivateKey`, which is zeroized on drop).
 
-use crate::driver::{Control, Driver, Sockets, Transport as _};
+use crate::driver::{Control, Driver, Transport as _};
 use crate::journal::{self, Journal, Recovery};
 use crate::platform::dns::{self, DnsPlan};
 use crate::platform::firewall::{self, KillSwitchInput, KillSwitchMode};
 use crate::platform::{self, Family, NetworkPlan, PlanInputs};
 use crate::uapi;
+use crate::udp::Sockets;
 use anyhow::{bail, Context};
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,8 +1,13 @@
 //! Creating the tunnel's TUN interface, the one step of bringing a tunnel up whose naming rules
-//! differ per OS. The `tun` crate does the work everywhere; this module owns the per-OS choices
-//! around it and the error messages that say what to fix.
+//! and I/O abilities differ per OS. This module owns the per-OS choices and the error messages
+//! that say what to fix.
 //!
-//! - Linux: `/dev/net/tun`, named as asked (`wg0`).
+//! - Linux: `/dev/net/tun`, named as asked (`wg0`), created by the `tun-rs` crate with
+//!   `IFF_VNET_HDR` and the TCP/UDP segmentation offloads (TSO, USO), so one read returns a 64 KiB
+//!   super-packet and one write can carry many coalesced segments (see [`crate::driver`]). The
+//!   `tun` crate used elsewhere cannot open a device with a virtio-net header. If the kernel
+//!   refuses the offloads the device is opened without them and the driver moves one packet per
+//!   read, as before.
 //! - macOS: a `utun` control socket. The kernel names these `utunN` and nothing else, so a name
 //!   like `wg0` cannot be honoured: a requested `utunN` is used as it is, anything else lets the
 //!   kernel pick the next free unit (as `wireguard-go utun` does). The name the kernel chose is
@@ -17,18 +22,53 @@
 //! closes), taking its addresses and routes with it.
 
 use anyhow::Context as _;
-use tun::AbstractDevice as _;
+
+/// The TUN device type on this OS, as the driver uses it.
+#[cfg(target_os = "linux")]
+pub type Tun = tun_rs::AsyncDevice;
+/// The TUN device type on this OS, as the driver uses it.
+#[cfg(not(target_os = "linux"))]
+pub type Tun = tun::AsyncDevice;
 
 /// A new TUN interface and the name the OS gave it.
 pub struct CreatedTun {
     /// The device, ready for the driver.
-    pub device: tun::AsyncDevice,
+    pub device: Tun,
     /// The interface's real name (on macOS `utunN`, whatever was asked).
     pub name: String,
 }
 
 /// Creates the TUN interface for a tunnel that the user calls `requested`.
+#[cfg(target_os = "linux")]
 pub fn create(requested: &str) -> anyhow::Result<CreatedTun> {
+    let build = |offload: bool| {
+        tun_rs::DeviceBuilder::new()
+            .name(requested)
+            .offload(offload)
+            // The platform layer sets the link up once its addresses are in place.
+            .enable(false)
+            .build_async()
+    };
+    let device = match build(true) {
+        Ok(device) => device,
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            tracing::warn!(
+                "{requested}: the kernel refused TUN offloads ({e}); moving one packet per read"
+            );
+            build(false).with_context(|| imp::failure_hint(requested))?
+        }
+        Err(e) => return Err(e).with_context(|| imp::failure_hint(requested)),
+    };
+    let name = device.name().with_context(|| {
+        format!("failed to read the name of the new TUN interface for {requested}")
+    })?;
+    Ok(CreatedTun { device, name })
+}
+
+/// Creates the TUN interface for a tunnel that the user calls `requested`.
+#[cfg(not(target_os = "linux"))]
+pub fn create(requested: &str) -> anyhow::Result<CreatedTun> {
+    use tun::AbstractDevice as _;
     let mut config = tun::Configuration::default();
     imp::configure(&mut config, requested)?;
     let device = tun::create_as_async(&config).with_context(|| imp::failure_hint(requested))?;
@@ -43,14 +83,6 @@ pub fn create(requested: &str) -> anyhow::Result<CreatedTun> {
 
 #[cfg(target_os = "linux")]
 mod imp {
-    pub(super) fn configure(
-        config: &mut tun::Configuration,
-        requested: &str,
-    ) -> anyhow::Result<()> {
-        config.tun_name(requested);
-        Ok(())
-    }
-
     pub(super) fn failure_hint(requested: &str) -> String {
         format!(
             "failed to create TUN interface {requested} (does it exist already? are you root, \

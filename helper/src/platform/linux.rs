@@ -426,10 +426,12 @@ mod tests {
 
     /// Creates a TUN device named `name` (as the tunnel does) and returns it with its index. The
     /// interface exists while the returned device is alive.
-    async fn add_tun(name: &str) -> (tun::Device, u32) {
-        let mut config = tun::Configuration::default();
-        config.tun_name(name);
-        let device = tun::create(&config).unwrap();
+    async fn add_tun(name: &str) -> (tun_rs::SyncDevice, u32) {
+        let device = tun_rs::DeviceBuilder::new()
+            .name(name)
+            .enable(false)
+            .build_sync()
+            .unwrap();
         let index = Ops::connect()
             .await
             .unwrap()
