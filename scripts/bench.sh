@@ -4,22 +4,25 @@
 # Two network namespaces joined by a veth (tests/netns/lib.sh topology). Configurations:
 #   bare       iperf3 straight over the veth (198.18.0.1 -> 198.18.0.2): the ceiling
 #   wggo       wireguard-go <-> wireguard-go (the reference)
+#   boringtun1 boringtun-cli --threads 1 <-> the same (boringtun's fastest setting here)
+#   boringtun  boringtun-cli with its default 4 threads
 #   warren     warren-helper up <-> warren-helper up (target/release/warren-helper, or WARREN_BIN)
-#   boringtun  boringtun-cli <-> boringtun-cli — only when BORINGTUN_BIN (default boringtun-cli) is
-#              found; the hook for comparing against boringtun (issue 7)
-# run interleaved (bare, wggo, warren, bare, wggo, warren, ...) RUNS times, each run on fresh
-# namespaces and fresh tunnel processes. Per run:
+# run interleaved (bare, wggo, boringtun1, boringtun, warren, bare, ...) RUNS times, each run on
+# fresh namespaces and fresh tunnel processes. boringtun-cli is BORINGTUN_BIN, else the one on
+# PATH, else `cargo install boringtun-cli --locked` into target/tools (once, a few minutes). Per run:
 #   tcp1  iperf3 TCP, 1 stream, BENCH_TIME s       tcp4  iperf3 TCP, 4 streams (-P 4)
 #   udp   iperf3 UDP -b 0 -l 1392 (fits MTU 1420): received rate and loss
 #   ping  ping -c 20 -i 0.2: average RTT
 #   cpu   CPU% of the tunnel processes (both peers, summed) over the iperf3/ping part, from
 #         /proc/PID/stat utime+stime deltas (100% = one core)
 #   rss   peak RSS of the larger tunnel process (VmHWM from /proc/PID/status)
-# Prints a table of medians per configuration and ratios to wggo; raw samples go to
+# Prints a table of medians (and the spread, min-max) per configuration and the ratios of every
+# configuration to each reference (wggo, boringtun1, boringtun); raw samples go to
 # bench-results/bench-<timestamp>.tsv (git-ignored).
 #
 # Usage: sudo scripts/bench.sh [--runs N] [--time SECS] [--configs "bare wggo warren"]
 # Environment: RUNS (3), BENCH_TIME (10), BENCH_CONFIGS, WARREN_BIN, BORINGTUN_BIN.
+# Recorded results and the machine they ran on: README.md, "Performance".
 # The machine should be otherwise idle: other load skews every number.
 set -uo pipefail
 
@@ -68,7 +71,7 @@ if [[ ${1:-} == --one ]]; then
             underlay_pair
             target=$UNDER4_B
             ;;
-        wggo | warren | boringtun)
+        wggo | warren | boringtun | boringtun1)
             WGGO_LOG_LEVEL=error
             RUST_LOG="${RUST_LOG:-warn}"
             pair_setup "$config" "$config"
@@ -117,13 +120,8 @@ fi
 # --- driver -------------------------------------------------------------------------------------------
 RUNS="${RUNS:-3}"
 BENCH_TIME="${BENCH_TIME:-10}"
-BORINGTUN_BIN="${BORINGTUN_BIN:-boringtun-cli}"
 WARREN_BIN="${WARREN_BIN:-$ROOT/target/release/warren-helper}"
-export WARREN_BIN BORINGTUN_BIN
-if [[ -z ${BENCH_CONFIGS:-} ]]; then
-    BENCH_CONFIGS="bare wggo warren"
-    command -v "$BORINGTUN_BIN" >/dev/null 2>&1 && BENCH_CONFIGS+=" boringtun"
-fi
+BENCH_CONFIGS="${BENCH_CONFIGS:-bare wggo boringtun1 boringtun warren}"
 while [[ $# -gt 0 ]]; do
     case $1 in
         --runs) RUNS=$2; shift 2 ;;
@@ -136,6 +134,23 @@ done
 read -r -a CONFIGS <<<"$BENCH_CONFIGS"
 
 [[ $EUID -eq 0 ]] || { echo "bench.sh needs root (network namespaces, TUN): sudo $0" >&2; exit 1; }
+# boringtun-cli: BORINGTUN_BIN, else PATH, else our own copy (installed on first use).
+if [[ " ${CONFIGS[*]} " == *" boringtun"* && -z ${BORINGTUN_BIN:-} ]]; then
+    BORINGTUN_BIN="$(command -v boringtun-cli || true)"
+    if [[ -z $BORINGTUN_BIN ]]; then
+        BORINGTUN_BIN="$ROOT/target/tools/bin/boringtun-cli"
+        if [[ ! -x $BORINGTUN_BIN ]]; then
+            # shellcheck source=scripts/common.sh
+            source "$SCRIPTS_DIR/common.sh"
+            warren_find_cargo
+            echo "bench: installing boringtun-cli into target/tools (cargo install --locked; once)" >&2
+            as_builder cargo install boringtun-cli --locked --root "$ROOT/target/tools" >&2 ||
+                { echo "bench.sh: cargo install boringtun-cli failed" >&2; exit 1; }
+        fi
+    fi
+fi
+BORINGTUN_BIN="${BORINGTUN_BIN:-boringtun-cli}"
+export WARREN_BIN BORINGTUN_BIN
 for c in ip wg iperf3 jq ping ss awk; do
     command -v "$c" >/dev/null || { echo "bench.sh: $c missing — run scripts/setup.sh" >&2; exit 1; }
 done
@@ -143,9 +158,9 @@ for c in "${CONFIGS[@]}"; do
     case $c in
         wggo) command -v wireguard-go >/dev/null || { echo "bench.sh: wireguard-go missing — run scripts/setup.sh" >&2; exit 1; } ;;
         warren) [[ -x $WARREN_BIN ]] || { echo "bench.sh: $WARREN_BIN missing — cargo build --release -p warren-helper" >&2; exit 1; } ;;
-        boringtun) command -v "$BORINGTUN_BIN" >/dev/null || { echo "bench.sh: $BORINGTUN_BIN missing (set BORINGTUN_BIN)" >&2; exit 1; } ;;
+        boringtun | boringtun1) command -v "$BORINGTUN_BIN" >/dev/null || { echo "bench.sh: $BORINGTUN_BIN missing (set BORINGTUN_BIN)" >&2; exit 1; } ;;
         bare) ;;
-        *) echo "bench.sh: unknown configuration '$c' (bare wggo warren boringtun)" >&2; exit 1 ;;
+        *) echo "bench.sh: unknown configuration '$c' (bare wggo boringtun1 boringtun warren)" >&2; exit 1 ;;
     esac
 done
 
@@ -164,7 +179,8 @@ on_signal() {
 trap on_signal INT TERM HUP
 
 echo "bench: configs ${CONFIGS[*]}, $RUNS run(s), ${BENCH_TIME}s per iperf3 test; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "bench: warren $WARREN_BIN; wireguard-go $(wireguard-go --version 2>/dev/null | head -n 1 | awk '{ print $2 }'); raw samples -> $TSV"
+echo "bench: warren $WARREN_BIN; wireguard-go $(wireguard-go --version 2>/dev/null | head -n 1 | awk '{ print $2 }'); $("$BORINGTUN_BIN" --version 2>/dev/null || echo "no boringtun-cli"); raw samples -> $TSV"
+echo "bench: $(lscpu 2>/dev/null | awk -F': *' '/^Model name/ { print $2; exit }'); kernel $(uname -r)"
 n=0
 for ((r = 1; r <= RUNS; r++)); do
     for c in "${CONFIGS[@]}"; do
@@ -191,10 +207,17 @@ if [[ -n ${SUDO_USER:-} ]]; then
     chown -R "$SUDO_USER:" "$RESULTS_DIR" 2>/dev/null || true
 fi
 
+# samples CONFIG COLUMN — the numeric samples of a TSV column for one config, sorted.
+samples() {
+    awk -F'\t' -v c="$1" -v col="$2" 'NR > 1 && $1 == c && $col != "NA" && $col != "" { print $col }' "$TSV" | sort -g
+}
 # median CONFIG COLUMN — median of a TSV column for one config, NA if no samples.
 median() {
-    awk -F'\t' -v c="$1" -v col="$2" 'NR > 1 && $1 == c && $col != "NA" && $col != "" { print $col }' "$TSV" |
-        sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "NA"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+    samples "$1" "$2" | awk '{ v[NR] = $1 } END { if (NR == 0) print "NA"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+# spread CONFIG COLUMN — "min-max" of a column for one config.
+spread() {
+    samples "$1" "$2" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR == 0) print "-"; else printf "%s-%s\n", lo, hi }'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "NA" || b == "NA" || b + 0 == 0) print "-"; else printf "%.2fx", a / b }'; }
 
@@ -214,17 +237,34 @@ for c in "${CONFIGS[@]}"; do
     done
     echo
 done
-if [[ " ${CONFIGS[*]} " == *" wggo "* ]]; then
+if ((RUNS > 1)); then
     echo
-    echo "Ratio to wireguard-go (throughput: higher is better; ping, cpu, rss: lower is better):"
+    echo "Spread (min-max over the runs):"
     for c in "${CONFIGS[@]}"; do
-        [[ $c == wggo ]] && continue
-        printf '%-12s' "$c/wggo"
-        for col in "${COLS[@]}"; do
-            printf '%14s' "$(ratio "${MED[$c,$col]}" "${MED[wggo,$col]}")"
-        done
+        printf '%-12s' "$c"
+        for col in "${COLS[@]}"; do printf '%14s' "$(spread "$c" "$col")"; done
         echo
     done
 fi
+# CPU per gigabit (single-stream TCP): cpu% / (tcp1 Gbit/s); lower is better.
+echo
+echo "CPU per Gbit/s (cpu% / tcp1 Gbit/s; lower is better):"
+for c in "${CONFIGS[@]}"; do
+    [[ $c == bare ]] && continue
+    printf '%-12s%14s\n' "$c" "$(awk -v c="${MED[$c,8]}" -v t="${MED[$c,3]}" 'BEGIN { if (c == "NA" || t == "NA" || t + 0 == 0) print "-"; else printf "%.1f", c / (t / 1000) }')"
+done
+for ref in wggo boringtun1 boringtun; do
+    [[ " ${CONFIGS[*]} " == *" $ref "* ]] || continue
+    echo
+    echo "Ratio to $ref (throughput: higher is better; ping, cpu, rss: lower is better):"
+    for c in "${CONFIGS[@]}"; do
+        [[ $c == "$ref" || $c == bare ]] && continue
+        printf '%-12s' "$c/$ref"
+        for col in "${COLS[@]}"; do
+            printf '%14s' "$(ratio "${MED[$c,$col]}" "${MED[$ref,$col]}")"
+        done
+        echo
+    done
+done
 echo
 echo "raw samples: $TSV; logs: $LOGDIR"

@@ -11,14 +11,15 @@
 #   bookkeeping  wrt_record_pid, wrt_cleanup (the EXIT trap), wrt_dump_diagnostics
 #   namespaces   ns_new, ns_exec, veth_new, addr_add, wait_link_ready
 #   keys/config  key_new, key_priv, key_pub, psk_new, conf_interface, conf_peer
-#   peers        need_kinds, peer_up (warren | wggo | boringtun), peer_stop, peer_pid, note_log,
+#   peers        need_kinds, peer_up (warren | wggo | boringtun | boringtun1), peer_stop, peer_pid, note_log,
 #                uapi_sockets, ifname
 #   checks       wait_until, wg_show, latest_handshake, handshake_of, wait_handshake, peer_endpoint,
 #                rx_bytes, ping_ok, expect_ping, expect_no_ping, transfer_check
 #   topologies   pair_setup (two peers over one veth: initiator A, responder B)
 #
 # Conventions: peer kinds are "wggo" (wireguard-go + wg), "warren" (warren-helper up --foreground,
-# override with WARREN_BIN) and "boringtun" (boringtun-cli, bench only for now). Interface names are
+# override with WARREN_BIN), "boringtun" (boringtun-cli with its default 4 threads) and "boringtun1"
+# (boringtun-cli --threads 1); the boringtun kinds are for scripts/bench.sh. Interface names are
 # unique across namespaces because /var/run/wireguard/<iface>.sock is shared by all of them.
 
 # Variables set here are used by the test-*.sh files and scripts/bench.sh:
@@ -405,7 +406,7 @@ need_kinds() {
         case $k in
             warren) need_warren_bin ;;
             wggo) command -v wireguard-go >/dev/null || fail "wireguard-go not installed (scripts/setup.sh)" ;;
-            boringtun) command -v "$BORINGTUN_BIN" >/dev/null || fail "$BORINGTUN_BIN not installed (set BORINGTUN_BIN)" ;;
+            boringtun | boringtun1) command -v "$BORINGTUN_BIN" >/dev/null || fail "$BORINGTUN_BIN not installed (set BORINGTUN_BIN)" ;;
             *) fail "unknown peer kind '$k'" ;;
         esac
     done
@@ -441,11 +442,13 @@ peer_up() {
                 ip netns exec "$full" wireguard-go -f "$iface" >"$logf" 2>&1 &
             pid=$!
             ;;
-        boringtun)
-            need_kinds boringtun
-            log "starting boringtun peer in $full: $BORINGTUN_BIN -f $iface"
+        boringtun | boringtun1)
+            need_kinds "$kind"
+            local threads=()
+            [[ $kind == boringtun1 ]] && threads=(--threads 1)
+            log "starting boringtun peer in $full: $BORINGTUN_BIN -f ${threads[*]} $iface"
             WG_LOG_LEVEL=info env --default-signal=INT,QUIT \
-                ip netns exec "$full" "$BORINGTUN_BIN" --foreground --disable-drop-privileges "$iface" >"$logf" 2>&1 &
+                ip netns exec "$full" "$BORINGTUN_BIN" --foreground --disable-drop-privileges "${threads[@]}" "$iface" >"$logf" 2>&1 &
             pid=$!
             ;;
         *) fail "peer_up: unknown peer kind '$kind'" ;;
