@@ -34,6 +34,7 @@
 //! would, and the peers' congestion control backs off. Buffers are allocated once; the large
 //! ones are mapped lazily by the OS, so an idle tunnel does not hold them in memory.
 
+use crate::tun_gro;
 use crate::uapi::{self, Request, SetRequest};
 use anyhow::Context;
 use std::future::Future;
@@ -54,9 +55,9 @@ pub const MAX_READS_PER_WAKE: usize = 8;
 pub const UDP_RECV_BUFFERS: usize = 16;
 /// Bytes one GSO send may carry: a UDP payload's limit (65 507 over IPv4) with room to spare.
 const MAX_GSO_BYTES: usize = 65_000;
-/// Room in front of each packet of a [`TunWriteBatch`] for the virtio-net header that the Linux
-/// device writes there.
-const TUN_HEADROOM: usize = 10;
+/// Room in front of each packet of a [`TunWriteBatch`] for the virtio-net header that
+/// [`crate::tun_gro`] fills in on a Linux device with offloads.
+const TUN_HEADROOM: usize = tun_gro::VNET_HDR_LEN;
 
 /// The packets of one TUN read: one packet, or the segments of a super-packet.
 ///
@@ -120,24 +121,25 @@ fn split_storage(storage: &mut [u8]) -> [&mut [u8]; TUN_BATCH] {
     std::array::from_fn(|_| chunks.next().unwrap_or_default())
 }
 
-/// Decrypted packets waiting for one batched TUN write. Each buffer holds [`TUN_HEADROOM`] bytes
-/// and then the packet.
+/// Decrypted packets waiting to be written to the TUN. Each buffer holds [`TUN_HEADROOM`] bytes
+/// (the virtio-net header, on a device with offloads) and then a packet. When the device takes
+/// coalesced packets ([`TunDevice::coalescing`]), consecutive segments of one TCP or UDP flow
+/// share a buffer as one super-packet ([`crate::tun_gro`]).
 pub struct TunWriteBatch {
     bufs: Vec<Vec<u8>>,
     count: usize,
-    /// The Linux device's coalescing state, reused between writes; made on the first batch of
-    /// several packets (it holds about 1 MiB of tables, which an idle tunnel need not pay for).
-    #[cfg(target_os = "linux")]
-    gro: Option<Box<tun_rs::GROTable>>,
+    coalescing: tun_gro::Coalescing,
+    /// The super-packet being built in the last buffer, while it can take more segments.
+    open: Option<tun_gro::Open>,
 }
 
 impl TunWriteBatch {
-    fn new() -> Self {
+    fn new(coalescing: tun_gro::Coalescing) -> Self {
         Self {
             bufs: (0..TUN_BATCH).map(|_| Vec::new()).collect(),
             count: 0,
-            #[cfg(target_os = "linux")]
-            gro: None,
+            coalescing,
+            open: None,
         }
     }
 
@@ -146,17 +148,39 @@ impl TunWriteBatch {
     }
 
     fn push(&mut self, packet: &[u8]) {
+        if let (Some(open), Some(last)) = (&mut self.open, self.count.checked_sub(1)) {
+            if tun_gro::join(open, &mut self.bufs[last], packet) {
+                return;
+            }
+        }
+        self.finish_last();
         let buf = &mut self.bufs[self.count];
         buf.clear();
         buf.resize(TUN_HEADROOM, 0);
         buf.extend_from_slice(packet);
+        self.open = tun_gro::start(packet, self.coalescing);
         self.count += 1;
     }
 
-    /// The packets, each without the headroom.
-    #[cfg(any(test, not(target_os = "linux")))]
-    pub fn packets(&self) -> impl Iterator<Item = &[u8]> {
-        self.bufs[..self.count].iter().map(|b| &b[TUN_HEADROOM..])
+    /// Completes the last buffer's headers (the others were completed when the next began).
+    fn finish_last(&mut self) {
+        let headers = self.coalescing != tun_gro::Coalescing::Off;
+        if let (true, Some(last)) = (headers, self.count.checked_sub(1)) {
+            tun_gro::finish(self.open.as_ref(), &mut self.bufs[last]);
+        }
+        self.open = None;
+    }
+
+    /// The packets to write, each as the device takes it: with its virtio-net header when the
+    /// device coalesces, without otherwise. Empties the batch once the caller is done with them.
+    pub fn drain(&mut self) -> impl Iterator<Item = &[u8]> {
+        self.finish_last();
+        let skip = match self.coalescing {
+            tun_gro::Coalescing::Off => TUN_HEADROOM,
+            _ => 0,
+        };
+        let count = std::mem::take(&mut self.count);
+        self.bufs[..count].iter().map(move |b| &b[skip..])
     }
 }
 
@@ -248,9 +272,12 @@ pub trait TunDevice {
     fn recv(&self, batch: &mut TunReadBatch) -> impl Future<Output = io::Result<()>>;
     /// Reads now into `batch`, or fails with `WouldBlock` when nothing is pending.
     fn try_recv(&self, batch: &mut TunReadBatch) -> io::Result<()>;
-    /// Writes the batch's packets now (coalesced where the OS can); those that do not fit in
-    /// the kernel's queue are dropped.
+    /// Writes the batch's packets now; those that do not fit in the kernel's queue are dropped.
     fn send(&self, batch: &mut TunWriteBatch) -> io::Result<()>;
+    /// Which coalesced super-packets the device takes (behind a virtio-net header).
+    fn coalescing(&self) -> tun_gro::Coalescing {
+        tun_gro::Coalescing::Off
+    }
 }
 
 /// The UDP side as the driver sees it.
@@ -291,27 +318,22 @@ impl TunDevice for tun_rs::AsyncDevice {
     }
 
     fn send(&self, batch: &mut TunWriteBatch) -> io::Result<()> {
-        if batch.count == 0 {
-            return Ok(());
+        let mut result = Ok(());
+        for packet in batch.drain() {
+            if let Err(e) = self.try_send(packet) {
+                result = Err(e);
+            }
         }
-        // `AsyncDevice` derefs to the non-blocking device; its writes never wait.
-        let device: &tun_rs::DeviceImpl = self;
-        let TunWriteBatch { bufs, count, gro } = batch;
-        let result = if *count == 1 {
-            // Nothing to coalesce. With offloads on, the headroom is the virtio-net header: all
-            // zero says "one whole packet, checksums done".
-            let buf = &mut bufs[0];
-            buf[..TUN_HEADROOM].fill(0);
-            let skip = if device.tcp_gso() { 0 } else { TUN_HEADROOM };
-            self.try_send(&buf[skip..]).map(drop)
-        } else {
-            let gro = gro.get_or_insert_with(Default::default);
-            device
-                .send_multiple(gro, &mut bufs[..*count], TUN_HEADROOM)
-                .map(drop)
-        };
-        *count = 0;
         result
+    }
+
+    fn coalescing(&self) -> tun_gro::Coalescing {
+        // The virtio-net header is there exactly when the kernel granted the TCP offloads.
+        match (self.tcp_gso(), self.udp_gso()) {
+            (false, _) => tun_gro::Coalescing::Off,
+            (true, false) => tun_gro::Coalescing::Tcp,
+            (true, true) => tun_gro::Coalescing::TcpUdp,
+        }
     }
 }
 
@@ -351,12 +373,11 @@ impl TunDevice for tun::AsyncDevice {
         // `AsyncDevice` derefs to the non-blocking device; a direct write never waits.
         let device = std::ops::Deref::deref(self);
         let mut result = Ok(());
-        for packet in batch.packets() {
+        for packet in batch.drain() {
             if let Err(e) = device.send(packet) {
                 result = Err(e);
             }
         }
-        batch.count = 0;
         result
     }
 }
@@ -466,10 +487,10 @@ struct Outbox {
 }
 
 impl Outbox {
-    fn new() -> Self {
+    fn new(coalescing: tun_gro::Coalescing) -> Self {
         Self {
             udp: GsoBatch::new(),
-            tun: TunWriteBatch::new(),
+            tun: TunWriteBatch::new(coalescing),
         }
     }
 
@@ -533,7 +554,7 @@ impl<T: TunDevice, S: Transport> Driver<T, S> {
     pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let mut tun_in = TunReadBatch::new();
         let mut udp_in = UdpRecvBatch::new();
-        let mut out = Outbox::new();
+        let mut out = Outbox::new(self.tun.coalescing());
         let mut tick = tokio::time::interval(TIMER_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
@@ -704,10 +725,9 @@ mod tests {
             Ok(())
         }
         fn send(&self, batch: &mut TunWriteBatch) -> io::Result<()> {
-            for packet in batch.packets() {
+            for packet in batch.drain() {
                 let _ = self.written.send(packet.to_vec());
             }
-            batch.count = 0;
             Ok(())
         }
     }

@@ -38,6 +38,7 @@ mod service_windows;
 mod session;
 mod shutdown;
 mod tun_device;
+mod tun_gro;
 mod uapi;
 mod udp;
 #[cfg(windows)]
