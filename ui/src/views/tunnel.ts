@@ -71,7 +71,7 @@ export function tunnelView(
           h("button", { onclick: () => actions.edit(tunnel.name) }, "Edit"),
           h("button", { onclick: () => actions.rename(tunnel.name) }, "Rename"),
           h("button", { onclick: () => actions.exportConf(tunnel.name) }, "Export .conf"),
-          h("button", { class: "danger-quiet", onclick: () => actions.remove(tunnel.name) }, "Delete"),
+          h("button", { class: "danger-quiet", onclick: () => actions.remove(tunnel.name), "data-test": "delete" }, "Delete"),
         )
       : h("p", { class: "hint" }, "System tunnels are managed by an administrator (warren-helper)."),
   );
