@@ -43,6 +43,7 @@ pub enum Mode {
 
 /// What [`Mode::PeerOnly`] needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // read by the Linux demo only
 pub struct PeerOnly {
     /// Where to write the client's wg-quick file; must not exist yet.
     pub client_conf: PathBuf,
