@@ -3,6 +3,8 @@
 # Sourced, never run. Sets WARREN_ROOT (the repository root) and defines:
 #   say / warn / die        — prefixed messages on stderr
 #   as_builder CMD...       — run a build command as the user who owns the Rust toolchain
+#   warren_build_release    — the release binaries (helper; with --with-app the UI and the app)
+#   warren_target_dir       — where cargo puts them ($CARGO_TARGET_DIR, else target/)
 #   macos_stub_include_dir  — path of the stub include dir for the aarch64-apple-darwin check
 
 WARREN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,7 +29,10 @@ as_builder() {
     if [[ -n $user ]]; then
         local home
         home="$(getent passwd "$user" | cut -d: -f6)"
-        sudo -u "$user" -H env "PATH=$home/.cargo/bin:$PATH" "$@"
+        # sudo resets the environment: pass CARGO_TARGET_DIR on, so root and the builder agree
+        # where the binaries are.
+        sudo -u "$user" -H env "PATH=$home/.cargo/bin:$PATH" \
+            ${CARGO_TARGET_DIR:+"CARGO_TARGET_DIR=$CARGO_TARGET_DIR"} "$@"
     else
         "$@"
     fi
@@ -39,6 +44,35 @@ warren_find_cargo() {
         PATH="${HOME:-/root}/.cargo/bin:$PATH"
         export PATH
     fi
+}
+
+warren_target_dir() {
+    printf '%s\n' "${CARGO_TARGET_DIR:-$WARREN_ROOT/target}"
+}
+
+# warren_build_release [--with-app] — build, as the builder, the release warren-helper; with
+# --with-app also the UI (npm ci only when ui/node_modules is absent, then vite → ui/dist) and
+# warren-app, which embeds ui/dist at compile time. One package per cargo invocation: built
+# together, their shared dependencies' features would be unified, rebuilding everything and
+# giving a helper binary unlike `cargo build -p warren-helper`'s. Progress goes to stderr.
+# Used by scripts/run.sh and installer/linux/build-deb.sh.
+warren_build_release() {
+    local with_app=0 pkg
+    [[ ${1:-} == --with-app ]] && with_app=1
+    if [[ $with_app == 1 ]]; then
+        as_builder sh -c 'command -v npm' >/dev/null 2>&1 ||
+            die "npm (Node.js) is needed to build the app's UI: install Node.js 18 or newer with npm"
+        if [[ ! -d $WARREN_ROOT/ui/node_modules ]]; then
+            say "npm ci (ui)"
+            as_builder npm --prefix "$WARREN_ROOT/ui" ci --no-audit --no-fund >&2
+        fi
+        say "npm run build (ui → ui/dist)"
+        as_builder npm --prefix "$WARREN_ROOT/ui" run build >&2
+    fi
+    for pkg in warren-helper $([[ $with_app == 1 ]] && echo warren-app); do
+        say "cargo build --release -p $pkg"
+        as_builder cargo build --manifest-path "$WARREN_ROOT/Cargo.toml" --release -p "$pkg" >&2
+    done
 }
 
 macos_stub_include_dir() {

@@ -2,32 +2,65 @@
 //! machine's real network.
 //!
 //! It owns the whole demo set-up and its removal:
-//! 1. checks it runs as root and that `ip` (iproute2) exists;
-//! 2. generates two key pairs, creates the network namespace `warren-demo` joined to the current
-//!    namespace by a veth pair (`wdemo-host` here, `wdemo-peer` there) with underlay addresses from
-//!    198.18.0.0/15 and fd00::/8 only, and writes two wg-quick configurations into a private (0700)
-//!    temporary directory;
+//! 1. checks it runs as root and that `ip` (iproute2) exists (and, with `--peer-only`, that the
+//!    client file can be written and its owner exists) before changing anything;
+//! 2. generates two key pairs (`--peer-only`: loads them from its key file, or creates it),
+//!    creates the network namespace `warren-demo` joined to the current namespace by a veth pair
+//!    (`wdemo-host` here, `wdemo-peer` there) with underlay addresses from 198.18.0.0/15 and
+//!    fd00::/8 only, and writes the wg-quick configurations into a private (0700) temporary
+//!    directory;
 //! 3. starts the peer (`ip netns exec warren-demo <this exe> up peer.conf --interface wdemo1`) and
 //!    the local side (`<this exe> up host.conf --interface wdemo0`) as child processes and waits
 //!    for their UAPI sockets in `/var/run/wireguard/`;
 //! 4. waits for a handshake (`wg show wdemo0 latest-handshakes`, when `wg` is installed), pings the
 //!    peer's tunnel address, prints `wg show wdemo0`, and keeps the tunnel up until ctrl-c/SIGTERM;
 //! 5. cleans up on every exit path — success, failure, ctrl-c half-way, even a panic: the children
-//!    get SIGTERM by PID (SIGKILL after a timeout), then the veth, the namespace and the temporary
-//!    directory are removed. A namespace left by a crashed earlier demo is removed at start.
+//!    get SIGTERM by PID (SIGKILL after a timeout), then the veth, the namespace, the temporary
+//!    directory and the client file are removed. A namespace left by a crashed earlier demo is
+//!    removed at start.
+//!
+//! [`Mode::PeerOnly`] (`demo --peer-only --client-conf PATH`) stops after starting the peer: instead
+//! of the local side it writes the local side's configuration to PATH (mode 0600, owned by
+//! `--owner`), last, atomically, so a file at PATH means the peer answers. The desktop app imports
+//! that file and brings the tunnel up through the daemon; `scripts/run.sh` runs it that way. Its
+//! two keys live in a root-only key file between runs (the only thing it keeps), so a tunnel the
+//! app imported on an earlier run reaches the peer of the next one.
 //!
 //! Only relative operations are used (the veth pair and the namespace it creates), so the demo also
 //! works inside another namespace (`ip netns exec somens warren-helper demo`), which is how it is
 //! tested. Every wait is bounded in time.
 
+use std::path::PathBuf;
+
+/// Which demo to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// The peer, a tunnel to it from here, a ping and `wg show`: all in this terminal.
+    Full,
+    /// Only the peer, plus the client configuration for someone else (the app) to bring up.
+    PeerOnly(PeerOnly),
+}
+
+/// What [`Mode::PeerOnly`] needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // read by the Linux demo only
+pub struct PeerOnly {
+    /// Where to write the client's wg-quick file; must not exist yet.
+    pub client_conf: PathBuf,
+    /// The user (by name) who gets the client file; root when `None`.
+    pub owner: Option<String>,
+    /// The demo's two keys, kept between runs (root only).
+    pub key_file: PathBuf,
+}
+
 /// Runs the demo until ctrl-c or SIGTERM, then removes everything it created.
-pub async fn run() -> anyhow::Result<()> {
-    imp::run().await
+pub async fn run(mode: Mode) -> anyhow::Result<()> {
+    imp::run(mode).await
 }
 
 #[cfg(not(target_os = "linux"))]
 mod imp {
-    pub(super) async fn run() -> anyhow::Result<()> {
+    pub(super) async fn run(_mode: super::Mode) -> anyhow::Result<()> {
         anyhow::bail!(
             "the demo uses Linux network namespaces and is not available on {}",
             std::env::consts::OS
@@ -47,6 +80,8 @@ mod imp {
     use std::time::{Duration, Instant};
     use tokio::signal::unix::{signal, Signal, SignalKind};
     use warren_proto::key::PrivateKey;
+
+    use super::{Mode, PeerOnly};
 
     /// The demo's network namespace.
     const NETNS: &str = "warren-demo";
@@ -97,8 +132,12 @@ mod imp {
     /// Lines of a child's log shown when something fails.
     const LOG_TAIL_LINES: usize = 20;
 
-    pub(super) async fn run() -> anyhow::Result<()> {
-        preflight().await?;
+    pub(super) async fn run(mode: Mode) -> anyhow::Result<()> {
+        let peer_only = match mode {
+            Mode::Full => None,
+            Mode::PeerOnly(options) => Some(options),
+        };
+        let owner = preflight(peer_only.as_ref()).await?;
         // Take over SIGINT/SIGTERM before creating anything, so ctrl-c cannot kill the process
         // between a change and its cleanup.
         let mut shutdown = Shutdown::new()?;
@@ -107,17 +146,36 @@ mod imp {
         let mut interrupted = false;
         let outcome = async {
             tokio::select! {
-                started = start(&mut demo) => started?,
+                started = async {
+                    match &peer_only {
+                        None => start(&mut demo).await,
+                        Some(options) => start_peer_only(&mut demo, options, owner).await,
+                    }
+                } => started?,
                 signal = shutdown.recv() => {
                     interrupted = true;
                     bail!("interrupted by {signal} during set-up");
                 }
             }
             println!();
-            println!("The tunnel stays up until you press ctrl-c. Try:");
-            println!("    ping {PEER_TUNNEL_IP}");
-            println!("    ping {PEER_TUNNEL_IP6}");
-            println!("    wg show {HOST_IF}");
+            match &peer_only {
+                None => {
+                    println!("The tunnel stays up until you press ctrl-c. Try:");
+                    println!("    ping {PEER_TUNNEL_IP}");
+                    println!("    ping {PEER_TUNNEL_IP6}");
+                    println!("    wg show {HOST_IF}");
+                }
+                Some(options) => {
+                    println!(
+                        "The demo peer is ready at {PEER_ENDPOINT}; its client configuration is \
+                         {}. Import it in the desktop app (or: warren-helper up {}), connect, \
+                         then ping {PEER_TUNNEL_IP}.",
+                        options.client_conf.display(),
+                        options.client_conf.display()
+                    );
+                    println!("The peer stays up until you press ctrl-c (or send SIGTERM).");
+                }
+            }
             println!("    ip netns exec {NETNS} wg show {PEER_IF}");
             let _ = io::stdout().flush();
             tokio::select! {
@@ -146,8 +204,9 @@ mod imp {
         outcome
     }
 
-    /// Root, `ip`, and nothing else running under the demo's names.
-    async fn preflight() -> anyhow::Result<()> {
+    /// Root, `ip`, nothing else running under the demo's names, and for `--peer-only` a client
+    /// file that can be written for an owner who exists (returned). Changes nothing.
+    async fn preflight(peer_only: Option<&PeerOnly>) -> anyhow::Result<Option<Owner>> {
         // SAFETY: geteuid has no preconditions and cannot fail.
         if unsafe { libc::geteuid() } != 0 {
             bail!(
@@ -163,7 +222,12 @@ mod imp {
             ),
             Err(err) => return Err(err).context("failed to run `ip -V`"),
         }
-        for ifname in [HOST_IF, PEER_IF] {
+        let ifnames: &[&str] = if peer_only.is_some() {
+            &[PEER_IF]
+        } else {
+            &[HOST_IF, PEER_IF]
+        };
+        for ifname in ifnames {
             let path = uapi_socket(ifname);
             if tokio::net::UnixStream::connect(&path).await.is_ok() {
                 bail!(
@@ -173,116 +237,112 @@ mod imp {
                 );
             }
         }
+        let Some(options) = peer_only else {
+            return Ok(None);
+        };
+        check_client_conf_path(&options.client_conf)?;
+        options
+            .owner
+            .as_deref()
+            .map(Owner::lookup)
+            .transpose()
+            .context("failed to check --owner")
+    }
+
+    /// The client file must be new (never overwrite anything), named like a tunnel (the app names
+    /// the tunnel after it), in a directory that exists.
+    fn check_client_conf_path(path: &Path) -> anyhow::Result<()> {
+        if path.extension().and_then(|e| e.to_str()) != Some("conf") {
+            bail!(
+                "--client-conf {}: the file name must end in .conf (the app imports .conf files)",
+                path.display()
+            );
+        }
+        warren_proto::ipc::TunnelName::from_conf_path(path).with_context(|| {
+            format!(
+                "--client-conf {}: the app names the tunnel after the file",
+                path.display()
+            )
+        })?;
+        if path.symlink_metadata().is_ok() {
+            bail!(
+                "--client-conf {}: the file already exists; the demo writes a new one (remove it \
+                 or choose another path)",
+                path.display()
+            );
+        }
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if !parent.is_dir() {
+            bail!(
+                "--client-conf {}: the directory {} does not exist",
+                path.display(),
+                parent.display()
+            );
+        }
         Ok(())
     }
 
-    /// Steps 2–4: everything up to "it works". Each resource is recorded in `demo` before or as it
-    /// is created, so the caller's clean-up finds it whatever happens.
-    async fn start(demo: &mut DemoState) -> anyhow::Result<()> {
-        remove_leftovers().await?;
-
-        println!("[1/5] Generating two key pairs and writing the configurations…");
-        let host_key = PrivateKey::generate();
-        let peer_key = PrivateKey::generate();
-        let dir = demo.create_temp_dir()?;
-        let host_conf = dir.join("host.conf");
-        let peer_conf = dir.join("peer.conf");
-        let underlay_v4_host = HOST_UNDERLAY_V4.split('/').next().unwrap_or_default();
-        write_private(
-            &peer_conf,
-            &format!(
-                "# The demo peer, inside network namespace {NETNS}.\n\
-                 [Interface]\n\
-                 PrivateKey = {}\n\
-                 Address = {PEER_TUNNEL_V4}, {PEER_TUNNEL_V6}\n\
-                 ListenPort = {PEER_LISTEN_PORT}\n\
-                 \n\
-                 [Peer]\n\
-                 # This machine's side ({underlay_v4_host} on the veth).\n\
-                 PublicKey = {}\n\
-                 AllowedIPs = {}, {}\n",
-                peer_key.to_base64(),
-                host_key.public_key(),
-                host_only(HOST_TUNNEL_V4),
-                host_only(HOST_TUNNEL_V6),
-            ),
-        )?;
-        write_private(
-            &host_conf,
-            &format!(
-                "# This machine's side of the demo tunnel.\n\
-                 [Interface]\n\
-                 PrivateKey = {}\n\
-                 Address = {HOST_TUNNEL_V4}, {HOST_TUNNEL_V6}\n\
-                 \n\
-                 [Peer]\n\
-                 # The demo peer in network namespace {NETNS}.\n\
-                 PublicKey = {}\n\
-                 AllowedIPs = {}, {}\n\
-                 Endpoint = {PEER_ENDPOINT}\n\
-                 PersistentKeepalive = 25\n",
-                host_key.to_base64(),
-                peer_key.public_key(),
-                host_only(PEER_TUNNEL_V4),
-                host_only(PEER_TUNNEL_V6),
-            ),
-        )?;
-
-        println!(
-            "[2/5] Creating network namespace {NETNS}, joined to this one by a veth pair \
-             ({HOST_VETH} {HOST_UNDERLAY_V4} <-> {PEER_VETH} {PEER_UNDERLAY_V4})…"
-        );
+    /// Step 2, shared by both modes: the namespace and the veth pair with its addresses.
+    async fn create_underlay(demo: &mut DemoState) -> anyhow::Result<()> {
         // Recorded before the command runs: if it is interrupted half-way, clean-up still looks.
         demo.netns = true;
-        ip(&["netns", "add", NETNS]).await?;
+        ip(&["netns", "add", NETNS])
+            .await
+            .context("failed to create the demo's network namespace")?;
         demo.veth = true;
         ip(&[
             "link", "add", HOST_VETH, "type", "veth", "peer", "name", PEER_VETH, "netns", NETNS,
         ])
-        .await?;
-        ip(&["address", "add", HOST_UNDERLAY_V4, "dev", HOST_VETH]).await?;
-        ip(&[
-            "address",
-            "add",
-            HOST_UNDERLAY_V6,
-            "dev",
-            HOST_VETH,
-            "nodad",
-        ])
-        .await?;
-        ip(&["link", "set", HOST_VETH, "up"]).await?;
-        ip(&["-n", NETNS, "link", "set", "lo", "up"]).await?;
-        ip(&[
-            "-n",
-            NETNS,
-            "address",
-            "add",
-            PEER_UNDERLAY_V4,
-            "dev",
-            PEER_VETH,
-        ])
-        .await?;
-        ip(&[
-            "-n",
-            NETNS,
-            "address",
-            "add",
-            PEER_UNDERLAY_V6,
-            "dev",
-            PEER_VETH,
-            "nodad",
-        ])
-        .await?;
-        ip(&["-n", NETNS, "link", "set", PEER_VETH, "up"]).await?;
+        .await
+        .context("failed to create the demo's veth pair")?;
+        let steps: [&[&str]; 7] = [
+            &["address", "add", HOST_UNDERLAY_V4, "dev", HOST_VETH],
+            &[
+                "address",
+                "add",
+                HOST_UNDERLAY_V6,
+                "dev",
+                HOST_VETH,
+                "nodad",
+            ],
+            &["link", "set", HOST_VETH, "up"],
+            &["-n", NETNS, "link", "set", "lo", "up"],
+            &[
+                "-n",
+                NETNS,
+                "address",
+                "add",
+                PEER_UNDERLAY_V4,
+                "dev",
+                PEER_VETH,
+            ],
+            &[
+                "-n",
+                NETNS,
+                "address",
+                "add",
+                PEER_UNDERLAY_V6,
+                "dev",
+                PEER_VETH,
+                "nodad",
+            ],
+            &["-n", NETNS, "link", "set", PEER_VETH, "up"],
+        ];
+        for args in steps {
+            ip(args)
+                .await
+                .context("failed to configure the demo's veth pair")?;
+        }
+        Ok(())
+    }
 
-        println!("[3/5] Starting the peer ({PEER_IF} in {NETNS}) and this side ({HOST_IF})…");
-        let exe = std::env::current_exe().context("failed to find this program's path")?;
-        let exe = exe
-            .to_str()
-            .context("this program's path is not valid UTF-8")?
-            .to_owned();
-        let peer_conf = path_str(&peer_conf)?;
-        let host_conf = path_str(&host_conf)?;
+    /// Step 3's first half, shared by both modes: the peer in [`NETNS`], until its UAPI answers.
+    async fn start_peer(demo: &mut DemoState, dir: &Path, peer_conf: &Path) -> anyhow::Result<()> {
+        let exe = own_exe()?;
+        let peer_conf = path_str(peer_conf)?;
         demo.spawn(
             "peer",
             &dir.join("peer.log"),
@@ -299,7 +359,40 @@ mod imp {
                 PEER_IF,
             ],
         )?;
-        demo.wait_for_socket("peer", PEER_IF).await?;
+        demo.wait_for_socket("peer", PEER_IF).await
+    }
+
+    fn own_exe() -> anyhow::Result<String> {
+        let exe = std::env::current_exe().context("failed to find this program's path")?;
+        Ok(exe
+            .to_str()
+            .context("this program's path is not valid UTF-8")?
+            .to_owned())
+    }
+
+    /// Steps 2–4: everything up to "it works". Each resource is recorded in `demo` before or as it
+    /// is created, so the caller's clean-up finds it whatever happens.
+    async fn start(demo: &mut DemoState) -> anyhow::Result<()> {
+        remove_leftovers().await?;
+
+        println!("[1/5] Generating two key pairs and writing the configurations…");
+        let keys = DemoKeys::generate();
+        let dir = demo.create_temp_dir()?;
+        let host_conf = dir.join("host.conf");
+        let peer_conf = dir.join("peer.conf");
+        write_private(&peer_conf, &peer_conf_text(&keys))?;
+        write_private(&host_conf, &client_conf_text(&keys))?;
+
+        println!(
+            "[2/5] Creating network namespace {NETNS}, joined to this one by a veth pair \
+             ({HOST_VETH} {HOST_UNDERLAY_V4} <-> {PEER_VETH} {PEER_UNDERLAY_V4})…"
+        );
+        create_underlay(demo).await?;
+
+        println!("[3/5] Starting the peer ({PEER_IF} in {NETNS}) and this side ({HOST_IF})…");
+        start_peer(demo, &dir, &peer_conf).await?;
+        let exe = own_exe()?;
+        let host_conf = path_str(&host_conf)?;
         demo.spawn(
             "host",
             &dir.join("host.log"),
@@ -327,6 +420,50 @@ mod imp {
             let output = command_output("wg", &["show", HOST_IF]).await?;
             print!("{}", String::from_utf8_lossy(&output.stdout));
         }
+        Ok(())
+    }
+
+    /// `--peer-only`: the keys, the namespace and veth, the peer, then (last) the client file.
+    async fn start_peer_only(
+        demo: &mut DemoState,
+        options: &PeerOnly,
+        owner: Option<Owner>,
+    ) -> anyhow::Result<()> {
+        remove_leftovers().await?;
+
+        println!(
+            "[1/4] Loading the demo's keys from {} (created on the first run)…",
+            options.key_file.display()
+        );
+        let keys = DemoKeys::load_or_create(&options.key_file)?;
+        let dir = demo.create_temp_dir()?;
+        let peer_conf = dir.join("peer.conf");
+        write_private(&peer_conf, &peer_conf_text(&keys))?;
+
+        println!(
+            "[2/4] Creating network namespace {NETNS}, joined to this one by a veth pair \
+             ({HOST_VETH} {HOST_UNDERLAY_V4} <-> {PEER_VETH} {PEER_UNDERLAY_V4})…"
+        );
+        create_underlay(demo).await?;
+
+        println!("[3/4] Starting the peer ({PEER_IF} in {NETNS}, listening on {PEER_ENDPOINT})…");
+        start_peer(demo, &dir, &peer_conf).await?;
+
+        println!(
+            "[4/4] Writing the client configuration {}{}…",
+            options.client_conf.display(),
+            owner
+                .as_ref()
+                .map(|o| format!(" (owner {})", o.name))
+                .unwrap_or_default()
+        );
+        let written = write_client_conf(
+            &options.client_conf,
+            &client_conf_text(&keys),
+            owner.as_ref(),
+        )
+        .context("failed to write the client configuration")?;
+        demo.client_conf = Some(written);
         Ok(())
     }
 
@@ -404,6 +541,8 @@ mod imp {
         /// UAPI sockets of children started, removed if a child was killed before removing its own.
         sockets: Vec<PathBuf>,
         logs: Vec<(&'static str, PathBuf)>,
+        /// `--peer-only`'s client file, once written.
+        client_conf: Option<WrittenFile>,
     }
 
     impl DemoState {
@@ -529,6 +668,12 @@ mod imp {
         /// could not be done; never panics. Safe to call more than once.
         fn cleanup(&mut self) -> Vec<String> {
             let mut problems = Vec::new();
+            // First, so nobody imports a configuration for a peer that is going away.
+            if let Some(file) = self.client_conf.take() {
+                if let Err(problem) = file.remove() {
+                    problems.push(problem);
+                }
+            }
             stop_children(&mut self.children, &mut problems);
             self.children.clear();
             for path in self.sockets.drain(..) {
@@ -798,6 +943,272 @@ mod imp {
             .with_context(|| format!("failed to write {}", path.display()))
     }
 
+    /// The demo's two key pairs: the peer's, and this side's (the client's).
+    struct DemoKeys {
+        peer: PrivateKey,
+        client: PrivateKey,
+    }
+
+    /// The key file's two lines, `Name = base64`.
+    const KEY_FILE_PEER: &str = "PeerPrivateKey";
+    const KEY_FILE_CLIENT: &str = "ClientPrivateKey";
+
+    impl DemoKeys {
+        fn generate() -> Self {
+            Self {
+                peer: PrivateKey::generate(),
+                client: PrivateKey::generate(),
+            }
+        }
+
+        /// The key file's text.
+        fn to_text(&self) -> String {
+            format!(
+                "# warren-helper demo --peer-only: the demo's throwaway keys, kept so that a \
+                 tunnel\n# imported from an earlier run keeps working. Delete this file for new \
+                 keys.\n{KEY_FILE_PEER} = {}\n{KEY_FILE_CLIENT} = {}\n",
+                self.peer.to_base64(),
+                self.client.to_base64()
+            )
+        }
+
+        /// Reads [`DemoKeys::to_text`]'s format; `None` unless both keys are there and valid.
+        fn parse(text: &str) -> Option<Self> {
+            let (mut peer, mut client) = (None, None);
+            for line in text.lines() {
+                let Some((name, value)) = line.split_once('=') else {
+                    continue;
+                };
+                let key = value.trim().parse::<PrivateKey>().ok();
+                match name.trim() {
+                    KEY_FILE_PEER => peer = key,
+                    KEY_FILE_CLIENT => client = key,
+                    _ => {}
+                }
+            }
+            Some(Self {
+                peer: peer?,
+                client: client?,
+            })
+        }
+
+        /// The keys in `path`, or new ones written there (mode 0600, directory 0700) when the
+        /// file is missing or unusable. A file that is not root's and private is not trusted.
+        fn load_or_create(path: &Path) -> anyhow::Result<Self> {
+            use std::os::unix::fs::MetadataExt as _;
+            match fs::symlink_metadata(path) {
+                Ok(meta) => {
+                    // SAFETY: geteuid has no preconditions and cannot fail.
+                    let me = unsafe { libc::geteuid() };
+                    if !meta.is_file() || meta.uid() != me || meta.mode() & 0o077 != 0 {
+                        bail!(
+                            "the demo's key file {} is not a private file of root's (mode 0600); \
+                             remove it and run the demo again",
+                            path.display()
+                        );
+                    }
+                    let text = fs::read_to_string(path)
+                        .map(zeroize::Zeroizing::new)
+                        .with_context(|| format!("failed to read {}", path.display()))?;
+                    if let Some(keys) = Self::parse(&text) {
+                        return Ok(keys);
+                    }
+                    println!(
+                        "      {} does not hold two valid keys; replacing it with new ones.",
+                        path.display()
+                    );
+                }
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => {
+                    return Err(err).with_context(|| format!("failed to check {}", path.display()))
+                }
+            }
+            let keys = Self::generate();
+            if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .with_context(|| format!("failed to create the directory {}", dir.display()))?;
+            }
+            let tmp = temp_sibling(path);
+            let _ = fs::remove_file(&tmp);
+            let text = zeroize::Zeroizing::new(keys.to_text());
+            write_private(&tmp, &text)?;
+            fs::rename(&tmp, path)
+                .with_context(|| format!("failed to write {}", path.display()))?;
+            Ok(keys)
+        }
+    }
+
+    /// `path` with `.tmp` appended, in the same directory (for an atomic rename).
+    fn temp_sibling(path: &Path) -> PathBuf {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        PathBuf::from(tmp)
+    }
+
+    /// The peer's wg-quick configuration (inside [`NETNS`]).
+    fn peer_conf_text(keys: &DemoKeys) -> String {
+        let underlay_v4_host = HOST_UNDERLAY_V4.split('/').next().unwrap_or_default();
+        format!(
+            "# The demo peer, inside network namespace {NETNS}.\n\
+             [Interface]\n\
+             PrivateKey = {}\n\
+             Address = {PEER_TUNNEL_V4}, {PEER_TUNNEL_V6}\n\
+             ListenPort = {PEER_LISTEN_PORT}\n\
+             \n\
+             [Peer]\n\
+             # This machine's side ({underlay_v4_host} on the veth).\n\
+             PublicKey = {}\n\
+             AllowedIPs = {}, {}\n",
+            keys.peer.to_base64(),
+            keys.client.public_key(),
+            host_only(HOST_TUNNEL_V4),
+            host_only(HOST_TUNNEL_V6),
+        )
+    }
+
+    /// This machine's side: the wg-quick configuration `--peer-only` hands to the app. A split
+    /// tunnel to the peer's two tunnel addresses only; no DNS, no default route.
+    fn client_conf_text(keys: &DemoKeys) -> String {
+        format!(
+            "# Warren's local demo: this machine's side of a tunnel to a Warren peer in the\n\
+             # network namespace {NETNS} on this same machine (made by `warren-helper demo`).\n\
+             # Connected, `ping {PEER_TUNNEL_IP}` goes through it. Only 198.18.0.0/15 and fd00::/8.\n\
+             [Interface]\n\
+             PrivateKey = {}\n\
+             Address = {HOST_TUNNEL_V4}, {HOST_TUNNEL_V6}\n\
+             \n\
+             [Peer]\n\
+             # The demo peer in network namespace {NETNS}.\n\
+             PublicKey = {}\n\
+             AllowedIPs = {}, {}\n\
+             Endpoint = {PEER_ENDPOINT}\n\
+             PersistentKeepalive = 25\n",
+            keys.client.to_base64(),
+            keys.peer.public_key(),
+            host_only(PEER_TUNNEL_V4),
+            host_only(PEER_TUNNEL_V6),
+        )
+    }
+
+    /// Who gets the client file.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub(super) struct Owner {
+        name: String,
+        uid: libc::uid_t,
+        gid: libc::gid_t,
+    }
+
+    impl Owner {
+        /// The user `name` by the password database (`getpwnam_r`).
+        fn lookup(name: &str) -> anyhow::Result<Self> {
+            let c_name = std::ffi::CString::new(name)
+                .with_context(|| format!("the user name {name:?} contains a NUL byte"))?;
+            let mut buf = vec![0_u8; 1024];
+            loop {
+                // SAFETY: an all-zero `passwd` is a valid value to be overwritten by getpwnam_r.
+                let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+                let mut result: *mut libc::passwd = std::ptr::null_mut();
+                // SAFETY: every pointer is valid for the call: `c_name` is NUL-terminated, `buf`
+                // has `buf.len()` writable bytes, `pwd` and `result` are live locals.
+                let rc = unsafe {
+                    libc::getpwnam_r(
+                        c_name.as_ptr(),
+                        &mut pwd,
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        &mut result,
+                    )
+                };
+                if rc == libc::ERANGE && buf.len() < 1 << 20 {
+                    buf.resize(buf.len() * 4, 0);
+                    continue;
+                }
+                if rc != 0 {
+                    return Err(io::Error::from_raw_os_error(rc))
+                        .with_context(|| format!("failed to look up the user {name}"));
+                }
+                if result.is_null() {
+                    bail!("no user named {name} (--owner)");
+                }
+                return Ok(Self {
+                    name: name.to_owned(),
+                    uid: pwd.pw_uid,
+                    gid: pwd.pw_gid,
+                });
+            }
+        }
+    }
+
+    /// A file the demo wrote outside its temporary directory, removed at clean-up only if it is
+    /// still the same file (nobody replaced it meanwhile).
+    #[derive(Debug)]
+    struct WrittenFile {
+        path: PathBuf,
+        dev: u64,
+        ino: u64,
+    }
+
+    /// Writes `text` to `path` as a new file, mode 0600, owned by `owner`: first to a temporary
+    /// name (created exclusively, symlinks not followed), then renamed into place, so whoever
+    /// waits for `path` never reads half of it.
+    fn write_client_conf(
+        path: &Path,
+        text: &str,
+        owner: Option<&Owner>,
+    ) -> anyhow::Result<WrittenFile> {
+        use std::os::unix::fs::MetadataExt as _;
+        let tmp = temp_sibling(path);
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+            .with_context(|| format!("failed to create {}", tmp.display()))?;
+        let written = (|| -> anyhow::Result<WrittenFile> {
+            if let Some(owner) = owner {
+                std::os::unix::fs::fchown(&file, Some(owner.uid), Some(owner.gid)).with_context(
+                    || format!("failed to give {} to {}", tmp.display(), owner.name),
+                )?;
+            }
+            file.write_all(text.as_bytes())
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("failed to write {}", tmp.display()))?;
+            let meta = file.metadata().context("failed to stat the client file")?;
+            if path.symlink_metadata().is_ok() {
+                bail!("{} appeared meanwhile; not replacing it", path.display());
+            }
+            fs::rename(&tmp, path)
+                .with_context(|| format!("failed to rename {} into place", tmp.display()))?;
+            Ok(WrittenFile {
+                path: path.to_owned(),
+                dev: meta.dev(),
+                ino: meta.ino(),
+            })
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written
+    }
+
+    impl WrittenFile {
+        fn remove(self) -> Result<(), String> {
+            use std::os::unix::fs::MetadataExt as _;
+            match fs::symlink_metadata(&self.path) {
+                Ok(meta) if meta.dev() == self.dev && meta.ino() == self.ino => {
+                    fs::remove_file(&self.path)
+                        .map_err(|err| format!("failed to remove {}: {err}", self.path.display()))
+                }
+                // Gone already, or replaced by someone else's file: not ours to remove.
+                _ => Ok(()),
+            }
+        }
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -834,6 +1245,125 @@ mod imp {
             assert!(!wait_until(Duration::from_millis(120), || false));
             assert!(started.elapsed() < Duration::from_secs(2));
             assert!(wait_until(Duration::from_secs(5), || true));
+        }
+
+        /// A fresh private directory for one test.
+        fn scratch(name: &str) -> PathBuf {
+            let dir = std::env::temp_dir()
+                .join(format!("warren-demo-test-{}-{name}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir(&dir).unwrap();
+            dir
+        }
+
+        #[test]
+        fn the_client_conf_is_a_split_tunnel_to_the_peer_and_matches_its_keys() {
+            let keys = DemoKeys::generate();
+            let client = warren_proto::config::parse(&client_conf_text(&keys), None).unwrap();
+            let peer = warren_proto::config::parse(&peer_conf_text(&keys), None).unwrap();
+            assert_eq!(client.interface.private_key, keys.client);
+            assert_eq!(client.peers.len(), 1);
+            assert_eq!(client.peers[0].public_key, keys.peer.public_key());
+            assert_eq!(peer.peers[0].public_key, keys.client.public_key());
+            let allowed: Vec<String> = client.peers[0]
+                .allowed_ips
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(
+                allowed,
+                [
+                    format!("{PEER_TUNNEL_IP}/32"),
+                    format!("{PEER_TUNNEL_IP6}/128")
+                ]
+            );
+            assert!(client.interface.dns_servers.is_empty(), "no DNS changes");
+            assert_eq!(
+                client.peers[0].endpoint.as_ref().map(ToString::to_string),
+                Some(PEER_ENDPOINT.to_owned())
+            );
+            assert_eq!(peer.interface.listen_port, Some(PEER_LISTEN_PORT));
+        }
+
+        #[test]
+        fn the_key_file_round_trips_and_rejects_garbage() {
+            let keys = DemoKeys::generate();
+            let back = DemoKeys::parse(&keys.to_text()).unwrap();
+            assert_eq!(back.peer, keys.peer);
+            assert_eq!(back.client, keys.client);
+            assert!(DemoKeys::parse("").is_none());
+            assert!(DemoKeys::parse("PeerPrivateKey = nope\nClientPrivateKey = nope\n").is_none());
+            let only_peer = format!("{KEY_FILE_PEER} = {}\n", keys.peer.to_base64());
+            assert!(DemoKeys::parse(&only_peer).is_none());
+        }
+
+        #[test]
+        fn keys_persist_between_runs_in_a_private_file() {
+            use std::os::unix::fs::PermissionsExt as _;
+            let dir = scratch("keys");
+            let path = dir.join("state").join("demo.keys");
+            let first = DemoKeys::load_or_create(&path).unwrap();
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            let again = DemoKeys::load_or_create(&path).unwrap();
+            assert_eq!(again.client, first.client);
+            assert_eq!(again.peer, first.peer);
+            // Unusable contents: new keys.
+            fs::write(&path, "garbage").unwrap();
+            let fresh = DemoKeys::load_or_create(&path).unwrap();
+            assert_ne!(fresh.client, first.client);
+            // Readable by others: not trusted, not replaced.
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+            assert!(DemoKeys::load_or_create(&path).is_err());
+            fs::remove_dir_all(&dir).unwrap();
+        }
+
+        #[test]
+        fn the_client_file_is_new_private_and_removed_only_if_still_ours() {
+            use std::os::unix::fs::PermissionsExt as _;
+            let dir = scratch("client");
+            let path = dir.join("warren-demo.conf");
+            check_client_conf_path(&path).unwrap();
+            let written = write_client_conf(&path, "text\n", None).unwrap();
+            assert_eq!(fs::read_to_string(&path).unwrap(), "text\n");
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            assert!(!temp_sibling(&path).exists());
+            // It exists now: refused up front, and never overwritten.
+            assert!(check_client_conf_path(&path).is_err());
+            assert!(write_client_conf(&path, "other\n", None).is_err());
+            assert_eq!(fs::read_to_string(&path).unwrap(), "text\n");
+            assert!(!temp_sibling(&path).exists());
+            written.remove().unwrap();
+            assert!(!path.exists());
+            // Replaced by someone else's file meanwhile: left alone.
+            let written = write_client_conf(&path, "text\n", None).unwrap();
+            // (Moved, not deleted: a deleted file's inode number could be reused at once.)
+            fs::rename(&path, dir.join("moved")).unwrap();
+            fs::write(&path, "theirs").unwrap();
+            written.remove().unwrap();
+            assert_eq!(fs::read_to_string(&path).unwrap(), "theirs");
+            fs::remove_dir_all(&dir).unwrap();
+        }
+
+        #[test]
+        fn client_file_paths_are_checked_before_anything_changes() {
+            let err = check_client_conf_path(Path::new("/nonexistent-dir/warren-demo.conf"));
+            assert!(err.unwrap_err().to_string().contains("does not exist"));
+            // The tunnel is named after the file: a name the app would refuse is refused here.
+            assert!(
+                check_client_conf_path(Path::new("/tmp/a name too long for a tunnel.conf"))
+                    .is_err()
+            );
+            assert!(check_client_conf_path(Path::new("/tmp/notes.txt")).is_err());
+        }
+
+        #[test]
+        fn owners_are_looked_up_by_name() {
+            let root = Owner::lookup("root").unwrap();
+            assert_eq!((root.uid, root.gid), (0, 0));
+            let err = Owner::lookup("no-such-user-warren-test").unwrap_err();
+            assert!(err.to_string().contains("no user named"), "{err}");
         }
 
         #[test]

@@ -26,20 +26,9 @@ OUT="${CARGO_TARGET_DIR:-$WARREN_ROOT/target}/debian"
 
 as_builder cargo deb --version >/dev/null 2>&1 || die "cargo-deb is missing: run scripts/setup.sh (or cargo install cargo-deb --locked)"
 
-# The app embeds ui/dist at compile time: build the UI first (npm ci only when node_modules is absent).
-if [[ ! -d ui/node_modules ]]; then
-    say "npm ci (ui)"
-    as_builder npm --prefix ui ci --no-audit --no-fund >&2
-fi
-say "npm run build (ui → ui/dist)"
-as_builder npm --prefix ui run build >&2
-
-# One package per cargo invocation: built together, their shared dependencies' features would be
-# unified, rebuilding everything and giving a helper binary unlike `cargo build -p warren-helper`'s.
-for pkg in warren-helper warren-app; do
-    say "cargo build --release -p $pkg"
-    as_builder cargo build --release -p "$pkg" >&2
-done
+# The helper, the UI and the app (which embeds ui/dist at compile time), as scripts/run.sh builds
+# them (scripts/common.sh).
+warren_build_release --with-app
 
 as_builder mkdir -p "$OUT"
 for pkg in warren-app warren-helper; do

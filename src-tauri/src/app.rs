@@ -6,8 +6,12 @@
 //! - single instance: starting the app again shows the running one's window;
 //! - closing the window hides it; the app lives on in the tray until "Quit";
 //! - started at login (`--autostart`), it stays in the tray without opening the window;
+//! - the command line ([`crate::launch`]) — of the first launch, or of a second one handed over
+//!   by the single-instance plugin — may offer the local demo and import `.conf` files (the
+//!   window shows the outcome, event `imported`);
 //! - notifications on connect, disconnect, failure, and losing or regaining the helper.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use tauri::{AppHandle, Emitter, Manager, Runtime, WindowEvent};
@@ -16,13 +20,13 @@ use tauri_plugin_notification::NotificationExt as _;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::controller::{Controller, ControllerConfig, SocketConnector, Update};
-use crate::model::{HelperStatus, Snapshot};
+use crate::launch::LaunchArgs;
+use crate::model::{HelperStatus, ImportOutcome, Snapshot};
 use crate::notify::{self, Notice};
 use crate::store::secrets::KeyringStore;
 use crate::tray::{self, Tray};
 
-/// The argument the start-at-login entry passes, so the app starts in the tray.
-pub const AUTOSTART_ARG: &str = "--autostart";
+pub use crate::launch::AUTOSTART_ARG;
 
 /// The main window's label (see `tauri.conf.json`).
 pub const MAIN_WINDOW: &str = "main";
@@ -32,6 +36,9 @@ pub const SNAPSHOT_EVENT: &str = "snapshot";
 
 /// Event carrying one helper log line to the window.
 pub const LOG_EVENT: &str = "log";
+
+/// Event carrying the [`ImportOutcome`]s of files given on the command line.
+pub const IMPORTED_EVENT: &str = "imported";
 
 /// Shows, unminimises and focuses the main window.
 pub fn show_main_window<R: Runtime>(app: &AppHandle<R>) {
@@ -87,10 +94,35 @@ async fn forward<R: Runtime>(app: AppHandle<R>, controller: Controller) {
     }
 }
 
+/// Does what a command line asks of the running app: offer the demo, import files (off the
+/// async runtime: the keyring blocks), and tell the window how the imports went.
+fn apply_launch<R: Runtime>(app: &AppHandle<R>, launch: LaunchArgs) {
+    if !launch.ignored.is_empty() {
+        tracing::info!("ignored arguments: {:?}", launch.ignored);
+    }
+    let Some(controller) = app.try_state::<Controller>().map(|c| c.inner().clone()) else {
+        return;
+    };
+    if let Some(file) = &launch.offer_demo {
+        controller.offer_demo(file);
+    }
+    if launch.import.is_empty() {
+        return;
+    }
+    let app = app.clone();
+    tauri::async_runtime::spawn_blocking(move || {
+        let outcomes: Vec<ImportOutcome> = controller.import_files(&launch.import);
+        if let Err(e) = app.emit(IMPORTED_EVENT, &outcomes) {
+            tracing::debug!("failed to send the import outcomes to the window: {e}");
+        }
+    });
+}
+
 fn setup<R: Runtime>(
     app: &mut tauri::App<R>,
-    autostarted: bool,
+    launch: LaunchArgs,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let autostarted = launch.autostart;
     let config_dir = app.path().app_config_dir()?;
     tracing::info!("config dir: {}", config_dir.display());
     let controller = Controller::new(ControllerConfig::new(
@@ -107,6 +139,7 @@ fn setup<R: Runtime>(
         client_name: format!("warren-app {}", env!("CARGO_PKG_VERSION")),
     };
     tauri::async_runtime::spawn(controller.run(Arc::new(connector)));
+    apply_launch(app.handle(), launch);
 
     if !autostarted {
         show_main_window(app.handle());
@@ -123,10 +156,12 @@ pub fn run() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let autostarted = std::env::args().any(|a| a == AUTOSTART_ARG);
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let launch = LaunchArgs::parse(std::env::args_os(), &cwd);
     let result = tauri::Builder::default()
         // First, so a second instance hands over before doing anything else.
-        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+        .plugin(tauri_plugin_single_instance::init(|app, args, cwd| {
+            apply_launch(app, LaunchArgs::parse(args, Path::new(&cwd)));
             show_main_window(app);
         }))
         .plugin(tauri_plugin_notification::init())
@@ -156,6 +191,7 @@ pub fn run() {
             crate::commands::set_start_at_login,
             crate::commands::retry_keyring,
             crate::commands::use_key_files,
+            crate::commands::accept_demo_offer,
         ])
         .on_window_event(|window, event| {
             if let WindowEvent::CloseRequested { api, .. } = event {
@@ -165,7 +201,7 @@ pub fn run() {
                 }
             }
         })
-        .setup(move |app| setup(app, autostarted))
+        .setup(move |app| setup(app, launch))
         .run(tauri::generate_context!());
     if let Err(e) = result {
         tracing::error!("Warren failed to start: {e}");

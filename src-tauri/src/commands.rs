@@ -213,3 +213,10 @@ pub async fn use_key_files(controller: State<'_, Controller>) -> Result<()> {
     let controller = controller.inner().clone();
     blocking(move || controller.use_key_files()).await
 }
+
+/// Imports the local demo the app was started to offer; returns the new tunnel's name.
+#[tauri::command]
+pub async fn accept_demo_offer(controller: State<'_, Controller>) -> Result<String> {
+    let controller = controller.inner().clone();
+    blocking(move || controller.accept_demo_offer()).await
+}

@@ -14,6 +14,7 @@
 //! - [`store`]: tunnels, keys and settings on disk;
 //! - [`notify`], [`tray`], [`icons`]: what notifications and the tray show (pure models) and the
 //!   Tauri glue for them;
+//! - [`launch`]: the command line (`--offer-demo`, `.conf` files to import);
 //! - [`commands`]: the thin Tauri commands; [`app`]: plugins, window behaviour, wiring.
 
 pub mod app;
@@ -21,6 +22,7 @@ pub mod commands;
 pub mod conf;
 pub mod controller;
 pub mod icons;
+pub mod launch;
 pub mod model;
 pub mod notify;
 pub mod store;

@@ -36,6 +36,20 @@ pub struct Snapshot {
     pub last_used: Option<String>,
     /// The app's preferences.
     pub settings: SettingsView,
+    /// The local demo the app was started to offer (`--offer-demo FILE`), until it is accepted.
+    /// The UI shows it only while there is no tunnel at all.
+    pub demo_offer: Option<DemoOfferView>,
+}
+
+/// The local demo on offer: a wg-quick file for a Warren peer in a network namespace on this
+/// machine, written by `warren-helper demo --peer-only` (`scripts/run.sh` starts both).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct DemoOfferView {
+    /// The file that would be imported.
+    pub file: String,
+    /// The tunnel's name once imported (the file's name without `.conf`).
+    pub name: String,
 }
 
 /// The connection to the helper, as the controller last saw it.
@@ -510,6 +524,7 @@ mod bindings {
             OptionsView::decl(&cfg),
             KillSwitchView::decl(&cfg),
             SettingsView::decl(&cfg),
+            DemoOfferView::decl(&cfg),
             LogLineView::decl(&cfg),
             Diagnostic::decl(&cfg),
             TunnelText::decl(&cfg),

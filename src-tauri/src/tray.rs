@@ -314,6 +314,7 @@ mod tests {
             tunnels,
             last_used: last.map(str::to_owned),
             settings: SettingsView::default(),
+            demo_offer: None,
         }
     }
 

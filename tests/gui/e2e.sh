@@ -8,24 +8,33 @@
 #   namespace a:    warren-helper daemon --socket $SOCK (a file, so the app reaches it) — the
 #                   tunnel's interface, addresses and routes exist only here
 #   namespace b:    wireguard-go, the peer; a and b joined by veth (198.18.0.0/24)
+#   warren-demo:    `warren-helper demo --peer-only`, started in namespace a (its veth lives
+#                   there), writing the client file the app is started to offer (--offer-demo)
 #
 # The story, each step asserting something that could fail:
-#   1. helper missing  the app starts with nothing on its socket: the "helper is not running"
-#                      screen names the socket                           → e2e-helper-missing.png
+#   1. helper missing  the app starts (with --offer-demo FILE) with nothing on its socket: the
+#                      "helper is not running" screen names the socket, no demo card
+#                                                                          → e2e-helper-missing.png
 #   2. helper back     the daemon starts; "Try again" (unless the app's own retry was quicker)
-#                      → the screen goes, the empty "No tunnels yet" view shows
+#                      → the screen goes, the empty "No tunnels yet" view shows, with the
+#                      "Try the local demo" card                         → e2e-demo-offer.png
 #   3. invalid .conf   importing a .conf with a bad AllowedIPs line (through the real GTK file
 #                      chooser, typed with xdotool) reports file:line and what is wrong; the
 #                      tunnel list, the app's config dir and the daemon's tunnel list are
 #                      unchanged                                          → e2e-invalid-conf.png
-#   4. import          the good .conf: the tunnel appears, "Disconnected"
+#   4. import          the good .conf: the tunnel appears, "Disconnected"; no demo card
 #   5. connect         "Connected", "latest handshake N s ago" (a real handshake: the daemon's
 #                      status agrees), then a bounded ping burst inside namespace a makes the
 #                      peer's rx and tx shown in the window grow by at least the burst's
 #                      payload                                            → e2e-connected.png
 #   6. disconnect      "Disconnected"; the daemon reports no tunnel up; namespace a is exactly
 #                      as before (no interface, address, route or rule left) → e2e-disconnected.png
-#   7. helper gone     SIGTERM to the daemon (exits 0): the app shows the helper screen again
+#   7. demo            delete the tunnel: the empty view offers the demo again; "Import and
+#                      connect" imports the demo's file (no private key in the config dir),
+#                      selects it and connects it ("Connected", the daemon agrees), a ping
+#                      from namespace a reaches the demo peer; disconnect; stopping the demo
+#                      removes its file, its namespace and its veth  → e2e-demo-connected.png
+#   8. helper gone     SIGTERM to the daemon (exits 0): the app shows the helper screen again
 #
 # Usage: tests/gui/e2e.sh          (as root; tests/gui/run.sh e2e builds what it needs first)
 #        tests/gui/e2e.sh --check  only check that this machine can run it
@@ -221,6 +230,33 @@ WRT_IFACES+=("$TUNNEL")
 echo "$TUNNEL" >>"$WRT_TMP/.ifaces"
 # shellcheck disable=SC2034  # lib.sh's map, read by wg_show and the diagnostics
 WRT_PEER_NS[$TUNNEL]=a
+
+step "the demo peer: warren-helper demo --peer-only in namespace a (scripts/run.sh's demo)"
+[[ ! -e /run/netns/warren-demo ]] || fail "namespace warren-demo exists before the test (a running demo? a leftover: ip netns del warren-demo)"
+# From here on a warren-demo namespace is ours (lib.sh's cleanup removes it if the demo does not).
+touch "$WRT_TMP/.demo"
+NS_BEFORE_DEMO="$(daemon_state a)"
+# The demo tunnel is named after the file: unique to this run, like $TUNNEL.
+DEMO_NAME="d-$WRT_RUN"
+DEMO_NAME="${DEMO_NAME:0:15}"
+WRT_IFACES+=("$DEMO_NAME")
+echo "$DEMO_NAME" >>"$WRT_TMP/.ifaces"
+mkdir -p "$WRT_TMP/offer"
+DEMO_CONF="$WRT_TMP/offer/$DEMO_NAME.conf"
+DEMO_PEER=198.18.251.2
+# nsenter --net (not `ip netns exec`, which adds a private mount namespace hiding the demo's own
+# `ip netns add warren-demo` from everyone else).
+RUST_LOG=info env --default-signal=INT,QUIT nsenter --net="/run/netns/$(ns a)" "$WARREN_BIN" demo \
+    --peer-only --client-conf "$DEMO_CONF" --key-file "$WRT_TMP/demo.keys" >"$WRT_TMP/demo.log" 2>&1 </dev/null &
+DEMO_PID=$!
+wrt_record_pid "$DEMO_PID"
+note_log demo "warren-helper demo --peer-only" "$WRT_TMP/demo.log"
+demo_ready() {
+    kill -0 "$DEMO_PID" 2>/dev/null || fail "the demo exited early: $(tail -n 30 "$WRT_TMP/demo.log")"
+    [[ -f $DEMO_CONF ]]
+}
+wait_until 60 "the demo to write $DEMO_CONF" demo_ready
+log "demo peer ready; its client file: $DEMO_CONF"
 NS_BEFORE="$(daemon_state a)"
 
 step "start tauri-driver (WebKitWebDriver) on this display ($DISPLAY)"
@@ -238,7 +274,7 @@ wait_until 20 "tauri-driver answering on port $PORT" wd status
 # ------------------------------------------------------------------------------------------------
 step "1. helper missing: start the app with nothing listening on $SOCK"
 [[ ! -e $SOCK ]] || fail "$SOCK exists before the daemon started"
-wd start "$WARREN_APP" --timeout 60 >/dev/null || fail "WebDriver could not start the app"
+wd start "$WARREN_APP" --offer-demo "$DEMO_CONF" --timeout 60 >/dev/null || fail "WebDriver could not start the app"
 for p in $(descendants "$DRIVER_PID"); do
     [[ $(readlink "/proc/$p/exe" 2>/dev/null) == "$(readlink -f "$WARREN_APP")" ]] && APP_PID=$p
 done
@@ -249,6 +285,7 @@ title="$(wd wait '[data-test=helper-screen] h1' --timeout 30)" || fail "no helpe
 [[ $title == "Warren’s helper is not running" ]] || fail "helper screen title: '$title'"
 text="$(wd text '[data-test=helper-screen]')"
 [[ $text == *"Nothing answers on $SOCK"* ]] || fail "the helper screen does not name the socket: $text"
+[[ $(wd count '[data-test=demo-card]') == 0 ]] || fail "the demo is offered while the helper is missing"
 shot helper-missing
 
 step "2. helper back: start the daemon in namespace a, press 'Try again'"
@@ -258,6 +295,11 @@ wd click '[data-test=retry]' --timeout 2 2>/dev/null || log "the app reconnected
 wd wait '[data-test=helper-screen]' --gone --timeout 15 || fail "the helper screen stayed after the daemon started"
 wd wait '[data-key=empty] h1' --text '^No tunnels yet$' --timeout 10 >/dev/null || fail "no empty view"
 [[ $(wd count '[data-test=tunnel-list] li') == 0 ]] || fail "the tunnel list is not empty at start"
+card="$(wd wait '[data-test=demo-card]' --timeout 10)" || fail "no demo card in the empty view"
+# (Lower-cased: WebDriver returns the rendered text, and the heading is upper-cased by CSS.)
+[[ ${card,,} == *"try the local demo"* && $card == *"network namespace"* && $card == *"$DEMO_NAME"* ]] ||
+    fail "the demo card does not say what it is: $card"
+shot demo-offer
 
 step "3. invalid .conf: import $(basename "$BAD") (line $BAD_LINE has a /33)"
 files_before="$(app_files)"
@@ -285,6 +327,7 @@ wd wait ".toast" --text "^Imported $TUNNEL\\.\$" --timeout 15 >/dev/null || fail
 wd wait "[data-test=tunnel-list] li[data-key='$TUNNEL']" --timeout 10 >/dev/null || fail "$TUNNEL not in the list"
 [[ $(wd count '[data-test=secrets-banner]') == 0 ]] || fail "the app says it has no keyring: $(wd text '[data-test=secrets-banner]')"
 wd wait '[data-test=state]' --text '^Disconnected$' --timeout 10 >/dev/null || fail "the imported tunnel is not shown disconnected"
+[[ $(wd count '[data-test=demo-card]') == 0 ]] || fail "the demo is still offered with a tunnel in the list"
 [[ -f $APP_CONFIG/tunnels/$TUNNEL.conf || -n $(find "$APP_CONFIG" -name "$TUNNEL.conf") ]] ||
     fail "the app did not store $TUNNEL.conf under $APP_CONFIG"
 if grep -rqF -- "$(key_priv a)" "$APP_CONFIG"; then
@@ -346,11 +389,47 @@ $(diff <(echo "$NS_BEFORE") <(daemon_state a))"
 log "the daemon reports nothing up; namespace a is as before"
 shot disconnected
 
-step "7. helper gone: stop the daemon"
+step "7. demo: delete $TUNNEL, take the offered demo"
+wd click '[data-test=delete]'
+wd click '[data-test=confirm]' --text '^Delete$'
+wd wait '[data-test=demo-card]' --timeout 10 >/dev/null || fail "no demo card once the list is empty again"
+wd click '[data-test=demo-accept]' --text '^Import and connect$'
+wd wait ".toast" --text "^Imported $DEMO_NAME\\. Connecting" --timeout 15 >/dev/null || fail "no 'Imported … Connecting' toast"
+wd wait "[data-test=tunnel-list] li[data-key='$DEMO_NAME']" --timeout 10 >/dev/null || fail "$DEMO_NAME not in the list"
+wd wait '.tunnel-view h1' --text "^$DEMO_NAME\$" --timeout 5 >/dev/null || fail "the demo tunnel is not selected"
+wd wait '[data-test=state]' --text '^Connected$' --timeout 30 >/dev/null || fail "the demo tunnel did not connect within 30 s"
+[[ $(wd count '[data-test=demo-card]') == 0 ]] || fail "the demo is still offered after it was taken"
+status="$(wh status "$DEMO_NAME" --json)" || fail "warren-helper status failed"
+[[ $(jq -r '.[0].state.kind' <<<"$status") == connected && $(jq -r '.[0].kind' <<<"$status") == user ]] ||
+    fail "the daemon does not report the demo as a connected user tunnel: $status"
+[[ -n $(find "$APP_CONFIG" -name "$DEMO_NAME.conf") ]] || fail "the app did not store $DEMO_NAME.conf"
+if grep -rqF -- "$(grep '^PrivateKey' "$DEMO_CONF" | cut -d' ' -f3)" "$APP_CONFIG"; then
+    fail "the demo's private key was written to the app's config dir (it belongs in the keyring)"
+fi
+ns_exec a ping -n -q -c 3 -i 0.3 -W 2 -w 10 "$DEMO_PEER" >"$WRT_TMP/ping-demo.log" 2>&1 ||
+    fail "no ping reply from the demo peer $DEMO_PEER through $DEMO_NAME: $(cat "$WRT_TMP/ping-demo.log")"
+log "the demo peer answers through $DEMO_NAME: $(grep 'packets transmitted' "$WRT_TMP/ping-demo.log")"
+shot demo-connected
+wd click '[data-test=primary]' --text '^Disconnect$'
+wd wait '[data-test=state]' --text '^Disconnected$' --timeout 20 >/dev/null || fail "the demo tunnel did not disconnect"
+[[ $(daemon_state a) == "$NS_BEFORE" ]] || fail "namespace a differs after the demo tunnel went down:
+$(diff <(echo "$NS_BEFORE") <(daemon_state a))"
+kill -TERM "$DEMO_PID"
+wait_until 20 "the demo (pid $DEMO_PID) to exit after SIGTERM" bash -c "! kill -0 $DEMO_PID 2>/dev/null"
+rc=0
+wait "$DEMO_PID" || rc=$?
+[[ $rc == 0 ]] || fail "the demo exited with status $rc after SIGTERM: $(tail -n 20 "$WRT_TMP/demo.log")"
+[[ ! -e $DEMO_CONF ]] || fail "the demo left its client file $DEMO_CONF"
+[[ ! -e /run/netns/warren-demo ]] || fail "the demo left namespace warren-demo"
+[[ $(daemon_state a) == "$NS_BEFORE_DEMO" ]] || fail "namespace a differs from before the demo:
+$(diff <(echo "$NS_BEFORE_DEMO") <(daemon_state a))"
+log "demo stopped: its file, namespace and veth are gone"
+
+step "8. helper gone: stop the daemon"
 daemon_stop
 wd wait '[data-test=helper-screen] h1' --text 'helper is not running' --timeout 20 >/dev/null ||
     fail "the app did not show the helper screen after the daemon stopped"
-[[ $(wd count "[data-test=tunnel-list] li[data-key='$TUNNEL']") == 1 ]] || fail "the stored tunnel left the list"
+[[ $(wd count "[data-test=tunnel-list] li[data-key='$DEMO_NAME']") == 1 ]] || fail "the stored tunnel left the list"
 
 step "close the app"
 wd stop --timeout 20 || fail "could not end the WebDriver session"

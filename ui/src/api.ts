@@ -72,4 +72,6 @@ export class Api {
   setStartAtLogin = (enabled: boolean) => this.backend.invoke<void>("set_start_at_login", { enabled });
   retryKeyring = () => this.backend.invoke<void>("retry_keyring");
   useKeyFiles = () => this.backend.invoke<void>("use_key_files");
+  /** Imports the local demo on offer; the new tunnel's name. */
+  acceptDemoOffer = () => this.backend.invoke<string>("accept_demo_offer");
 }

@@ -58,6 +58,7 @@ function snapshot(overrides: Partial<Snapshot> = {}): Snapshot {
     tunnels: [tunnel()],
     last_used: null,
     settings: { connect_on_launch: false, start_at_login: false },
+    demo_offer: null,
     ...overrides,
   };
 }
@@ -215,5 +216,50 @@ describe("the app", () => {
     $("confirm")!.click();
     await flush();
     expect(backend.commands()).toEqual(["use_key_files"]);
+  });
+
+  it("offers the local demo while there is no tunnel: one click imports, selects and connects it", async () => {
+    const offer = { file: "/tmp/warren-run.x/warren-demo.conf", name: "warren-demo" };
+    const { backend } = await start(snapshot({ tunnels: [], demo_offer: offer }));
+    const card = $("demo-card")!;
+    expect(card.textContent).toContain("Try the local demo");
+    expect(card.textContent).toContain("network namespace");
+    expect(card.textContent).toContain(offer.file);
+    backend.answers.accept_demo_offer = () => "warren-demo";
+    $("demo-accept")!.click();
+    await flush();
+    await flush();
+    expect(backend.commands()).toEqual(["accept_demo_offer", "connect"]);
+    expect(backend.calls.at(-1)![1]).toEqual({ name: "warren-demo" });
+    backend.emit("snapshot", snapshot({ tunnels: [tunnel({ name: "warren-demo", state: { kind: "connecting" } })], demo_offer: null }));
+    expect($("demo-card")).toBeNull();
+    expect(document.querySelector("h1")!.textContent).toBe("warren-demo");
+    expect($("state")!.textContent).toBe("Connecting…");
+  });
+
+  it("does not offer the demo when a tunnel exists, and says why it cannot be taken yet", async () => {
+    const offer = { file: "/tmp/d/warren-demo.conf", name: "warren-demo" };
+    const { backend } = await start(snapshot({ demo_offer: offer }));
+    expect($("demo-card")).toBeNull();
+    backend.emit("snapshot", snapshot({ tunnels: [], demo_offer: offer, secrets: { kind: "unavailable", reason: "no Secret Service" } }));
+    expect(($("demo-accept") as HTMLButtonElement).disabled).toBe(true);
+    expect($("demo-reason")!.textContent).toContain("keyring");
+  });
+
+  it("does not connect when the demo's import fails, and shows why", async () => {
+    const { backend } = await start(snapshot({ tunnels: [], demo_offer: { file: "/tmp/d/warren-demo.conf", name: "warren-demo" } }));
+    backend.answers.accept_demo_offer = () => {
+      throw { kind: "not_found", message: "the demo is no longer running", line: null };
+    };
+    $("demo-accept")!.click();
+    await flush();
+    expect(backend.commands()).toEqual(["accept_demo_offer"]);
+    expect(document.querySelector(".toast.error")!.textContent).toContain("no longer running");
+  });
+
+  it("reports files the backend imported from the command line", async () => {
+    const { backend } = await start(snapshot());
+    backend.emit("imported", [{ file: "/home/u/office.conf", imported: null, error: { kind: "invalid_config", message: "/home/u/office.conf:3: bad", line: 3 } }]);
+    expect($("import-report")!.textContent).toContain("office.conf:3: bad");
   });
 });

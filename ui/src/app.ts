@@ -11,7 +11,8 @@ import { editorView } from "./views/editor";
 import type { EditorState } from "./views/editor";
 import { dialogView, helperScreen, logsView, secretsBanner, settingsView, sidebar, toastsView } from "./views/shell";
 import type { Dialog, Toast } from "./views/shell";
-import { emptyView, tunnelView } from "./views/tunnel";
+import { demoCard } from "./logic/demo";
+import { demoCardView, emptyView, tunnelView } from "./views/tunnel";
 
 type View = { kind: "tunnel"; name: string | null } | EditorState | { kind: "logs" } | { kind: "settings" };
 
@@ -49,6 +50,8 @@ export class App {
       if (this.view.kind === "logs") this.render();
     });
     await this.api.backend.onFileDrop((paths) => void this.importPaths(paths));
+    // Files given on the command line (also a second launch's): the backend imported them.
+    await this.api.backend.listen<ImportOutcome[]>("imported", (outcomes) => this.reportImport(outcomes));
     this.onSnapshot(await this.api.snapshot());
     this.logs = await this.api.logs().catch(() => []);
   }
@@ -132,6 +135,19 @@ export class App {
       this.dialog = { kind: "imported", outcomes };
     }
     this.render();
+  }
+
+  /**
+   * The demo card's one button: import the offered demo through the ordinary import, select it,
+   * and connect it at once — the user asked to see a working tunnel, and the connection view then
+   * shows it happen (handshake, traffic) with its Disconnect button.
+   */
+  async acceptDemo(): Promise<void> {
+    const name = await this.attempt(() => this.api.acceptDemoOffer());
+    if (!name) return;
+    this.view = { kind: "tunnel", name };
+    this.toast(`Imported ${name}. Connecting…`);
+    await this.attempt(() => this.api.connect(name));
   }
 
   private setKillSwitch(name: string, value: KillSwitchView): void {
@@ -295,7 +311,11 @@ export class App {
         case "tunnel": {
           const screen = helperScreen(snapshot, { retry: () => void this.attempt(() => this.api.retryHelper()), copy });
           const tunnel = snapshot.tunnels.find((t) => t.name === view.name);
-          if (!tunnel) return screen ?? emptyView({ importDialog: () => void this.importDialog(), create: () => this.openDialog({ kind: "create", name: "", problem: null }) });
+          if (!tunnel) {
+            const card = demoCard(snapshot);
+            const demo = card ? demoCardView(card, { accept: () => void this.acceptDemo() }) : null;
+            return screen ?? emptyView({ importDialog: () => void this.importDialog(), create: () => this.openDialog({ kind: "create", name: "", problem: null }) }, demo);
+          }
           const pane = tunnelView(tunnel, snapshot.helper, this.now(), {
             connect: (n) => void this.attempt(() => this.api.connect(n)),
             disconnect: (n) => void this.attempt(() => this.api.disconnect(n)),

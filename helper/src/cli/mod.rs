@@ -22,6 +22,7 @@
 
 mod client;
 mod daemon;
+mod demo;
 mod down;
 mod import;
 mod keys;
@@ -90,8 +91,9 @@ enum Command {
     Pubkey,
     /// Print a new preshared key, like `wg genpsk`.
     Genpsk,
-    /// Start a local demo: a Warren peer in a network namespace and a tunnel to it.
-    Demo,
+    /// Start a local demo: a Warren peer in a network namespace and a tunnel to it (with
+    /// --peer-only: only the peer, and the client's .conf for the desktop app to import).
+    Demo(demo::Args),
     /// Install or uninstall the Windows service (run by the installer, as an administrator).
     #[cfg(windows)]
     #[command(subcommand)]
@@ -127,9 +129,9 @@ pub fn main() -> ExitCode {
             crate::logging::init(verbose);
             runtime().and_then(|rt| rt.block_on(recover::run(args)))
         }
-        Command::Demo => {
+        Command::Demo(args) => {
             crate::logging::init(verbose);
-            runtime().and_then(|rt| rt.block_on(crate::demo::run()))
+            runtime().and_then(|rt| rt.block_on(demo::run(args)))
         }
         #[cfg(windows)]
         Command::Service(action) => {

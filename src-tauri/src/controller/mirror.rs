@@ -21,8 +21,8 @@ use warren_proto::ipc::{
 };
 
 use crate::model::{
-    HealthView, HelperStatus, LogLineView, OptionsView, PeerView, PendingRequest, Sample,
-    SecretsStatus, SettingsView, Snapshot, StateView, TunnelKindView, TunnelView,
+    DemoOfferView, HealthView, HelperStatus, LogLineView, OptionsView, PeerView, PendingRequest,
+    Sample, SecretsStatus, SettingsView, Snapshot, StateView, TunnelKindView, TunnelView,
 };
 use crate::store::settings::Settings;
 
@@ -106,6 +106,8 @@ pub struct Mirror {
     pub secrets: SecretsStatus,
     /// The helper's recent log lines.
     pub logs: VecDeque<LogLineView>,
+    /// The local demo on offer, if the app was started with one.
+    pub demo_offer: Option<DemoOfferView>,
 }
 
 impl Mirror {
@@ -120,6 +122,7 @@ impl Mirror {
             start_at_login: false,
             secrets,
             logs: VecDeque::new(),
+            demo_offer: None,
         }
     }
 
@@ -389,6 +392,7 @@ impl Mirror {
                 connect_on_launch: self.settings.connect_on_launch,
                 start_at_login: self.start_at_login,
             },
+            demo_offer: self.demo_offer.clone(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`session`]: the connection loop — connect, subscribe, resync, mirror events, and reconnect
 //!   with backoff when the helper goes away;
 //! - [`mirror`]: the pure picture of the world and how it becomes a [`Snapshot`];
+//! - [`demo`]: the local demo the app may be started to offer (`--offer-demo FILE`);
 //! - [`library`]: the stored tunnels — import, create, edit, rename, delete, export — and where
 //!   their keys go.
 //!
@@ -18,6 +19,7 @@
 //! Locking: one `std::sync::Mutex` around the [`Mirror`]; it is never held across an `.await` or
 //! a keyring call.
 
+pub mod demo;
 pub mod library;
 pub mod mirror;
 pub mod session;

@@ -1050,3 +1050,44 @@ async fn pending_is_shown_while_a_request_is_in_flight() {
     request.await.unwrap().unwrap();
     assert_eq!(h.tunnel("office").pending, None);
 }
+
+#[tokio::test]
+async fn the_demo_is_offered_only_with_its_file_and_imported_like_any_file() {
+    let keyring = Arc::new(MemoryStore::default());
+    let (controller, dir) = controller("demo-offer", Arc::clone(&keyring));
+    let file = dir.path().join("warren-demo.conf");
+    assert!(!controller.offer_demo(&file), "no file, no offer");
+    assert_eq!(controller.snapshot().demo_offer, None);
+    assert_eq!(
+        controller.accept_demo_offer().unwrap_err().kind,
+        UiErrorKind::NotFound
+    );
+
+    let key = PrivateKey::generate();
+    std::fs::write(&file, conf(&key)).unwrap();
+    assert!(controller.offer_demo(&file));
+    let offer = controller.snapshot().demo_offer.unwrap();
+    assert_eq!(offer.name, "warren-demo");
+    assert_eq!(offer.file, file.display().to_string());
+
+    // Through the ordinary import: the key in the keyring, the text (without it) stored.
+    assert_eq!(controller.accept_demo_offer().unwrap(), "warren-demo");
+    assert_eq!(
+        controller.snapshot().demo_offer,
+        None,
+        "accepted: withdrawn"
+    );
+    assert_eq!(keyring.get("warren-demo").unwrap(), key);
+    let stored = std::fs::read_to_string(dir.path().join("tunnels/warren-demo.conf")).unwrap();
+    assert!(!stored.contains(&key.to_base64()));
+    assert_eq!(controller.snapshot().tunnels.len(), 1);
+
+    // The demo stopped (its file is gone) before the user accepted: withdrawn, with the reason.
+    let later = dir.path().join("later.conf");
+    std::fs::write(&later, conf(&key)).unwrap();
+    assert!(controller.offer_demo(&later));
+    std::fs::remove_file(&later).unwrap();
+    let error = controller.accept_demo_offer().unwrap_err();
+    assert!(error.message.contains("no longer running"), "{error}");
+    assert_eq!(controller.snapshot().demo_offer, None);
+}

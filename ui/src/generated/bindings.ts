@@ -21,7 +21,12 @@ last_used: string | null,
 /**
  * The app's preferences.
  */
-settings: SettingsView, };
+settings: SettingsView, 
+/**
+ * The local demo the app was started to offer (`--offer-demo FILE`), until it is accepted.
+ * The UI shows it only while there is no tunnel at all.
+ */
+demo_offer: DemoOfferView | null, };
 
 export type HelperStatus = { "kind": "connecting" } | { "kind": "connected", 
 /**
@@ -197,6 +202,16 @@ connect_on_launch: boolean,
  * Start the app (in the tray) at login.
  */
 start_at_login: boolean, };
+
+export type DemoOfferView = { 
+/**
+ * The file that would be imported.
+ */
+file: string, 
+/**
+ * The tunnel's name once imported (the file's name without `.conf`).
+ */
+name: string, };
 
 export type LogLineView = { 
 /**

@@ -5,6 +5,7 @@ import { h } from "../dom";
 import type { HelperStatus, KillSwitchView, TunnelView } from "../generated/bindings";
 import { formatAgo, formatBytes, formatRate } from "../logic/format";
 import { primaryAction, stateDetail, stateLabel, tunnelTone } from "../logic/state";
+import type { DemoCard } from "../logic/demo";
 import { GRAPH_SPAN_MS, graph } from "../logic/throughput";
 
 export interface TunnelActions {
@@ -70,7 +71,7 @@ export function tunnelView(
           h("button", { onclick: () => actions.edit(tunnel.name) }, "Edit"),
           h("button", { onclick: () => actions.rename(tunnel.name) }, "Rename"),
           h("button", { onclick: () => actions.exportConf(tunnel.name) }, "Export .conf"),
-          h("button", { class: "danger-quiet", onclick: () => actions.remove(tunnel.name) }, "Delete"),
+          h("button", { class: "danger-quiet", onclick: () => actions.remove(tunnel.name), "data-test": "delete" }, "Delete"),
         )
       : h("p", { class: "hint" }, "System tunnels are managed by an administrator (warren-helper)."),
   );
@@ -177,18 +178,42 @@ function keyView(tunnel: TunnelView, actions: TunnelActions): HTMLElement {
 }
 
 /** The main pane when there are no tunnels at all. */
-export function emptyView(actions: { importDialog(): void; create(): void }): HTMLElement {
+export function emptyView(actions: { importDialog(): void; create(): void }, demo: HTMLElement | null = null): HTMLElement {
   return h(
     "section",
     { class: "empty", "data-key": "empty" },
     h("h1", null, "No tunnels yet"),
+    demo,
     h("p", null, "Import a WireGuard configuration (.conf) — or drop one or more files on this window — or create a new tunnel with a fresh key pair."),
     h(
       "p",
       null,
-      h("button", { class: "primary", onclick: () => actions.importDialog() }, "Import .conf files…"),
+      h("button", { class: demo ? null : "primary", onclick: () => actions.importDialog() }, "Import .conf files…"),
       " ",
       h("button", { onclick: () => actions.create() }, "New tunnel"),
     ),
+  );
+}
+
+/** The local demo on offer (see logic/demo.ts): what it is, and one button. */
+export function demoCardView(card: DemoCard, actions: { accept(): void }): HTMLElement {
+  return h(
+    "div",
+    { class: "demo-card", "data-test": "demo-card" },
+    h("h2", null, "Try the local demo"),
+    h(
+      "p",
+      null,
+      "See a working tunnel right now, without a VPN server: a WireGuard peer is running in a network namespace — a separate, private network stack — on this computer. ",
+      `“Import and connect” adds it as the tunnel “${card.offer.name}” (its private key goes to your keyring, like any tunnel’s) and connects it. `,
+      "It uses test addresses only (198.18.0.0/15, fd00::/8): nothing else on your network changes.",
+    ),
+    h(
+      "p",
+      null,
+      h("button", { class: "primary", disabled: !card.enabled, title: card.reason ?? "", onclick: () => actions.accept(), "data-test": "demo-accept" }, "Import and connect"),
+      card.reason ? h("span", { class: "hint", "data-test": "demo-reason" }, ` ${card.reason}`) : null,
+    ),
+    h("p", { class: "hint" }, `From ${card.offer.file}, written by the demo. Afterwards it is an ordinary tunnel: disconnect or delete it whenever you like.`),
   );
 }
