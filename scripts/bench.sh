@@ -15,7 +15,8 @@
 #   ping  ping -c 20 -i 0.2: average RTT
 #   cpu   CPU% of the tunnel processes (both peers, summed) over the iperf3/ping part, from
 #         /proc/PID/stat utime+stime deltas (100% = one core)
-#   rss   peak RSS of the larger tunnel process (VmHWM from /proc/PID/status)
+#   idle  RSS of the larger tunnel process once the tunnel is up, before any load (VmHWM then)
+#   rss   peak RSS of the larger tunnel process over the whole run (VmHWM at the end)
 # Prints a table of medians (and the spread, min-max) per configuration and the ratios of every
 # configuration to each reference (wggo, boringtun1, boringtun); raw samples go to
 # bench-results/bench-<timestamp>.tsv (git-ignored).
@@ -66,6 +67,7 @@ if [[ ${1:-} == --one ]]; then
     }
 
     pids=()
+    idle_rss=NA
     case $config in
         bare)
             underlay_pair
@@ -78,6 +80,8 @@ if [[ ${1:-} == --one ]]; then
             target=$TUN4_B
             expect_ping a "$target"
             pids=("$(peer_pid "$IF_A")" "$(peer_pid "$IF_B")")
+            sleep 1
+            idle_rss=$(awk -v k="$(peak_rss_kib "${pids[@]}")" 'BEGIN { printf "%.1f", k / 1024 }')
             ;;
         *) fail "unknown configuration '$config'" ;;
     esac
@@ -112,8 +116,8 @@ if [[ ${1:-} == --one ]]; then
     udp=$(mbit '.end.sum_received.bits_per_second // (.end.sum.bits_per_second * (100 - .end.sum.lost_percent) / 100)' "$WRT_TMP/udp.json")
     loss=$(jq -r '.end.sum.lost_percent // .end.sum_received.lost_percent // "NA"' "$WRT_TMP/udp.json" | awk '{ printf "%.1f", $1 }')
     ping_avg=$(awk -F'/' '/^rtt|^round-trip/ { printf "%.3f", $5 }' <<<"$ping_out")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$config" "$run" "$tcp1" "$tcp4" "$udp" "$loss" "${ping_avg:-NA}" "$cpu" "$rss" >>"$out"
-    log "$config run $run: tcp1 $tcp1 tcp4 $tcp4 udp $udp Mbit/s (loss $loss%), ping $ping_avg ms, cpu $cpu%, rss $rss MiB"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$config" "$run" "$tcp1" "$tcp4" "$udp" "$loss" "${ping_avg:-NA}" "$cpu" "$idle_rss" "$rss" >>"$out"
+    log "$config run $run: tcp1 $tcp1 tcp4 $tcp4 udp $udp Mbit/s (loss $loss%), ping $ping_avg ms, cpu $cpu%, rss idle $idle_rss / peak $rss MiB"
     exit 0
 fi
 
@@ -168,7 +172,7 @@ RESULTS_DIR="$ROOT/bench-results"
 mkdir -p "$RESULTS_DIR"
 STAMP="$(date +%Y%m%d-%H%M%S)"
 TSV="$RESULTS_DIR/bench-$STAMP.tsv"
-printf 'config\trun\ttcp1_mbit\ttcp4_mbit\tudp_mbit\tudp_loss_pct\tping_ms\tcpu_pct\trss_mib\n' >"$TSV"
+printf 'config\trun\ttcp1_mbit\ttcp4_mbit\tudp_mbit\tudp_loss_pct\tping_ms\tcpu_pct\tidle_rss_mib\trss_mib\n' >"$TSV"
 LOGDIR="$(mktemp -d /tmp/warren-bench.XXXXXX)"
 CUR_PID=""
 on_signal() {
@@ -221,10 +225,10 @@ spread() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "NA" || b == "NA" || b + 0 == 0) print "-"; else printf "%.2fx", a / b }'; }
 
-COLS=(3 4 5 6 7 8 9)
-HEAD=("tcp1 Mbit/s" "tcp4 Mbit/s" "udp Mbit/s" "udp loss%" "ping ms" "cpu%" "rss MiB")
+COLS=(3 4 5 6 7 8 9 10)
+HEAD=("tcp1 Mbit/s" "tcp4 Mbit/s" "udp Mbit/s" "udp loss%" "ping ms" "cpu%" "idle rss MiB" "rss MiB")
 echo
-echo "Medians over $RUNS run(s) (cpu%: both tunnel processes, 100% = one core; rss: peak of the larger):"
+echo "Medians over $RUNS run(s) (cpu%: both tunnel processes, 100% = one core; rss: the larger process, idle and peak):"
 printf '%-12s' "config"
 for h in "${HEAD[@]}"; do printf '%14s' "$h"; done
 echo
@@ -242,7 +246,7 @@ if ((RUNS > 1)); then
     echo "Spread (min-max over the runs):"
     for c in "${CONFIGS[@]}"; do
         printf '%-12s' "$c"
-        for col in "${COLS[@]}"; do printf '%14s' "$(spread "$c" "$col")"; done
+        for col in "${COLS[@]}"; do printf '%17s' "$(spread "$c" "$col")"; done
         echo
     done
 fi

@@ -57,7 +57,7 @@ warren_target_dir() {
 # giving a helper binary unlike `cargo build -p warren-helper`'s. Progress goes to stderr.
 # Used by scripts/run.sh and installer/linux/build-deb.sh.
 warren_build_release() {
-    local with_app=0 pkg
+    local with_app=0
     [[ ${1:-} == --with-app ]] && with_app=1
     if [[ $with_app == 1 ]]; then
         as_builder sh -c 'command -v npm' >/dev/null 2>&1 ||
@@ -69,10 +69,15 @@ warren_build_release() {
         say "npm run build (ui → ui/dist)"
         as_builder npm --prefix "$WARREN_ROOT/ui" run build >&2
     fi
-    for pkg in warren-helper $([[ $with_app == 1 ]] && echo warren-app); do
-        say "cargo build --release -p $pkg"
-        as_builder cargo build --manifest-path "$WARREN_ROOT/Cargo.toml" --release -p "$pkg" >&2
-    done
+    say "cargo build --release -p warren-helper"
+    as_builder cargo build --manifest-path "$WARREN_ROOT/Cargo.toml" --release -p warren-helper >&2
+    if [[ $with_app == 1 ]]; then
+        # The release profile's whole-program LTO pays off in the helper (its resident memory,
+        # its data plane) but would add minutes to the app's link for nothing a user notices.
+        say "cargo build --release -p warren-app (without LTO)"
+        as_builder cargo build --manifest-path "$WARREN_ROOT/Cargo.toml" --release -p warren-app \
+            --config 'profile.release.lto=false' --config 'profile.release.codegen-units=16' >&2
+    fi
 }
 
 macos_stub_include_dir() {
