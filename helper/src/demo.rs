@@ -1104,41 +1104,16 @@ mod imp {
     impl Owner {
         /// The user `name` by the password database (`getpwnam_r`).
         fn lookup(name: &str) -> anyhow::Result<Self> {
-            let c_name = std::ffi::CString::new(name)
-                .with_context(|| format!("the user name {name:?} contains a NUL byte"))?;
-            let mut buf = vec![0_u8; 1024];
-            loop {
-                // SAFETY: an all-zero `passwd` is a valid value to be overwritten by getpwnam_r.
-                let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-                let mut result: *mut libc::passwd = std::ptr::null_mut();
-                // SAFETY: every pointer is valid for the call: `c_name` is NUL-terminated, `buf`
-                // has `buf.len()` writable bytes, `pwd` and `result` are live locals.
-                let rc = unsafe {
-                    libc::getpwnam_r(
-                        c_name.as_ptr(),
-                        &mut pwd,
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                        &mut result,
-                    )
-                };
-                if rc == libc::ERANGE && buf.len() < 1 << 20 {
-                    buf.resize(buf.len() * 4, 0);
-                    continue;
-                }
-                if rc != 0 {
-                    return Err(io::Error::from_raw_os_error(rc))
-                        .with_context(|| format!("failed to look up the user {name}"));
-                }
-                if result.is_null() {
-                    bail!("no user named {name} (--owner)");
-                }
-                return Ok(Self {
-                    name: name.to_owned(),
-                    uid: pwd.pw_uid,
-                    gid: pwd.pw_gid,
-                });
-            }
+            let found = crate::daemon::auth::user_by_name(name)
+                .with_context(|| format!("failed to look up the user {name}"))?;
+            let Some((uid, gid)) = found else {
+                bail!("no user named {name} (--owner)");
+            };
+            Ok(Self {
+                name: name.to_owned(),
+                uid,
+                gid,
+            })
         }
     }
 

@@ -126,6 +126,33 @@ pub fn group(name: &str) -> std::io::Result<Option<Group>> {
     })
 }
 
+/// The uid and primary gid of the user named `name`, or `None` if there is none (for the Linux
+/// demo's `--owner`).
+#[cfg(target_os = "linux")]
+pub fn user_by_name(name: &str) -> std::io::Result<Option<(u32, u32)>> {
+    let c_name = CString::new(name)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in user name"))?;
+    with_lookup_buffer(|buf| {
+        // SAFETY: an all-zero `passwd` is a valid value to be overwritten by getpwnam_r.
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call; buf's length is passed with it.
+        let rc = unsafe {
+            libc::getpwnam_r(
+                c_name.as_ptr(),
+                &mut entry,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        if rc != 0 || result.is_null() {
+            return (rc, None);
+        }
+        (0, Some((entry.pw_uid, entry.pw_gid)))
+    })
+}
+
 /// The facts about peer `uid`/`gid` from the user and group databases.
 pub fn lookup(uid: u32, gid: u32) -> PeerFacts {
     let (user, primary) = match user_of(uid) {

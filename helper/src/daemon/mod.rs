@@ -28,7 +28,7 @@ mod store;
 mod tests;
 
 #[cfg(unix)]
-mod auth;
+pub(crate) mod auth;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
