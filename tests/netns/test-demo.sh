@@ -78,8 +78,10 @@ demo_stop_check() {
     [[ -z $new_socks ]] || fail "UAPI sockets left in $WG_RUN_DIR: $new_socks"
 }
 
-t_demo() {
-    local mode=$1 full socks_before i
+# demo_begin — the start of every demo test: no warren-demo namespace yet (the test may then
+# remove the one the demo makes), a fresh "host" namespace for the demo to run in. Sets the
+# caller's `full` (that namespace) and `socks_before` (the UAPI sockets before), and DEMO_LOG.
+demo_begin() {
     need_warren_bin
     if demo_ns_exists; then
         fail "namespace warren-demo already exists before the test (a leftover? remove it with: ip netns del warren-demo)"
@@ -90,6 +92,11 @@ t_demo() {
     full="$(ns host)"
     socks_before="$(uapi_sockets)"
     DEMO_LOG="$WRT_TMP/demo.log"
+}
+
+t_demo() {
+    local mode=$1 full socks_before i
+    demo_begin
     # nsenter --net, not `ip netns exec`: the latter also gives the demo a private mount namespace,
     # and the demo's own `ip netns add warren-demo` mount would then be invisible outside it.
     log "starting: nsenter --net=/run/netns/$full warren-helper demo"
@@ -145,15 +152,7 @@ $(tail -n 40 "$DEMO_LOG")"
 # works); SIGTERM removes the file, the namespace, the veth and the peer.
 t_demo_peer_only() {
     local full socks_before conf keys iface first
-    need_warren_bin
-    if demo_ns_exists; then
-        fail "namespace warren-demo already exists before the test (a leftover? remove it with: ip netns del warren-demo)"
-    fi
-    touch "$WRT_TMP/.demo"
-    ns_new host
-    full="$(ns host)"
-    socks_before="$(uapi_sockets)"
-    DEMO_LOG="$WRT_TMP/demo.log"
+    demo_begin
     note_log demo demo "$DEMO_LOG"
     mkdir -p "$WRT_TMP/offer"
     conf="$WRT_TMP/offer/warren-demo.conf"
