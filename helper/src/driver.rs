@@ -148,8 +148,11 @@ impl TunWriteBatch {
     }
 
     fn push(&mut self, packet: &[u8]) {
-        if let (Some(open), Some(last)) = (&mut self.open, self.count.checked_sub(1)) {
-            if tun_gro::join(open, &mut self.bufs[last], packet) {
+        let segment = tun_gro::inspect(packet, self.coalescing);
+        if let (Some(seg), Some(open), Some(last)) =
+            (&segment, &mut self.open, self.count.checked_sub(1))
+        {
+            if tun_gro::join(open, &mut self.bufs[last], packet, seg) {
                 return;
             }
         }
@@ -158,7 +161,7 @@ impl TunWriteBatch {
         buf.clear();
         buf.resize(TUN_HEADROOM, 0);
         buf.extend_from_slice(packet);
-        self.open = tun_gro::start(packet, self.coalescing);
+        self.open = segment.as_ref().map(tun_gro::start);
         self.count += 1;
     }
 

@@ -67,19 +67,20 @@ pub struct Open {
     psh: bool,
 }
 
-/// Starts a super-packet with `packet` (the first segment), or `None` when `packet` cannot be
-/// coalesced with anything under `coalescing` (then it is written alone).
-pub fn start(packet: &[u8], coalescing: Coalescing) -> Option<Open> {
-    let h = parse(packet)?;
-    let allowed = match coalescing {
-        Coalescing::Off => false,
-        Coalescing::Tcp => h.tcp,
-        Coalescing::TcpUdp => true,
-    };
-    if !allowed {
+/// Reads `packet`'s headers and checks its transport checksum, once per packet: the
+/// [`Segment`] that [`join`] and [`start`] take, or `None` when `packet` cannot be coalesced
+/// under `coalescing` (then it is written alone). With [`Coalescing::Off`] nothing is read.
+pub fn inspect(packet: &[u8], coalescing: Coalescing) -> Option<Segment> {
+    if coalescing == Coalescing::Off {
         return None;
     }
-    Some(Open {
+    let segment = parse(packet)?;
+    (segment.tcp || coalescing == Coalescing::TcpUdp).then_some(segment)
+}
+
+/// Starts a super-packet whose first segment is `h`.
+pub fn start(h: &Segment) -> Open {
+    Open {
         v6: h.v6,
         tcp: h.tcp,
         ip_len: h.ip_len,
@@ -90,19 +91,16 @@ pub fn start(packet: &[u8], coalescing: Coalescing) -> Option<Open> {
         // PSH ends a TCP super-packet: the receiver should see the data now.
         closed: h.flags & TCP_PSH != 0,
         psh: h.flags & TCP_PSH != 0,
-    })
+    }
 }
 
 /// Appends `packet`'s payload to the super-packet in `buf` (virtio-net header room, then the
 /// first segment's headers and every payload so far) if it may join; `false` leaves both as
-/// they were.
-pub fn join(open: &mut Open, buf: &mut Vec<u8>, packet: &[u8]) -> bool {
+/// they were. `h` is what [`inspect`] read of `packet`.
+pub fn join(open: &mut Open, buf: &mut Vec<u8>, packet: &[u8], h: &Segment) -> bool {
     if open.closed || open.segments >= MAX_SEGMENTS {
         return false;
     }
-    let Some(h) = parse(packet) else {
-        return false;
-    };
     let head = &buf[VNET_HDR_LEN..];
     let (ip, l4) = (open.ip_len, open.l4_len);
     let same_shape = h.v6 == open.v6 && h.tcp == open.tcp && h.ip_len == ip && h.l4_len == l4;
@@ -182,8 +180,9 @@ pub fn finish(open: Option<&Open>, buf: &mut [u8]) {
     header[8..10].copy_from_slice(&(csum_offset as u16).to_ne_bytes());
 }
 
-/// What [`start`] and [`join`] need to know of a packet.
-struct Headers {
+/// What [`start`] and [`join`] need to know of a packet, from [`inspect`].
+#[derive(Debug)]
+pub struct Segment {
     v6: bool,
     tcp: bool,
     ip_len: usize,
@@ -195,7 +194,7 @@ struct Headers {
 
 /// The headers of a TCP or UDP packet that may be coalesced, with a valid checksum; `None` for
 /// anything else.
-fn parse(p: &[u8]) -> Option<Headers> {
+fn parse(p: &[u8]) -> Option<Segment> {
     let (v6, ip_len, proto) = match p.first()? >> 4 {
         4 if p.len() >= 20 => {
             let no_options = p[0] & 0x0f == 5;
@@ -242,7 +241,7 @@ fn parse(p: &[u8]) -> Option<Headers> {
     let l4_total = p.len() - ip_len;
     let proto = if tcp { PROTO_TCP } else { PROTO_UDP };
     let sum = sum_words(&p[ip_len..], pseudo_sum(p, v6, proto, l4_total));
-    (fold(sum) == 0xffff).then_some(Headers {
+    (fold(sum) == 0xffff).then_some(Segment {
         v6,
         tcp,
         ip_len,
@@ -344,14 +343,15 @@ mod tests {
     fn coalesce_with(packets: &[Vec<u8>], coalescing: Coalescing) -> Vec<Vec<u8>> {
         let mut out: Vec<(Vec<u8>, Option<Open>)> = Vec::new();
         for p in packets {
-            if let Some((buf, Some(open))) = out.last_mut() {
-                if join(open, buf, p) {
+            let segment = inspect(p, coalescing);
+            if let (Some(seg), Some((buf, Some(open)))) = (&segment, out.last_mut()) {
+                if join(open, buf, p, seg) {
                     continue;
                 }
             }
             let mut buf = vec![0; VNET_HDR_LEN];
             buf.extend_from_slice(p);
-            out.push((buf, start(p, coalescing)));
+            out.push((buf, segment.as_ref().map(start)));
         }
         out.into_iter()
             .map(|(mut buf, open)| {
@@ -518,7 +518,7 @@ mod tests {
             vec![0x60; 39],
             tcp4(1, TCP_ACK, &[1; 10])[..30].to_vec(),
         ] {
-            assert!(start(&p, Coalescing::TcpUdp).is_none(), "{p:?}");
+            assert!(inspect(&p, Coalescing::TcpUdp).is_none(), "{p:?}");
         }
     }
 }
