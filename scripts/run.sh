@@ -1,34 +1,42 @@
 #!/usr/bin/env bash
-# scripts/run.sh — THE main-job command: `sudo scripts/run.sh` from a terminal in your desktop
-# session. It shows Warren working on this machine, without a VPN server:
+# scripts/run.sh — THE main-job command, run as root from a terminal in your desktop session:
+# `sudo scripts/run.sh`, or without sudo `su -c 'scripts/run.sh'` (su asks for root's password), or
+# from anywhere as root `scripts/run.sh --user NAME`. It shows Warren working on this machine,
+# without a VPN server:
 #
-#   1. installs what Warren needs (scripts/setup.sh) and builds, as you, the release helper, the UI
+#   1. installs what it needs (scripts/setup.sh --run) and builds, as you, the release helper, the UI
 #      and the desktop app (scripts/common.sh's warren_build_release, as the .deb build does);
 #   2. starts `warren-helper daemon` (root) unless one already answers on /run/warren/helper.sock —
 #      with --group warren if you are in it, else with your own primary group, so that you (and
-#      root) may use it; a running daemon you may not use is reported with the fix;
+#      root) may use it; a running daemon you may not use is reported with the fix; its log goes to
+#      the run directory (--log-dir), not /var/log/warren;
 #   3. starts the demo peer, `warren-helper demo --peer-only` (root): a Warren peer in the network
 #      namespace `warren-demo`, joined to this machine by a veth pair, which writes the matching
 #      client file warren-demo.conf (0600, yours) into a private run directory;
 #   4. starts the app as you (runuser, with your session's DISPLAY/WAYLAND_DISPLAY, XAUTHORITY,
-#      DBUS_SESSION_BUS_ADDRESS and XDG_RUNTIME_DIR, read from the terminal that ran sudo) with
+#      DBUS_SESSION_BUS_ADDRESS and XDG_RUNTIME_DIR, read from the nearest process above this
+#      script that runs as you — the shell that ran sudo or su — or, started elsewhere with --user,
+#      from a process of yours that has a display, such as your session's shell or compositor) with
 #      `--offer-demo <that file>`: with no tunnel yet, the window offers "Try the local demo";
-#      one click imports it (the key goes to your keyring) and connects it;
+#      one click imports it (the key goes to your keyring) and connects it. If your session bus has
+#      no Secret Service (no keyring), it says in one line what to do first;
 #   5. when the app quits (tray → Quit; closing the window only hides it) or on ctrl-c: stops, by
 #      PID, only what it started — the app, the daemon (which takes the tunnel down), the demo
-#      (which removes its namespace, veth and file) — and removes the run directory.
+#      (which removes its namespace, veth and file) — and removes the run directory and the
+#      directories the daemon made that were not there before (/run/warren, /run/wireguard, if empty).
 #
-# Without a graphical session (no DISPLAY or WAYLAND_DISPLAY — a server, ssh, CI) or without a
-# desktop user (run as root, not through sudo), or with --cli, it says so and runs the
-# command-line demo instead (`warren-helper demo`: the peer, a tunnel from this machine, a ping
-# and `wg show`, until ctrl-c).
+# You are: --user NAME, else sudo's SUDO_USER, else the user of the nearest non-root process above
+# this script (the terminal's user who ran `su -c`). Without a graphical session (no DISPLAY or
+# WAYLAND_DISPLAY — a server, ssh, CI), without a desktop user (a root login without --user), or
+# with --cli, it says so and runs the command-line demo instead (`warren-helper demo`: the peer, a
+# tunnel from this machine, a ping and `wg show`, until ctrl-c).
 #
 # The demo keeps its two throwaway keys in /var/lib/warren/demo.keys so that the tunnel the app
 # imported keeps working on the next run. Everything else it adds (one veth pair, the namespace
 # warren-demo, the tunnel's interface while connected) uses addresses from 198.18.0.0/15 and
 # fd00::/8 only, and no existing route, DNS setting or firewall rule is changed.
 #
-# Usage: sudo scripts/run.sh [--cli]
+# Usage: sudo scripts/run.sh [--cli] [--user NAME]
 set -euo pipefail
 
 # shellcheck source=scripts/common.sh
@@ -36,17 +44,31 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 WARREN_SAY_PREFIX="[run]"
 cd "$WARREN_ROOT"
 
+USAGE="usage: sudo $0 [--cli] [--user NAME] (without sudo: su -c '$0 [--cli]')"
 CLI_ONLY=0
-case "${1:-}" in
-    --cli) CLI_ONLY=1 ;;
-    -h | --help)
-        sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
-        exit 0
-        ;;
-    "") ;;
-    *) die "unknown argument '$1' (usage: sudo $0 [--cli])" ;;
-esac
-[[ $EUID -eq 0 ]] || die "the demo creates a network namespace and a TUN device: run as root (sudo $0)"
+USER_ARG=""
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --cli) CLI_ONLY=1 ;;
+        --user)
+            [[ -n ${2:-} ]] || die "--user needs a user name ($USAGE)"
+            USER_ARG=$2
+            shift
+            ;;
+        --user=*) USER_ARG=${1#--user=} ;;
+        -h | --help)
+            sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
+            exit 0
+            ;;
+        *) die "unknown argument '$1' ($USAGE)" ;;
+    esac
+    shift
+done
+[[ $EUID -eq 0 ]] || die "the demo creates a network namespace and a TUN device: run as root (sudo $0, or su -c '$0')"
+if [[ -n $USER_ARG ]]; then
+    getent passwd "$USER_ARG" >/dev/null || die "--user $USER_ARG: no such user"
+    [[ $(id -u "$USER_ARG") != 0 ]] || die "--user $USER_ARG: the app runs as a desktop user, not root"
+fi
 
 SOCKET=/run/warren/helper.sock
 DEMO_NAME=warren-demo
@@ -63,7 +85,7 @@ session_env() {
 }
 
 # session_pid UID — the nearest ancestor of this script running as UID: the shell (or terminal)
-# that ran sudo, whose environment is the user's session's. Empty if there is none.
+# that ran sudo or su, whose environment is the user's session's. Empty if there is none.
 session_pid() {
     local pid=$$ uid
     while [[ $pid -gt 1 ]]; do
@@ -77,23 +99,67 @@ session_pid() {
     done
 }
 
+# ancestor_user — the user of the nearest non-root ancestor (who ran `su -c` in their terminal).
+ancestor_user() {
+    local pid=$$ uid
+    while [[ $pid -gt 1 ]]; do
+        pid="$(awk '/^PPid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)" || return 0
+        [[ -n $pid ]] || return 0
+        uid="$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)" || return 0
+        if [[ -n $uid && $uid != 0 ]]; then
+            getent passwd "$uid" | cut -d: -f1
+            return 0
+        fi
+    done
+}
+
+# display_pid UID — a process of UID whose environment names a display (its session's shell,
+# terminal or compositor), for a run started outside that session (a root login, --user).
+display_pid() {
+    local pid
+    for pid in $(pgrep -u "$1" 2>/dev/null | sort -n); do
+        if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qE '^(WAYLAND_DISPLAY|DISPLAY)=.'; then
+            echo "$pid"
+            return 0
+        fi
+    done
+}
+
 DESKTOP_USER=""
 GUI_WHY=""
 declare -A SESSION=()
+if [[ -n $USER_ARG ]]; then
+    DESKTOP_USER=$USER_ARG
+    USER_FROM="--user"
+elif [[ -n ${SUDO_USER:-} && ${SUDO_USER} != root ]]; then
+    DESKTOP_USER=$SUDO_USER
+    USER_FROM="sudo"
+else
+    DESKTOP_USER="$(ancestor_user)"
+    USER_FROM="the terminal's user (su)"
+fi
 if [[ $CLI_ONLY == 1 ]]; then
     GUI_WHY="--cli was given"
-elif [[ -z ${SUDO_USER:-} || ${SUDO_USER} == root ]]; then
-    GUI_WHY="there is no desktop user to start the app as (run this with sudo from a terminal in your desktop session, not as root)"
+elif [[ -z $DESKTOP_USER ]]; then
+    GUI_WHY="there is no desktop user to start the app as (run this with sudo or su -c from a terminal in your desktop session, or give --user NAME)"
 else
-    DESKTOP_USER=$SUDO_USER
     DESKTOP_UID="$(id -u "$DESKTOP_USER")"
     SPID="$(session_pid "$DESKTOP_UID")"
+    SPID_FROM="the terminal that started this"
+    if [[ -z $SPID ]] || ! tr '\0' '\n' <"/proc/$SPID/environ" 2>/dev/null | grep -qE '^(WAYLAND_DISPLAY|DISPLAY)=.'; then
+        # Not started from a terminal of that session (a root login, a text console, ssh).
+        other="$(display_pid "$DESKTOP_UID")"
+        if [[ -n $other ]]; then
+            SPID=$other
+            SPID_FROM="process $other ($(cat "/proc/$other/comm" 2>/dev/null || echo '?'))"
+        fi
+    fi
     for var in DISPLAY WAYLAND_DISPLAY XAUTHORITY DBUS_SESSION_BUS_ADDRESS XDG_RUNTIME_DIR \
         XDG_SESSION_TYPE XDG_CURRENT_DESKTOP XDG_DATA_DIRS LANG; do
         value=""
         [[ -n $SPID ]] && value="$(session_env "$SPID" "$var")"
-        # sudo keeps DISPLAY and XAUTHORITY by default; the rest have well-known places.
-        [[ -z $value ]] && value="${!var:-}"
+        # sudo keeps DISPLAY and XAUTHORITY by default (only when it is that user's sudo).
+        [[ -z $value && $USER_FROM == sudo ]] && value="${!var:-}"
         SESSION[$var]=$value
     done
     runtime="/run/user/$DESKTOP_UID"
@@ -101,14 +167,38 @@ else
     [[ -z ${SESSION[DBUS_SESSION_BUS_ADDRESS]} && -S $runtime/bus ]] &&
         SESSION[DBUS_SESSION_BUS_ADDRESS]="unix:path=$runtime/bus"
     if [[ -z ${SESSION[DISPLAY]} && -z ${SESSION[WAYLAND_DISPLAY]} ]]; then
-        GUI_WHY="$DESKTOP_USER's session has no display (DISPLAY and WAYLAND_DISPLAY are unset: a server, ssh or CI?)"
+        GUI_WHY="$DESKTOP_USER's session has no display (no process of theirs has DISPLAY or WAYLAND_DISPLAY: a server, ssh or CI?)"
     fi
 fi
+# The builder (scripts/common.sh): the desktop user builds, with their toolchain or root's.
+if [[ -n $DESKTOP_USER ]]; then
+    export WARREN_BUILDER_USER=$DESKTOP_USER
+fi
+
+# secret_service_line — empty when the session bus has a Secret Service (org.freedesktop.secrets
+# owned or activatable), else one line saying what to do.
+secret_service_line() {
+    local bus=${SESSION[DBUS_SESSION_BUS_ADDRESS]:-} out
+    if [[ -z $bus ]]; then
+        echo "$DESKTOP_USER's session has no D-Bus session bus, so Warren finds no keyring: log in to a desktop session (or, in the app, use Settings → Keep keys in files)"
+        return 0
+    fi
+    command -v dbus-send >/dev/null 2>&1 || return 0
+    out="$(runuser -u "$DESKTOP_USER" -- env -i DBUS_SESSION_BUS_ADDRESS="$bus" timeout 5 \
+        dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+        org.freedesktop.DBus.ListNames 2>/dev/null;
+        runuser -u "$DESKTOP_USER" -- env -i DBUS_SESSION_BUS_ADDRESS="$bus" timeout 5 \
+        dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+        org.freedesktop.DBus.ListActivatableNames 2>/dev/null)" || true
+    [[ -z $out ]] && return 0 # the bus did not answer us: say nothing rather than guess
+    grep -q '"org.freedesktop.secrets"' <<<"$out" && return 0
+    echo "no keyring (Secret Service) answers in $DESKTOP_USER's session, so the app will say \"No keyring is available\": start one first — in your session run: gnome-keyring-daemon --start --components=secrets (scripts/setup.sh installed it; a new login starts it) — or choose \"Keep keys in files…\" in the app"
+}
 
 BIN="$(warren_target_dir)/release/warren-helper"
 APP="$(warren_target_dir)/release/warren-app"
 
-"$WARREN_ROOT/scripts/setup.sh"
+"$WARREN_ROOT/scripts/setup.sh" --run
 warren_find_cargo
 
 if [[ -n $GUI_WHY ]]; then
@@ -119,7 +209,9 @@ if [[ -n $GUI_WHY ]]; then
     exec "$BIN" demo
 fi
 
-say "desktop user: $DESKTOP_USER; session: ${SESSION[WAYLAND_DISPLAY]:+WAYLAND_DISPLAY=${SESSION[WAYLAND_DISPLAY]} }${SESSION[DISPLAY]:+DISPLAY=${SESSION[DISPLAY]}}"
+say "desktop user: $DESKTOP_USER (from $USER_FROM); session (from $SPID_FROM): ${SESSION[WAYLAND_DISPLAY]:+WAYLAND_DISPLAY=${SESSION[WAYLAND_DISPLAY]} }${SESSION[DISPLAY]:+DISPLAY=${SESSION[DISPLAY]}}"
+KEYRING_LINE="$(secret_service_line)"
+[[ -n $KEYRING_LINE ]] && warn "$KEYRING_LINE"
 warren_build_release --with-app
 [[ -x $BIN && -x $APP ]] || die "the build did not leave $BIN and $APP"
 
@@ -133,6 +225,13 @@ OFFER_DIR="$RUN_DIR/offer"
 install -d -m 700 -o "$DESKTOP_USER" -g "$(id -g "$DESKTOP_USER")" "$OFFER_DIR"
 DEMO_CONF="$OFFER_DIR/$DEMO_NAME.conf"
 APP_PID="" DAEMON_PID="" DEMO_PID="" STOPPING=0
+# Directories the daemon (or a tunnel) may create; those absent now are removed again at the end
+# when empty. /var/lib/warren stays: the demo's keys live there (see the header).
+SYSTEM_DIRS=(/run/warren /run/wireguard /etc/warren/tunnels /etc/warren /var/log/warren)
+NEW_DIRS=()
+for d in "${SYSTEM_DIRS[@]}"; do
+    [[ -e $d ]] || NEW_DIRS+=("$d")
+done
 
 # (Both called from the traps; shellcheck cannot see that.)
 # shellcheck disable=SC2317
@@ -167,6 +266,11 @@ stop_all() {
     fi
     stop_pid "$DEMO_PID" "the demo peer"
     rm -rf "$RUN_DIR"
+    local d
+    for d in "${NEW_DIRS[@]}"; do
+        # Only if empty: anything in it is someone else's (another daemon's socket, a config).
+        [[ -d $d ]] && rmdir "$d" 2>/dev/null && say "removed $d (it was not there before)"
+    done
     say "stopped; the demo's namespace, veth and file are removed"
 }
 trap stop_all EXIT
@@ -188,7 +292,9 @@ if [[ $daemon_rc == 3 ]]; then
     fi
     say "starting warren-helper daemon for this session: $SOCKET, group $group ($why); log: $RUN_DIR/daemon.log"
     # setsid: its own session, so ctrl-c here reaches only this script, which stops it in order.
-    setsid "$BIN" daemon --group "$group" >"$RUN_DIR/daemon.log" 2>&1 </dev/null &
+    # --log-dir: its daily log file in the run directory too, not in /var/log/warren.
+    setsid "$BIN" daemon --group "$group" --log-dir "$RUN_DIR/daemon-logs" \
+        >"$RUN_DIR/daemon.log" 2>&1 </dev/null &
     DAEMON_PID=$!
     for ((i = 0; i < DAEMON_WAIT_SECS * 10; i++)); do
         kill -0 "$DAEMON_PID" 2>/dev/null || { tail_log "$RUN_DIR/daemon.log"; die "warren-helper daemon exited at start (its log above)"; }
@@ -253,6 +359,7 @@ cat >&2 <<EOF
   this stops what it started and removes the demo.
 
 EOF
+[[ -n $KEYRING_LINE ]] && warn "$KEYRING_LINE"
 
 # Until the app quits (or hands over to the running one: then until ctrl-c) or the demo dies.
 started=$SECONDS

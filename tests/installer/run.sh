@@ -13,6 +13,18 @@
 #                    tmpfiles applied to a temp root make exactly the group and directories intended;
 #                    the launchd plist parses and names the label the IPC client's hint uses; the
 #                    maintainer and macOS scripts pass shellcheck; the WiX/productbuild XML parses
+#   chroot-setup     scripts/setup.sh --no-cargo-tools, run as root (as `sudo` from user dana) in a
+#                    fresh Debian 12 minbase root (no sudo, no Rust, no Node.js) with a copy of the
+#                    repository owned by dana: afterwards sudo, every Debian package of its lists,
+#                    Debian's rustc/cargo at least the workspace's rust-version with clippy and
+#                    rustfmt, Node.js for Vite with npm; nothing in the checkout is root's; a second
+#                    run installs nothing; `scripts/test.sh cross-windows` stops at once naming the
+#                    missing target and rustup; and, as dana, `cargo build -p warren-proto` and
+#                    `npm ci` + `npm run build` of the UI. apt needs the network, so this root has
+#                    the host's network namespace, but runs without CAP_NET_ADMIN/CAP_SYS_ADMIN (it
+#                    cannot change routes, addresses, firewall or net sysctls), starts no service
+#                    (policy-rc.d) and has its own mount and pid namespaces. Downloaded .debs are
+#                    kept in $WARREN_INSTALLER_CACHE/apt-archives for the next run.
 #   deb-build        installer/linux/build-deb.sh --fast: both packages (reuses current builds)
 #   deb-contents     dpkg-deb -I/-c of each: name, version, architecture, dependencies (the app's
 #                    WebKitGTK; conflicts/replaces/provides warren-helper), the exact file list,
@@ -76,8 +88,8 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 PKG_VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n 1)"
 CHROOT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-ALL_CHECKS=(service-files deb-build deb-contents deb-lintian chroot-plain chroot-systemd chroot-desktop
-            service-caps)
+ALL_CHECKS=(service-files chroot-setup deb-build deb-contents deb-lintian chroot-plain chroot-systemd
+            chroot-desktop service-caps)
 
 WORK="$(mktemp -d /tmp/warren-installer-test.XXXXXX)"
 DEB="${WARREN_DEB:-}"
@@ -613,6 +625,126 @@ daemon_smoke() {
     grep -q 'socket left behind' <<<"$out" && { echo "the daemon left its socket behind"; return 1; }
     in_root "$r" userdel --remove bob
     echo "ok: the daemon runs with the unit's capabilities; members only; clean stop"
+}
+
+# ----------------------------------------------------------------------------------------------------
+# chroot-setup
+
+# The capabilities the set-up root runs without: nothing in it can change the host's network (it
+# shares the host's network namespace, for apt), mount, load modules or set the clock.
+SETUP_DROPPED_CAPS=-net_admin,-net_raw,-sys_admin,-sys_module,-sys_time,-sys_boot
+
+# net_root ROOT CMD... — like in_root, but with the host's network (apt, crates.io, npm), the apt
+# archive cache bind-mounted, and SETUP_DROPPED_CAPS out of the bounding set.
+net_root() {
+    local r=$1
+    shift
+    # shellcheck disable=SC2016  # for that sh
+    unshare --mount --pid --fork --mount-proc="$r/proc" \
+        sh -c 'mount --bind "$1" "$2/var/cache/apt/archives" && shift 2 && exec "$@"' sh \
+        "$CACHE/apt-archives" "$r" \
+        setpriv --bounding-set "$SETUP_DROPPED_CAPS" -- \
+        chroot "$r" /usr/bin/env -i PATH="$CHROOT_PATH" HOME=/root LANG=C.UTF-8 \
+        DEBIAN_FRONTEND=noninteractive "$@"
+}
+
+# The package lists of scripts/setup.sh, as words.
+setup_package_lists() {
+    # shellcheck disable=SC1090  # the arrays only, cut out of setup.sh
+    (eval "$(sed -n -e '/^RUN_PACKAGES=(/,/^)/p' -e '/^TEST_PACKAGES=(/,/^)/p' -e '/^RUST_DEBIAN=(/p' \
+        "$ROOT/scripts/setup.sh")" && echo "${RUN_PACKAGES[*]} ${TEST_PACKAGES[*]} ${RUST_DEBIAN[*]}")
+}
+
+check_chroot_setup() {
+    if [[ $EUID -ne 0 ]]; then
+        cannot_run "needs root (chroot, namespaces): sudo $0"
+        return
+    fi
+    for need in debootstrap unshare chroot setpriv git; do
+        command -v "$need" >/dev/null 2>&1 || { cannot_run "$need is missing (scripts/setup.sh)"; return; }
+    done
+    ensure_cached_root minbase || return 1
+    local r="$WORK/root-setup" home=/home/dana src=/home/dana/warren out start need have p
+    cp -a "$CACHE/bookworm-minbase" "$r"
+    mkdir -p "$CACHE/apt-archives/partial"
+    printf '#!/bin/sh\n# chroot-setup: no service starts in this root\nexit 101\n' >"$r/usr/sbin/policy-rc.d"
+    chmod 755 "$r/usr/sbin/policy-rc.d"
+    in_root "$r" useradd --create-home --shell /bin/bash dana
+    # The repository as a fresh clone has it (tracked and new files, no target/ or node_modules).
+    mkdir -p "$r$src"
+    git -C "$ROOT" ls-files -z --cached --others --exclude-standard |
+        (cd "$ROOT" && xargs -0 tar -cf - --no-recursion --ignore-failed-read) | tar -xf - -C "$r$src"
+    in_root "$r" chown -R dana:dana "$src"
+    for p in sudo cargo rustc node npm; do
+        if in_root "$r" sh -c "command -v $p" >/dev/null 2>&1; then
+            echo "the minbase root already has $p: not a bare machine"
+            return 1
+        fi
+    done
+    echo "ok: the bare root has no sudo, cargo, rustc, node or npm"
+
+    echo "--- scripts/setup.sh --no-cargo-tools (root, SUDO_USER=dana)"
+    start=$SECONDS
+    net_root "$r" SUDO_USER=dana "$src/scripts/setup.sh" --no-cargo-tools
+    echo "ok: set-up finished in $((SECONDS - start)) s"
+
+    in_root "$r" sudo --version | head -n 1
+    local -a pkgs
+    read -r -a pkgs <<<"$(setup_package_lists)"
+    for p in "${pkgs[@]}"; do
+        in_root "$r" dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' ||
+            { echo "not installed: $p"; return 1; }
+    done
+    echo "ok: all ${#pkgs[@]} Debian packages of setup.sh's lists are installed (sudo, rustc-web, cargo-web, ...)"
+    # What dana's builds get: as_builder's PATH (Debian's cargo in /usr/bin, the private Node.js).
+    local dana_path="$src/target/tools/node/bin:$home/.cargo/bin:/usr/local/bin:/usr/bin:/bin"
+    need="$(sed -n 's/^rust-version = "\([0-9.]*\)"/\1/p' "$ROOT"/Cargo.toml "$ROOT"/*/Cargo.toml \
+        "$ROOT"/helper/*/Cargo.toml | sort -V | tail -n 1)"
+    have="$(in_root "$r" runuser -u dana -- env PATH="$dana_path" rustc --version | awk '{ print $2 }')"
+    [[ "$(printf '%s\n%s\n' "$need" "${have%%-*}" | sort -V | head -n 1)" == "$need" ]] ||
+        { echo "rustc $have is older than the workspace's rust-version $need"; return 1; }
+    echo "ok: rustc $have (rust-version $need); $(in_root "$r" runuser -u dana -- env PATH="$dana_path" cargo --version)"
+    in_root "$r" runuser -u dana -- env PATH="$dana_path" HOME="$home" cargo clippy --version
+    in_root "$r" runuser -u dana -- env PATH="$dana_path" HOME="$home" cargo fmt --version
+    echo "ok: cargo clippy and cargo fmt"
+    have="$(in_root "$r" runuser -u dana -- env PATH="$dana_path" node --version)"
+    warren_node_version_ok "$have" || { echo "node $have does not satisfy Vite's $WARREN_NODE_MIN"; return 1; }
+    echo "ok: node $have ($WARREN_NODE_MIN), npm $(in_root "$r" runuser -u dana -- env PATH="$dana_path" HOME="$home" npm --version)"
+    out="$(find "$r$src" "$r$home" ! -user "$(stat -c %u "$r$home")" -printf '%P\n' | head -n 5)"
+    [[ -z $out ]] || { echo "owned by someone other than dana after set-up: $out"; return 1; }
+    echo "ok: everything in dana's home and checkout is still dana's"
+
+    echo "--- scripts/setup.sh again: nothing to do"
+    out="$(net_root "$r" SUDO_USER=dana "$src/scripts/setup.sh" --no-cargo-tools 2>&1)" ||
+        { echo "$out"; echo "the second set-up failed"; return 1; }
+    grep -q 'Debian packages: all [0-9]* already installed' <<<"$out" ||
+        { echo "$out"; echo "the second set-up installed packages again"; return 1; }
+    grep -q 'apt-get\|npm pack' <<<"$out" && { echo "$out"; echo "the second set-up fetched again"; return 1; }
+    echo "ok: a second run installs nothing"
+
+    echo "--- scripts/test.sh cross-windows with Debian's Rust: must stop, naming the target and rustup"
+    local rc=0
+    out="$(net_root "$r" SUDO_USER=dana timeout 120 "$src/scripts/test.sh" cross-windows 2>&1)" || rc=$?
+    echo "$out" | tail -n 8
+    [[ $rc -ne 0 ]] || { echo "the cross-windows stage passed without rustup's target"; return 1; }
+    if ! grep -q 'the Rust target x86_64-pc-windows-gnu is not installed' <<<"$out" ||
+        ! grep -q 'install rustup' <<<"$out"; then
+        echo "the cross-windows stage did not say which target is missing and to install rustup"
+        return 1
+    fi
+    echo "ok: cross-windows stops at once and says what to install"
+
+    echo "--- as dana: cargo build -p warren-proto; npm ci and npm run build (ui)"
+    start=$SECONDS
+    # shellcheck disable=SC2016  # for dana's sh
+    net_root "$r" runuser -u dana -- env PATH="$dana_path" HOME="$home" SRC="$src" sh -euc '
+        cd "$SRC"
+        cargo build --locked -q -p warren-proto
+        npm --prefix ui ci --no-audit --no-fund --loglevel=error
+        npm --prefix ui run build --silent >/dev/null'
+    [[ -f $r$src/ui/dist/index.html ]] || { echo "npm run build left no ui/dist/index.html"; return 1; }
+    echo "ok: warren-proto builds with Debian's Rust and the UI with that Node.js ($((SECONDS - start)) s)"
+    rm -rf --one-file-system "$r"
 }
 
 check_chroot_plain() { chroot_cycle minbase; }
