@@ -145,8 +145,11 @@ install_rust_bits() {
     need="$(rust_version_needed)"
     have="$(as_builder rustc --version 2>/dev/null | awk '{ print $2 }' || true)"
     [[ -n $have ]] || die "no rustc after set-up (toolchain: $toolchain)"
-    version_at_least "${have%%-*}" "$need" ||
-        die "rustc $have is older than the workspace's rust-version $need: update it (rustup update, or apt-get install rustc-web cargo-web)"
+    if ! version_at_least "${have%%-*}" "$need"; then
+        [[ $toolchain == own || $toolchain == root ]] &&
+            die "rustc $have is older than the workspace's rust-version $need: run rustup update"
+        die "rustc $have is older than the workspace's rust-version $need: Debian's current rustc-web (1.96) comes from the bookworm-security suite — enable Debian's security updates in /etc/apt/sources.list (the Debian installer does by default), then run this again"
+    fi
     say "rustc $have (the workspace needs $need)"
     if [[ $toolchain != own && $toolchain != root ]]; then
         [[ $RUN_ONLY == 1 ]] && return 0

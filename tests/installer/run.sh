@@ -669,6 +669,8 @@ check_chroot_setup() {
     mkdir -p "$CACHE/apt-archives/partial"
     printf '#!/bin/sh\n# chroot-setup: no service starts in this root\nexit 101\n' >"$r/usr/sbin/policy-rc.d"
     chmod 755 "$r/usr/sbin/policy-rc.d"
+    # As the Debian installer sets it up: security updates on (where the current rustc-web is).
+    echo "deb ${MIRROR%/debian}/debian-security bookworm-security main" >"$r/etc/apt/sources.list.d/security.list"
     in_root "$r" useradd --create-home --shell /bin/bash dana
     # The repository as a fresh clone has it (tracked and new files, no target/ or node_modules).
     mkdir -p "$r$src"
