@@ -83,7 +83,8 @@ warren_node_version_ok() {
 # as_builder CMD... — run a build command as the builder (see above), with the chosen toolchain and
 # Node.js first on PATH. Under runuser the environment is reset as sudo would: HOME, USER, LOGNAME,
 # PATH, the locale, TERM, CI, RUST_*, CARGO_* (CARGO_TARGET_DIR: root and the builder must agree
-# where the binaries are) and WARREN_* pass; nothing else of root's.
+# where the binaries are), WARREN_* and the CA settings (NODE_EXTRA_CA_CERTS, SSL_CERT_*: a proxy's
+# own CA) pass; nothing else of root's.
 as_builder() {
     local toolchain rc=0
     toolchain="$(warren_rust_toolchain)"
@@ -108,7 +109,7 @@ _warren_exec() {
         local var
         while IFS= read -r var; do
             case $var in
-                LANG | LC_* | TERM | CI | RUST_* | CARGO_* | WARREN_*) keep+=("$var=${!var}") ;;
+                LANG | LC_* | TERM | CI | RUST_* | CARGO_* | WARREN_* | NODE_EXTRA_CA_CERTS | SSL_CERT_*) keep+=("$var=${!var}") ;;
             esac
         done < <(compgen -e)
         runuser -u "$user" -- env -i HOME="$home" USER="$user" LOGNAME="$user" SHELL=/bin/sh \

@@ -645,7 +645,7 @@ net_root() {
         "$CACHE/apt-archives" "$r" \
         setpriv --bounding-set "$SETUP_DROPPED_CAPS" -- \
         chroot "$r" /usr/bin/env -i PATH="$CHROOT_PATH" HOME=/root LANG=C.UTF-8 \
-        DEBIAN_FRONTEND=noninteractive "$@"
+        DEBIAN_FRONTEND=noninteractive ${NODE_EXTRA_CA_CERTS:+NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt} "$@"
 }
 
 # The package lists of scripts/setup.sh, as words.
@@ -671,6 +671,12 @@ check_chroot_setup() {
     chmod 755 "$r/usr/sbin/policy-rc.d"
     # As the Debian installer sets it up: security updates on (where the current rustc-web is).
     echo "deb ${MIRROR%/debian}/debian-security bookworm-security main" >"$r/etc/apt/sources.list.d/security.list"
+    # A TLS-intercepting proxy's CA, as the host trusts it (installed when setup.sh installs
+    # ca-certificates), and Node.js told to use the system's store as the host's is.
+    if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+        mkdir -p "$r/usr/local/share/ca-certificates"
+        cp /usr/local/share/ca-certificates/*.crt "$r/usr/local/share/ca-certificates/"
+    fi
     in_root "$r" useradd --create-home --shell /bin/bash dana
     # The repository as a fresh clone has it (tracked and new files, no target/ or node_modules).
     mkdir -p "$r$src"
@@ -739,7 +745,8 @@ check_chroot_setup() {
     echo "--- as dana: cargo build -p warren-proto; npm ci and npm run build (ui)"
     start=$SECONDS
     # shellcheck disable=SC2016  # for dana's sh
-    net_root "$r" runuser -u dana -- env PATH="$dana_path" HOME="$home" SRC="$src" sh -euc '
+    net_root "$r" runuser -u dana -- env PATH="$dana_path" HOME="$home" SRC="$src" \
+        ${NODE_EXTRA_CA_CERTS:+NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt} sh -euc '
         cd "$SRC"
         cargo build --locked -q -p warren-proto
         npm --prefix ui ci --no-audit --no-fund --loglevel=error
