@@ -25,23 +25,30 @@
 //! (`kill -9`), the journal stays, and the next run for the same interface, the daemon's start,
 //! or `warren-helper recover`, undoes it.
 //!
+//! Errors are [`SessionError`]s, sorted by what the user can do about them (fix the file, wait
+//! for the network, install something, report a bug); [`SessionError::kind`] is the one place
+//! that turns them into the protocol's [`ErrorKind`], from which the daemon's answers, the CLI's
+//! exit codes and the GUI's messages follow.
+//!
 //! What it must not do: decide *whether* a tunnel may come up (the daemon checks conflicts with
 //! its other tunnels), or log key material (the configuration is never logged; the private key
 //! lives in `TunnelConfig`'s `PrivateKey`, which is zeroized on drop).
 
 use crate::driver::{Control, Driver, Transport as _};
 use crate::journal::{self, Journal, Recovery};
-use crate::platform::dns::{self, DnsPlan};
-use crate::platform::firewall::{self, KillSwitchInput, KillSwitchMode};
+use crate::platform::dns::{self, DnsPlan, DnsPlanError};
+use crate::platform::firewall::{self, KillSwitchError, KillSwitchInput, KillSwitchMode};
 use crate::platform::{self, Family, NetworkPlan, PlanInputs};
 use crate::uapi;
 use crate::udp::Sockets;
 use anyhow::{bail, Context};
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 use warren_proto::config::{Endpoint, TunnelConfig};
+use warren_proto::ipc::ErrorKind;
 use warren_proto::key::PublicKey;
 use warren_tunnel::{Device, PeerSettings};
 
@@ -50,6 +57,159 @@ const MAX_IFNAME_LEN: usize = 15;
 
 /// Control requests queued for the driver before the sender waits.
 const CONTROL_QUEUE: usize = 8;
+
+/// A boxed error from one of the platform planners, kept as the source of a [`SessionError`].
+type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a tunnel did not come up, or did not go down cleanly. Each variant says what kind of
+/// failure it is; the message (with its sources, `{:#}`) says exactly what and where.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The configuration cannot work as written (a routing loop, a DNS server outside a full
+    /// tunnel, an interface name, ...). Nothing changed.
+    #[error("{origin}: cannot bring up {ifname}")]
+    Config {
+        /// Where the configuration came from: a file path, or `user tunnel 'home'`.
+        origin: String,
+        /// The interface.
+        ifname: String,
+        /// What is wrong.
+        #[source]
+        cause: Cause,
+    },
+    /// An endpoint's host name did not resolve (no network yet, or a wrong name). Nothing changed.
+    #[error("{origin}: failed to resolve the endpoint {host}:{port} of peer {peer}")]
+    Resolve {
+        /// Where the configuration came from.
+        origin: String,
+        /// The host name.
+        host: String,
+        /// The port.
+        port: u16,
+        /// The peer whose endpoint it is.
+        peer: PublicKey,
+        /// The resolver's answer.
+        #[source]
+        cause: io::Error,
+    },
+    /// This system lacks something the tunnel needs (`nft`, a DNS service, the Windows Filtering
+    /// Platform, ...). Nothing changed.
+    #[error("{origin}: cannot bring up {ifname}")]
+    MissingFeature {
+        /// Where the configuration came from.
+        origin: String,
+        /// The interface.
+        ifname: String,
+        /// What is missing, and how to get it.
+        #[source]
+        cause: Cause,
+    },
+    /// This OS has no implementation of a step yet. Nothing changed.
+    #[error("{origin}: cannot bring up {ifname}")]
+    Unsupported {
+        /// Where the configuration came from.
+        origin: String,
+        /// The interface.
+        ifname: String,
+        /// What is not supported.
+        #[source]
+        cause: platform::Unsupported,
+    },
+    /// Changing the system failed, or undoing it did (the message says which; what could not be
+    /// undone stays in the journal for the next start).
+    #[error(transparent)]
+    System(#[from] anyhow::Error),
+}
+
+impl SessionError {
+    /// The protocol's kind of this failure: the one mapping from session failures to what
+    /// clients see ([`ErrorKind`]) and, through it, to the CLI's exit codes.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SessionError::Config { cause, .. } => ErrorKind::InvalidConfig {
+                file: None,
+                line: None,
+                message: cause.to_string(),
+            },
+            SessionError::Resolve { .. } => ErrorKind::Network,
+            SessionError::MissingFeature { .. } => ErrorKind::MissingFeature,
+            SessionError::Unsupported { .. } => ErrorKind::Unsupported,
+            SessionError::System(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The error and its causes on one line, `: `-separated (a cause whose text the line already
+    /// ends with is not repeated): what clients are told.
+    pub fn message(&self) -> String {
+        let mut line = self.to_string();
+        let mut next = std::error::Error::source(self);
+        while let Some(cause) = next {
+            let text = cause.to_string();
+            if !line.ends_with(&text) {
+                line.push_str(": ");
+                line.push_str(&text);
+            }
+            next = cause.source();
+        }
+        line
+    }
+
+    fn config(spec: &Spec, cause: impl Into<Cause>) -> Self {
+        SessionError::Config {
+            origin: spec.source.clone(),
+            ifname: spec.ifname.clone(),
+            cause: cause.into(),
+        }
+    }
+
+    fn missing(spec: &Spec, cause: impl Into<Cause>) -> Self {
+        SessionError::MissingFeature {
+            origin: spec.source.clone(),
+            ifname: spec.ifname.clone(),
+            cause: cause.into(),
+        }
+    }
+
+    fn unsupported(spec: &Spec, cause: platform::Unsupported) -> Self {
+        SessionError::Unsupported {
+            origin: spec.source.clone(),
+            ifname: spec.ifname.clone(),
+            cause,
+        }
+    }
+
+    /// A kill-switch planning or preflight failure, by its cause.
+    fn kill_switch(spec: &Spec, error: KillSwitchError) -> Self {
+        match error {
+            KillSwitchError::Unsupported(unsupported) => Self::unsupported(spec, unsupported),
+            KillSwitchError::ToolMissing { .. } | KillSwitchError::ToolUnusable { .. } => {
+                Self::missing(spec, error)
+            }
+            KillSwitchError::InterfaceName { .. }
+            | KillSwitchError::NoEndpoints { .. }
+            | KillSwitchError::EndpointPort { .. }
+            | KillSwitchError::UnidentifiableSocket { .. } => Self::config(spec, error),
+        }
+    }
+
+    /// A DNS planning or preflight failure, by its cause.
+    fn dns(spec: &Spec, error: DnsPlanError) -> Self {
+        match error {
+            DnsPlanError::Unsupported(unsupported) => Self::unsupported(spec, unsupported),
+            DnsPlanError::MethodUnavailable { .. } => Self::missing(spec, error),
+            DnsPlanError::BadOverride(_)
+            | DnsPlanError::SearchWithoutServers { .. }
+            | DnsPlanError::ServerOutsideFullTunnel { .. } => Self::config(spec, error),
+            // The system's state is in the way (an earlier run's resolv.conf, an unreadable file).
+            DnsPlanError::Leftover { .. } | DnsPlanError::FileAccess { .. } => {
+                SessionError::System(
+                    anyhow::Error::new(error)
+                        .context(format!("{}: cannot bring up {}", spec.source, spec.ifname)),
+                )
+            }
+        }
+    }
+}
 
 /// What to bring up, and how.
 pub struct Spec {
@@ -88,18 +248,17 @@ pub struct Running {
 
 impl Prepared {
     /// Checks `spec` (see the module docs). Changes nothing on the system.
-    pub async fn new(spec: Spec) -> anyhow::Result<Prepared> {
-        check_interface_name(&spec.ifname)?;
+    pub async fn new(spec: Spec) -> Result<Prepared, SessionError> {
+        check_interface_name(&spec.ifname).map_err(|e| SessionError::config(&spec, e))?;
         let config = &spec.config;
         let ifname = spec.ifname.as_str();
         let peers = resolve_peers(config, &spec.source).await?;
         let resolved_endpoints = resolved_host_endpoints(config, &peers);
-        let cannot = || format!("{}: cannot bring up {ifname}", spec.source);
         let validation = PlanInputs {
             resolved_endpoints: resolved_endpoints.clone(),
             ..PlanInputs::default()
         };
-        platform::plan(config, ifname, &validation).with_context(cannot)?;
+        platform::plan(config, ifname, &validation).map_err(|e| SessionError::config(&spec, e))?;
         let kill_switch = spec.kill_switch.enabled(config.is_full_tunnel());
         if kill_switch {
             // Validate with what the file says; the real plan needs the bound port and the mark.
@@ -112,12 +271,12 @@ impl Prepared {
                 Some(1),
                 spec.allow_lan,
             ))
-            .with_context(cannot)?;
-            firewall::check().with_context(cannot)?;
+            .map_err(|e| SessionError::kill_switch(&spec, e))?;
+            firewall::check().map_err(|e| SessionError::kill_switch(&spec, e))?;
         }
         let dns_plan = plan_dns(config, ifname, &spec.state_dir)
             .await
-            .with_context(cannot)?;
+            .map_err(|e| SessionError::dns(&spec, e))?;
         if !config.interface.hooks.is_empty() && !spec.run_hooks {
             tracing::warn!(
                 "{}: PreUp/PostUp/PreDown/PostDown commands are NOT run (they would run as root); \
@@ -139,6 +298,16 @@ impl Prepared {
 /// changed is undone (or, if something could not be undone, with an error saying so; the journal
 /// then keeps it for the next attempt). `on_up` is called once, when the tunnel is up.
 pub async fn run(
+    prepared: Prepared,
+    shutdown: impl Future<Output = ()>,
+    on_up: impl FnOnce(Running),
+) -> Result<(), SessionError> {
+    run_inner(prepared, shutdown, on_up)
+        .await
+        .map_err(SessionError::System)
+}
+
+async fn run_inner(
     prepared: Prepared,
     shutdown: impl Future<Output = ()>,
     on_up: impl FnOnce(Running),
@@ -240,7 +409,7 @@ async fn plan_dns(
     config: &TunnelConfig,
     ifname: &str,
     state_dir: &Path,
-) -> anyhow::Result<Option<DnsPlan>> {
+) -> Result<Option<DnsPlan>, DnsPlanError> {
     let interface = &config.interface;
     if interface.dns_servers.is_empty() && interface.dns_search.is_empty() {
         return Ok(None);
@@ -415,7 +584,7 @@ pub fn interface_name_from_path(path: &Path) -> anyhow::Result<String> {
     Ok(stem.to_string())
 }
 
-fn check_interface_name(name: &str) -> anyhow::Result<()> {
+fn check_interface_name(name: &str) -> Result<(), String> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || "_=+.-".contains(c);
     if name.is_empty()
         || name.len() > MAX_IFNAME_LEN
@@ -423,29 +592,33 @@ fn check_interface_name(name: &str) -> anyhow::Result<()> {
         || name == "."
         || name == ".."
     {
-        bail!(
+        return Err(format!(
             "invalid interface name {name:?}: use 1 to {MAX_IFNAME_LEN} characters from \
              a-z A-Z 0-9 _ = + . - (as wg-quick does)"
-        );
+        ));
     }
     Ok(())
 }
 
 /// The peers as the core wants them, with host names resolved now (once, at start).
-async fn resolve_peers(config: &TunnelConfig, source: &str) -> anyhow::Result<Vec<PeerSettings>> {
+async fn resolve_peers(
+    config: &TunnelConfig,
+    source: &str,
+) -> Result<Vec<PeerSettings>, SessionError> {
     let mut peers = Vec::with_capacity(config.peers.len());
     for peer in &config.peers {
         let endpoint = match &peer.endpoint {
             None => None,
             Some(Endpoint::Addr(addr)) => Some(*addr),
-            Some(Endpoint::Host { host, port }) => {
-                Some(resolve(host, *port).await.with_context(|| {
-                    format!(
-                        "{source}: failed to resolve the endpoint {host}:{port} of peer {}",
-                        peer.public_key
-                    )
-                })?)
-            }
+            Some(Endpoint::Host { host, port }) => Some(resolve(host, *port).await.map_err(
+                |cause| SessionError::Resolve {
+                    origin: source.to_owned(),
+                    host: host.clone(),
+                    port: *port,
+                    peer: peer.public_key,
+                    cause,
+                },
+            )?),
         };
         peers.push(PeerSettings {
             public_key: peer.public_key,
@@ -476,7 +649,7 @@ fn resolved_host_endpoints(
         .collect()
 }
 
-async fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+async fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
     // Prefer IPv4 like wg(8) does when both exist: it works on more networks.
     addrs
@@ -484,7 +657,7 @@ async fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
         .find(|a| a.is_ipv4())
         .or_else(|| addrs.first())
         .copied()
-        .context("the name has no addresses")
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the name has no addresses"))
 }
 
 async fn run_hook_list(stage: &str, commands: &[String], ifname: &str) -> anyhow::Result<()> {
@@ -507,6 +680,129 @@ async fn run_hook_list(stage: &str, commands: &[String], ifname: &str) -> anyhow
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::dns::DnsMethod;
+
+    const KEY_A: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
+    const KEY_B: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+
+    fn spec(text: &str) -> Spec {
+        Spec {
+            config: warren_proto::config::parse(text, None).unwrap(),
+            ifname: "wrt0".into(),
+            source: "test.conf".into(),
+            run_hooks: false,
+            state_dir: std::env::temp_dir(),
+            kill_switch: KillSwitchMode::Off,
+            allow_lan: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_routing_loop_is_a_configuration_error_and_changes_nothing() {
+        let looping = spec(&format!(
+            "[Interface]\nPrivateKey = {KEY_A}\nAddress = 198.18.5.1/24\n\n[Peer]\n\
+             PublicKey = {KEY_B}\nAllowedIPs = 198.18.0.0/15\nEndpoint = 198.18.1.2:51820\n"
+        ));
+        let Err(error) = Prepared::new(looping).await else {
+            panic!("a routing loop was accepted");
+        };
+        assert!(matches!(error, SessionError::Config { .. }), "{error:?}");
+        assert!(
+            matches!(&error.kind(), ErrorKind::InvalidConfig { message, .. } if message.contains("routing loop")),
+            "{:?}",
+            error.kind()
+        );
+        let text = error.message();
+        assert!(
+            text.starts_with("test.conf: cannot bring up wrt0: ") && text.contains("routing loop"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_interface_name_is_a_configuration_error() {
+        let mut bad = spec(&format!(
+            "[Interface]\nPrivateKey = {KEY_A}\n\n[Peer]\nPublicKey = {KEY_B}\n\
+             AllowedIPs = 198.18.7.0/24\n"
+        ));
+        bad.ifname = "wg 0".into();
+        let error = Prepared::new(bad).await.err().expect("accepted 'wg 0'");
+        assert!(matches!(error.kind(), ErrorKind::InvalidConfig { .. }));
+    }
+
+    #[test]
+    fn each_failure_maps_to_its_kind() {
+        let s = spec(&format!(
+            "[Interface]\nPrivateKey = {KEY_A}\n\n[Peer]\nPublicKey = {KEY_B}\n\
+             AllowedIPs = 198.18.7.0/24\n"
+        ));
+        let missing_nft = SessionError::kill_switch(
+            &s,
+            KillSwitchError::ToolMissing {
+                program: "nft".into(),
+                cause: "No such file or directory".into(),
+            },
+        );
+        assert_eq!(missing_nft.kind(), ErrorKind::MissingFeature);
+        let wfp = SessionError::kill_switch(
+            &s,
+            KillSwitchError::ToolUnusable {
+                command: "FwpmEngineOpen0".into(),
+                detail: "not implemented".into(),
+            },
+        );
+        assert_eq!(wfp.kind(), ErrorKind::MissingFeature);
+        let no_endpoints = SessionError::kill_switch(
+            &s,
+            KillSwitchError::NoEndpoints {
+                ifname: "wrt0".into(),
+            },
+        );
+        assert!(matches!(
+            no_endpoints.kind(),
+            ErrorKind::InvalidConfig { .. }
+        ));
+        let unsupported = platform::Unsupported {
+            what: "a kill switch",
+            os: "plan9",
+        };
+        assert_eq!(
+            SessionError::kill_switch(&s, KillSwitchError::Unsupported(unsupported)).kind(),
+            ErrorKind::Unsupported
+        );
+        assert_eq!(
+            SessionError::dns(&s, DnsPlanError::Unsupported(unsupported)).kind(),
+            ErrorKind::Unsupported
+        );
+        let no_resolvconf = SessionError::dns(
+            &s,
+            DnsPlanError::MethodUnavailable {
+                method: DnsMethod::Resolvconf,
+                reason: "resolvconf is not installed".into(),
+            },
+        );
+        assert_eq!(no_resolvconf.kind(), ErrorKind::MissingFeature);
+        let outside = SessionError::dns(
+            &s,
+            DnsPlanError::ServerOutsideFullTunnel {
+                server: "198.18.0.53".parse().unwrap(),
+                family: "IPv4",
+            },
+        );
+        assert!(matches!(outside.kind(), ErrorKind::InvalidConfig { .. }));
+        let resolve = SessionError::Resolve {
+            origin: "test.conf".into(),
+            host: "vpn.example".into(),
+            port: 51820,
+            peer: s.config.peers[0].public_key,
+            cause: io::Error::new(io::ErrorKind::NotFound, "no such name"),
+        };
+        assert_eq!(resolve.kind(), ErrorKind::Network);
+        assert_eq!(
+            SessionError::System(anyhow::anyhow!("netlink said no")).kind(),
+            ErrorKind::Internal
+        );
+    }
 
     #[test]
     fn interface_names_follow_wg_quick() {

@@ -490,6 +490,8 @@ impl From<IpcError> for UiError {
             | ErrorKind::Conflict { .. }
             | ErrorKind::InvalidRequest
             | ErrorKind::Unsupported
+            | ErrorKind::Network
+            | ErrorKind::MissingFeature
             | ErrorKind::Internal => (UiErrorKind::Helper, None),
         };
         UiError {

@@ -198,7 +198,7 @@ wrt_cleanup_state() {
     fi
     if [[ -f $dir/.dirs ]]; then
         while read -r name; do
-            [[ $name == /tmp/wrt-* && -d $name ]] && rm -rf "$name"
+            [[ ($name == /tmp/wrt-* || $name == /etc/netns/wrt-*) && -d $name ]] && rm -rf "$name"
         done <"$dir/.dirs"
     fi
     true

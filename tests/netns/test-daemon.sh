@@ -10,6 +10,11 @@
 #                     leaves the namespace as it was
 #   daemon/autostart  a tunnel flagged <name>.autostart comes up when the daemon starts; SIGTERM
 #                     tells a `logs -f` client, takes it down, undoes its journal, removes the socket
+#   daemon/errors     each failure says what kind it is, with its exit code: an endpoint whose host
+#                     name does not resolve is 9 ("failed to resolve", not "invalid configuration"),
+#                     a kill switch on a daemon that cannot run nft is 1 naming nft, a routing loop is
+#                     still 7;
+#                     each leaves the tunnel in state error with that reason and the namespace as it was
 #   daemon/auth       a member of the daemon's group (a throwaway user and group) is admitted but
 #                     may not install tunnels; uid 65534 without the group cannot connect; uid 65534
 #                     holding the group only in its process (not the group database) is refused by
@@ -29,14 +34,20 @@ daemon_paths() {
     D_ROUND=0
 }
 
-# daemon_start NS — start the daemon inside namespace NS; wait for its socket.
+# daemon_start NS — start the daemon inside namespace NS; wait for its socket. With D_HIDE=FILE,
+# the daemon runs in a private mount namespace where FILE is /dev/null (a tool it cannot run).
 daemon_start() {
     local n=$1 full logf i
     full="$(ns "$n")"
     D_ROUND=$((D_ROUND + 1))
     logf="$WRT_TMP/daemon.$D_ROUND.log"
     log "starting the daemon in $full (round $D_ROUND)"
-    RUST_LOG="${RUST_LOG:-info}" env --default-signal=INT,QUIT \
+    local -a hide=()
+    if [[ -n ${D_HIDE:-} ]]; then
+        # shellcheck disable=SC2016  # for that sh
+        hide=(unshare --mount --propagation private sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$D_HIDE")
+    fi
+    RUST_LOG="${RUST_LOG:-info}" env --default-signal=INT,QUIT "${hide[@]}" \
         ip netns exec "$full" "$WARREN_BIN" --socket "$SOCK" daemon --group "$D_GROUP" \
         --state-dir "$D_STATE" --tunnels-dir "$D_TUNNELS" --log-dir "$D_LOGS" >"$logf" 2>&1 &
     DAEMON_PID=$!
@@ -219,6 +230,71 @@ t_daemon_cli() {
 $(diff <(echo "$before") <(daemon_state a))"
 }
 
+# expect_failure_state NAME WHAT GREP — status of NAME is error, and its reason matches GREP.
+expect_failure_state() {
+    local out
+    out="$(wh status "$1" --json)"
+    [[ $(jq -r '.[0].state.kind' <<<"$out") == error ]] || fail "$2: status is not error: $out"
+    jq -r '.[0].state.reason' <<<"$out" | grep -q -- "$3" || fail "$2: the error state's reason lacks '$3': $out"
+}
+
+t_daemon_errors() {
+    local before dir conf
+    need_kinds warren
+    command -v jq >/dev/null || fail "jq not installed (scripts/setup.sh)"
+    daemon_paths
+    underlay_pair
+    key_new a
+    key_new b
+    # Name resolution fails at once in namespace a: its own resolv.conf names a resolver on its
+    # loopback, where nothing listens, and its own hosts file lacks the name (`ip netns exec`
+    # bind-mounts /etc/netns/<ns>/* over /etc).
+    dir="/etc/netns/$(ns a)"
+    [[ -e $dir ]] && fail "$dir already exists"
+    wrt_record_dir "$dir"
+    mkdir -p "$dir"
+    printf '# a Warren test namespace: no resolver answers\nnameserver 127.0.0.1\n' >"$dir/resolv.conf"
+    printf '127.0.0.1 localhost\n' >"$dir/hosts"
+    before="$(daemon_state a)"
+    daemon_start a
+
+    conf="$WRT_TMP/wrtname.conf"
+    conf_interface "$conf" key=a addr="$TUN4_A/24"
+    conf_peer "$conf" pub="$(key_pub b)" allowed="$TUN4_B/32" endpoint="nosuch.invalid:$WG_PORT"
+    chmod 600 "$conf"
+    wh_expect 9 "an endpoint whose name does not resolve" up "$conf"
+    grep -q "failed to resolve the endpoint nosuch.invalid:$WG_PORT" <<<"$WH_OUT" ||
+        fail "the unresolvable name is not named: $WH_OUT"
+    grep -qi "invalid configuration" <<<"$WH_OUT" && fail "an unresolvable name is called an invalid configuration: $WH_OUT"
+    expect_failure_state wrtname "unresolvable name" "failed to resolve the endpoint nosuch.invalid"
+
+    conf="$WRT_TMP/wrtloop.conf"
+    conf_interface "$conf" key=a addr="$TUN4_A/24"
+    conf_peer "$conf" pub="$(key_pub b)" allowed="198.18.0.0/15" endpoint="$UNDER4_B:$WG_PORT"
+    chmod 600 "$conf"
+    wh_expect 7 "an endpoint inside its own AllowedIPs" up "$conf"
+    grep -q "routing loop" <<<"$WH_OUT" || fail "the routing loop is not explained: $WH_OUT"
+    expect_failure_state wrtloop "routing loop" "routing loop"
+    daemon_stop
+
+    # A daemon that cannot run nft (/dev/null in its place): the kill switch is a missing feature.
+    local nft
+    nft="$(command -v nft)" || fail "nft not installed (scripts/setup.sh)"
+    nft="$(readlink -f "$nft")"
+    D_HIDE=$nft daemon_start a
+    conf="$WRT_TMP/wrtks.conf"
+    conf_interface "$conf" key=a addr="$TUN4_A/24"
+    conf_peer "$conf" pub="$(key_pub b)" allowed="$TUN4_B/32" endpoint="$UNDER4_B:$WG_PORT"
+    chmod 600 "$conf"
+    wh_expect 1 "a kill switch without nft" up "$conf" --kill-switch on
+    grep -q "needs nft" <<<"$WH_OUT" || fail "the missing nft is not named: $WH_OUT"
+    grep -qi "invalid configuration" <<<"$WH_OUT" && fail "a missing nft is called an invalid configuration: $WH_OUT"
+    expect_failure_state wrtks "missing nft" "needs nft"
+    daemon_stop
+    [[ $(daemon_state a) == "$before" ]] || fail "namespace a differs from before the daemon:
+$(diff <(echo "$before") <(daemon_state a))"
+}
+
 t_daemon_autostart() {
     local before follow_pid follow_log rc=0 i
     daemon_pair
@@ -317,4 +393,5 @@ t_daemon_auth() {
 
 register daemon/cli t_daemon_cli
 register daemon/autostart t_daemon_autostart
+register daemon/errors t_daemon_errors
 register daemon/auth t_daemon_auth

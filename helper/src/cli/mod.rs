@@ -17,6 +17,7 @@
 //! | 6 | conflict: already up, name taken, or routes overlap another tunnel's |
 //! | 7 | invalid configuration |
 //! | 8 | `up --wait`: no handshake in time (the tunnel stays up) |
+//! | 9 | the network: an endpoint's host name did not resolve (try again when online) |
 //!
 //! `up --foreground`, `recover` and `demo` work without the daemon and exit 1 on any failure.
 
@@ -188,12 +189,15 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             return match client {
                 ClientError::NotRunning { .. } => 3,
                 ClientError::PermissionDenied { .. } => 4,
-                ClientError::Refused(reason) => ipc_exit_code(reason),
+                ClientError::Refused(reason) => ipc_exit_code(&reason.kind),
                 _ => 1,
             };
         }
         if let Some(ipc) = cause.downcast_ref::<IpcError>() {
-            return ipc_exit_code(ipc);
+            return ipc_exit_code(&ipc.kind);
+        }
+        if let Some(session) = cause.downcast_ref::<crate::session::SessionError>() {
+            return ipc_exit_code(&session.kind());
         }
         if cause.downcast_ref::<up::NoHandshake>().is_some() {
             return 8;
@@ -208,14 +212,19 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     1
 }
 
-fn ipc_exit_code(error: &IpcError) -> u8 {
-    match error.kind {
+/// The exit code for a failure of `kind`: the one table behind the module docs' codes.
+fn ipc_exit_code(kind: &ErrorKind) -> u8 {
+    match kind {
         ErrorKind::NotAuthorized => 4,
         ErrorKind::NotFound => 5,
         ErrorKind::Conflict { .. } => 6,
         ErrorKind::InvalidConfig { .. } => 7,
+        ErrorKind::Network => 9,
         ErrorKind::Disconnected => 3,
-        ErrorKind::InvalidRequest | ErrorKind::Unsupported | ErrorKind::Internal => 1,
+        ErrorKind::InvalidRequest
+        | ErrorKind::Unsupported
+        | ErrorKind::MissingFeature
+        | ErrorKind::Internal => 1,
     }
 }
 
@@ -254,6 +263,10 @@ mod tests {
             3
         );
         assert_eq!(exit_code(&anyhow::anyhow!("plain")), 1);
+        assert_eq!(exit_code(&ipc(ErrorKind::Network)), 9);
+        assert_eq!(exit_code(&ipc(ErrorKind::MissingFeature)), 1);
+        let unresolved = crate::session::SessionError::System(anyhow::anyhow!("x"));
+        assert_eq!(exit_code(&anyhow::Error::from(unresolved).context("up")), 1);
         assert_eq!(
             exit_code(&anyhow::Error::from(up::NoHandshake { secs: 3 })),
             8

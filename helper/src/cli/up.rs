@@ -112,7 +112,7 @@ async fn foreground(args: Args) -> anyhow::Result<()> {
     let prepared = Prepared::new(spec).await?;
     // Installed before any change, so a signal during setup is seen, not fatal half-way.
     let shutdown = crate::shutdown::requested()?;
-    session::run(prepared, shutdown, |_| {}).await
+    Ok(session::run(prepared, shutdown, |_| {}).await?)
 }
 
 async fn through_daemon(args: Args, socket: PathBuf) -> anyhow::Result<()> {

@@ -925,14 +925,7 @@ async fn run_session(
     reports: mpsc::UnboundedSender<Report>,
 ) {
     let result = match Prepared::new(spec).await {
-        Err(e) => Err(IpcError::new(
-            ErrorKind::InvalidConfig {
-                file: None,
-                line: None,
-                message: format!("{e:#}"),
-            },
-            format!("{e:#}"),
-        )),
+        Err(e) => Err(IpcError::new(e.kind(), e.message())),
         Ok(prepared) => {
             let up_reports = reports.clone();
             let up_name = name.clone();
@@ -949,7 +942,7 @@ async fn run_session(
                 });
             })
             .await
-            .map_err(|e| IpcError::internal(format!("{e:#}")))
+            .map_err(|e| IpcError::new(e.kind(), e.message()))
         }
     };
     let _ = reports.send(Report::Ended {

@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use warren_proto::ipc::{
     Client, ClientMessage, ErrorKind, Event, EventTopic, HelperMessage, Request, Response,
-    TunnelKind, TunnelName, TunnelOptions, TunnelState,
+    TunnelKind, TunnelName, TunnelOptions, TunnelState, PROTOCOL_VERSION,
 };
 
 const KEY: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
@@ -390,7 +390,10 @@ async fn bad_frames_close_only_their_own_connection() {
     write_frame(&mut old, hello).await;
     assert!(matches!(
         read_message(&mut old).await,
-        Some(HelperMessage::Hello { version: 1, .. })
+        Some(HelperMessage::Hello {
+            version: PROTOCOL_VERSION,
+            ..
+        })
     ));
     assert_eq!(read_message(&mut old).await, None);
 

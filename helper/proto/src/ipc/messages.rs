@@ -42,7 +42,7 @@ use zeroize::Zeroizing;
 
 /// The protocol version in [`ClientMessage::Hello`] and [`HelperMessage::Hello`]. Bump it on any
 /// change to the messages that an older peer would misread.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// A connected tunnel whose newest handshake is older than this is [`Health::Degraded`]
 /// (WireGuard rekeys every 120 s while traffic flows, and a session is dead after 180 s).
@@ -593,6 +593,12 @@ pub enum ErrorKind {
     InvalidRequest,
     /// Not possible on this OS or in this build (yet).
     Unsupported,
+    /// The network is not there yet: an endpoint's host name did not resolve. Trying again later
+    /// may work; the configuration may be right.
+    Network,
+    /// This system lacks something the tunnel needs: a tool (`nft`), a service (the Windows
+    /// Filtering Platform), a driver (`wintun.dll`); the message names it and how to get it.
+    MissingFeature,
     /// The helper failed (a system call, a bug); the message says what it was doing.
     Internal,
     /// The connection to the helper is gone (it stopped, restarted or closed the connection).
@@ -627,6 +633,14 @@ impl IpcError {
     /// [`ErrorKind::Unsupported`].
     pub fn unsupported(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unsupported, message)
+    }
+    /// [`ErrorKind::Network`].
+    pub fn network(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Network, message)
+    }
+    /// [`ErrorKind::MissingFeature`].
+    pub fn missing_feature(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::MissingFeature, message)
     }
     /// [`ErrorKind::Internal`].
     pub fn internal(message: impl Into<String>) -> Self {
@@ -768,23 +782,25 @@ pub(crate) mod tests {
                 ErrorKind::Unsupported => 10,
                 ErrorKind::Internal => 11,
                 ErrorKind::Disconnected => 12,
+                ErrorKind::Network => 13,
+                ErrorKind::MissingFeature => 14,
             },
             HelperMessage::Event(e) => match e {
                 Event::TunnelState { state, .. } => match state {
-                    TunnelState::Disconnected => 13,
-                    TunnelState::Connecting => 14,
-                    TunnelState::Connected { .. } => 15,
-                    TunnelState::Disconnecting => 16,
-                    TunnelState::Error { .. } => 17,
+                    TunnelState::Disconnected => 15,
+                    TunnelState::Connecting => 16,
+                    TunnelState::Connected { .. } => 17,
+                    TunnelState::Disconnecting => 18,
+                    TunnelState::Error { .. } => 19,
                 },
-                Event::Stats { .. } => 18,
-                Event::HelperStopping => 19,
-                Event::LogLine(_) => 20,
+                Event::Stats { .. } => 20,
+                Event::HelperStopping => 21,
+                Event::LogLine(_) => 22,
             },
-            HelperMessage::Closing { .. } => 21,
+            HelperMessage::Closing { .. } => 23,
         }
     }
-    const HELPER_VARIANTS: usize = 22;
+    const HELPER_VARIANTS: usize = 24;
 
     /// One client message per variant (and per request variant).
     pub(crate) fn client_samples() -> Vec<ClientMessage> {
@@ -897,6 +913,8 @@ pub(crate) mod tests {
             response(10, error(ErrorKind::Unsupported)),
             response(11, error(ErrorKind::Internal)),
             response(u64::MAX, error(ErrorKind::Disconnected)),
+            response(12, error(ErrorKind::Network)),
+            response(13, error(ErrorKind::MissingFeature)),
             state(TunnelState::Disconnected),
             state(TunnelState::Connecting),
             state(TunnelState::Connected {
@@ -951,7 +969,7 @@ pub(crate) mod tests {
         let cases: Vec<(String, &str)> = vec![
             (
                 serde_json::to_string(&ClientMessage::hello("warren-cli")).unwrap(),
-                r#"{"hello":{"version":1,"client":"warren-cli"}}"#,
+                r#"{"hello":{"version":2,"client":"warren-cli"}}"#,
             ),
             (
                 serde_json::to_string(&ClientMessage::Request {
@@ -971,7 +989,7 @@ pub(crate) mod tests {
             ),
             (
                 serde_json::to_string(&HelperMessage::hello("0.1.0")).unwrap(),
-                r#"{"hello":{"version":1,"helper_version":"0.1.0"}}"#,
+                r#"{"hello":{"version":2,"helper_version":"0.1.0"}}"#,
             ),
             (
                 serde_json::to_string(&HelperMessage::Response {
