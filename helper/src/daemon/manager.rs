@@ -3,7 +3,8 @@
 //! a time, in one task; the server and the CLI only translate. Nothing else touches a tunnel.
 //!
 //! Per tunnel it keeps the lifecycle state ([`lifecycle`]), the session task that runs it
-//! ([`crate::session`]), what it claims on the host ([`Footprint`], for conflicts), the driver's
+//! (through [`Settings::runner`]: [`RealSessions`], i.e. [`crate::session`], in the daemon; an
+//! in-memory stand-in in the tests, so every path of the manager runs without root), what it claims on the host ([`Footprint`], for conflicts), the driver's
 //! latest statistics and the liveness verdict. Each session runs in a task of its own and reports
 //! back on an internal channel — `Up` (set up; a control channel to its driver), `Ended` (down,
 //! everything undone, or failed) — tagged with a generation number so a late report from an
@@ -28,10 +29,12 @@ use super::lifecycle::{self, Liveness, Transition};
 use super::store::Store;
 use crate::driver::{Control, DeviceSnapshot};
 use crate::platform::firewall::KillSwitchMode;
-use crate::session::{self, Prepared, Spec};
+use crate::session::{self, Prepared, Running, Spec};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use warren_proto::config::TunnelConfig;
@@ -160,6 +163,48 @@ pub struct Settings {
     pub store: Store,
     /// Run system tunnels' hook commands.
     pub run_hooks: bool,
+    /// What runs each tunnel's session: [`RealSessions`] in the daemon.
+    pub runner: Arc<dyn SessionRunner>,
+}
+
+/// A session's whole run, as the manager sees it.
+pub type SessionFuture = Pin<Box<dyn Future<Output = Result<(), IpcError>> + Send>>;
+
+/// Runs one tunnel's session for the manager: prepares and brings up `spec`, calls `on_up` once
+/// it is up (with the control channel the manager polls for statistics), and completes when the
+/// tunnel is down and undone again — after `stop` completes or is dropped, or on its own with an
+/// error. A failure before `on_up` means nothing changed.
+pub trait SessionRunner: Send + Sync + 'static {
+    /// See the trait docs.
+    fn run(
+        &self,
+        spec: Spec,
+        stop: oneshot::Receiver<()>,
+        on_up: Box<dyn FnOnce(Running) + Send>,
+    ) -> SessionFuture;
+}
+
+/// The real sessions: [`Prepared::new`] then [`session::run`], each failure mapped to its
+/// [`ErrorKind`] by [`session::SessionError::kind`].
+pub struct RealSessions;
+
+impl SessionRunner for RealSessions {
+    fn run(
+        &self,
+        spec: Spec,
+        stop: oneshot::Receiver<()>,
+        on_up: Box<dyn FnOnce(Running) + Send>,
+    ) -> SessionFuture {
+        Box::pin(async move {
+            let failed = |e: session::SessionError| IpcError::new(e.kind(), e.message());
+            let prepared = Prepared::new(spec).await.map_err(failed)?;
+            let stop = async {
+                // A dropped sender stops the session too.
+                let _ = stop.await;
+            };
+            session::run(prepared, stop, on_up).await.map_err(failed)
+        })
+    }
 }
 
 /// What a session task reports.
@@ -427,6 +472,7 @@ impl Manager {
         self.next_generation += 1;
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(run_session(
+            Arc::clone(&self.settings.runner),
             name.clone(),
             generation,
             spec,
@@ -916,35 +962,26 @@ impl Manager {
     }
 }
 
-/// One session's task: prepare (nothing changes if that fails), run until stopped, report.
+/// One session's task: run it through `runner` until stopped, reporting `Up` and `Ended`.
 async fn run_session(
+    runner: Arc<dyn SessionRunner>,
     name: TunnelName,
     generation: u64,
     spec: Spec,
     stopped: oneshot::Receiver<()>,
     reports: mpsc::UnboundedSender<Report>,
 ) {
-    let result = match Prepared::new(spec).await {
-        Err(e) => Err(IpcError::new(e.kind(), e.message())),
-        Ok(prepared) => {
-            let up_reports = reports.clone();
-            let up_name = name.clone();
-            let stop = async {
-                // A dropped sender stops the session too.
-                let _ = stopped.await;
-            };
-            session::run(prepared, stop, move |running| {
-                let _ = up_reports.send(Report::Up {
-                    name: up_name,
-                    generation,
-                    interface: running.interface,
-                    control: running.control,
-                });
-            })
-            .await
-            .map_err(|e| IpcError::new(e.kind(), e.message()))
-        }
-    };
+    let up_reports = reports.clone();
+    let up_name = name.clone();
+    let on_up = Box::new(move |running: Running| {
+        let _ = up_reports.send(Report::Up {
+            name: up_name,
+            generation,
+            interface: running.interface,
+            control: running.control,
+        });
+    });
+    let result = runner.run(spec, stopped, on_up).await;
     let _ = reports.send(Report::Ended {
         name,
         generation,

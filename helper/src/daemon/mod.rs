@@ -14,14 +14,16 @@
 //! 4. on the stop request: every client is told (`HelperStopping`), every tunnel is taken down and
 //!    its journal undone, the socket is removed, and `run` returns.
 //!
-//! Layout: `mod.rs` the entry point and options; `manager.rs` the command enum and the owner of
-//! all tunnel state; `lifecycle.rs` the tunnel state machine and liveness (pure); `conflict.rs`
+//! Layout: `mod.rs` the entry point and options; `manager.rs` the command enum, the owner of
+//! all tunnel state and the session-runner seam (`manager_tests.rs` runs it in memory); `lifecycle.rs` the tunnel state machine and liveness (pure); `conflict.rs`
 //! which tunnels may run side by side (pure); `store.rs` the system tunnels directory;
 //! `server.rs` the per-connection protocol; `unix.rs` + `auth.rs` and `windows.rs` the listeners.
 
 mod conflict;
 mod lifecycle;
 mod manager;
+#[cfg(test)]
+mod manager_tests;
 mod server;
 mod store;
 #[cfg(test)]
@@ -114,6 +116,7 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
             state_dir: options.state_dir.clone(),
             store: store::Store::new(options.tunnels_dir.clone()),
             run_hooks: options.run_hooks,
+            runner: std::sync::Arc::new(manager::RealSessions),
         },
         events.clone(),
     );

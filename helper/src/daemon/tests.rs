@@ -51,6 +51,7 @@ impl Daemon {
                 state_dir: dir.join("state"),
                 store: Store::new(dir.join("tunnels")),
                 run_hooks: false,
+                runner: Arc::new(super::manager::RealSessions),
             },
             events.clone(),
         );
