@@ -15,9 +15,10 @@
 //!    its journal undone, the socket is removed, and `run` returns.
 //!
 //! Layout: `mod.rs` the entry point and options; `manager.rs` the command enum, the owner of
-//! all tunnel state and the session-runner seam (`manager_tests.rs` runs it in memory); `lifecycle.rs` the tunnel state machine and liveness (pure); `conflict.rs`
-//! which tunnels may run side by side (pure); `store.rs` the system tunnels directory;
-//! `server.rs` the per-connection protocol; `unix.rs` + `auth.rs` and `windows.rs` the listeners.
+//! all tunnel state and the session-runner seam (`manager_tests.rs` runs it in memory);
+//! `lifecycle.rs` the tunnel state machine and liveness (pure); `conflict.rs` which tunnels may
+//! run side by side (pure); `store.rs` the system tunnels directory; `server.rs` the
+//! per-connection protocol; `unix.rs` + `auth.rs` and `windows.rs` the listeners.
 
 mod conflict;
 mod lifecycle;
