@@ -135,6 +135,12 @@ describe("the app", () => {
     expect(notice.textContent).toContain("no StatusNotifier host");
     expect(notice.textContent).toContain("closing it quits Warren");
     expect(notice.className).not.toContain("error");
+    app.view = { kind: "settings" };
+    app.render();
+    expect(root.textContent).toContain("Start Warren when I log in");
+    expect(root.textContent).not.toContain("in the tray when I log in");
+    app.view = { kind: "tunnel", name: null };
+    app.render();
     $("tray-notice-dismiss")!.click();
     expect($("tray-notice")).toBeNull();
     backend.emit("snapshot", snapshot());

@@ -311,7 +311,7 @@ export class App {
             setConnectOnLaunch: (v) => void this.attempt(() => this.api.setConnectOnLaunch(v)),
             retryKeyring: () => void this.attempt(() => this.api.retryKeyring()),
             fallBack: () => this.openDialog({ kind: "key_files" }),
-          });
+          }, this.tray.kind === "available");
         case "tunnel": {
           const screen = helperScreen(snapshot, { retry: () => void this.attempt(() => this.api.retryHelper()), copy });
           const tunnel = snapshot.tunnels.find((t) => t.name === view.name);

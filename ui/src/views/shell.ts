@@ -244,6 +244,7 @@ export function logsView(
 export function settingsView(
   snapshot: Snapshot,
   actions: { setStartAtLogin(v: boolean): void; setConnectOnLaunch(v: boolean): void; retryKeyring(): void; fallBack(): void },
+  hasTray = true,
 ): HTMLElement {
   const s = snapshot.settings;
   const secrets = snapshot.secrets;
@@ -255,7 +256,8 @@ export function settingsView(
       "label",
       null,
       h("input", { type: "checkbox", checked: s.start_at_login, onchange: (e: Event) => actions.setStartAtLogin((e.target as HTMLInputElement).checked) }),
-      " Start Warren in the tray when I log in",
+      // Without a tray, a start at login opens the window (src-tauri/src/app.rs).
+      hasTray ? " Start Warren in the tray when I log in" : " Start Warren when I log in",
     ),
     h(
       "label",
