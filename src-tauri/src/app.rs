@@ -6,6 +6,9 @@
 //! - single instance: starting the app again shows the running one's window;
 //! - closing the window hides it; the app lives on in the tray until "Quit";
 //! - started at login (`--autostart`), it stays in the tray without opening the window;
+//! - where there can be no tray ([`crate::tray_support`] decides, before creating it), the app
+//!   says why (a log line; the window asks with the command `tray_status`), shows its window
+//!   also when started at login, and closing the window quits;
 //! - the command line ([`crate::launch`]) — of the first launch, or of a second one handed over
 //!   by the single-instance plugin — may offer the local demo and import `.conf` files (the
 //!   window shows the outcome, event `imported`);
@@ -21,10 +24,11 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::controller::{Controller, ControllerConfig, SocketConnector, Update};
 use crate::launch::LaunchArgs;
-use crate::model::{HelperStatus, ImportOutcome, Snapshot};
+use crate::model::{HelperStatus, ImportOutcome, Snapshot, TrayStatus};
 use crate::notify::{self, Notice};
 use crate::store::secrets::KeyringStore;
 use crate::tray::{self, Tray};
+use crate::tray_support;
 
 pub use crate::launch::AUTOSTART_ARG;
 
@@ -69,7 +73,9 @@ async fn forward<R: Runtime>(app: AppHandle<R>, controller: Controller) {
         if let Err(e) = app.emit(SNAPSHOT_EVENT, snapshot) {
             tracing::debug!("failed to send a snapshot to the window: {e}");
         }
-        app.state::<Tray>().show(app, snapshot);
+        if let Some(tray) = app.try_state::<Tray>() {
+            tray.show(app, snapshot);
+        }
         if let Some(notice) = notify::for_helper(&helper, &snapshot.helper) {
             show_notice(app, &notice);
         }
@@ -131,7 +137,9 @@ fn setup<R: Runtime>(
     ));
     controller.note_start_at_login(app.autolaunch().is_enabled().unwrap_or(false));
     app.manage(controller.clone());
-    tray::install(app.handle(), &controller.snapshot())?;
+    let tray = install_tray(app.handle(), &controller.snapshot());
+    let has_tray = tray == TrayStatus::Available;
+    app.manage(tray);
 
     tauri::async_runtime::spawn(forward(app.handle().clone(), controller.clone()));
     let connector = SocketConnector {
@@ -141,10 +149,32 @@ fn setup<R: Runtime>(
     tauri::async_runtime::spawn(controller.run(Arc::new(connector)));
     apply_launch(app.handle(), launch);
 
-    if !autostarted {
+    if !autostarted || !has_tray {
         show_main_window(app.handle());
     }
     Ok(())
+}
+
+/// Creates the tray if this session can have one; otherwise says why, once, in the log.
+fn install_tray<R: Runtime>(app: &AppHandle<R>, snapshot: &Snapshot) -> TrayStatus {
+    let result = tray_support::detect().and_then(|()| {
+        tray::install(app, snapshot).map_err(|e| tray_support::NoTray::CreateFailed(e.to_string()))
+    });
+    match result {
+        Ok(()) => TrayStatus::Available,
+        Err(why) => {
+            tracing::warn!(
+                "no tray icon: {why}. The window stays open, and closing it quits Warren."
+            );
+            why.status()
+        }
+    }
+}
+
+/// True if the app has a tray icon to live on in when its window is closed.
+fn has_tray<R: Runtime>(app: &AppHandle<R>) -> bool {
+    app.try_state::<TrayStatus>()
+        .is_some_and(|status| *status == TrayStatus::Available)
 }
 
 /// Builds and runs the app; returns when the user quits.
@@ -192,10 +222,13 @@ pub fn run() {
             crate::commands::retry_keyring,
             crate::commands::use_key_files,
             crate::commands::accept_demo_offer,
+            crate::commands::tray_status,
         ])
         .on_window_event(|window, event| {
+            // With a tray, closing hides the window; without one, the window closes and, being
+            // the only one, the app quits.
             if let WindowEvent::CloseRequested { api, .. } = event {
-                if window.label() == MAIN_WINDOW {
+                if window.label() == MAIN_WINDOW && has_tray(window.app_handle()) {
                     api.prevent_close();
                     let _ = window.hide();
                 }

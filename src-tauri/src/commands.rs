@@ -12,7 +12,8 @@ use tauri_plugin_dialog::DialogExt as _;
 
 use crate::controller::Controller;
 use crate::model::{
-    Diagnostic, ImportOutcome, LogLineView, OptionsView, Snapshot, TunnelText, UiError, UiErrorKind,
+    Diagnostic, ImportOutcome, LogLineView, OptionsView, Snapshot, TrayStatus, TunnelText, UiError,
+    UiErrorKind,
 };
 
 type Result<T> = std::result::Result<T, UiError>;
@@ -219,4 +220,10 @@ pub async fn use_key_files(controller: State<'_, Controller>) -> Result<()> {
 pub async fn accept_demo_offer(controller: State<'_, Controller>) -> Result<String> {
     let controller = controller.inner().clone();
     blocking(move || controller.accept_demo_offer()).await
+}
+
+/// Whether the app has a tray icon, and why not (decided at start; see `crate::tray_support`).
+#[tauri::command]
+pub async fn tray_status(status: State<'_, TrayStatus>) -> Result<TrayStatus> {
+    Ok(status.inner().clone())
 }

@@ -13,7 +13,8 @@
 //! - [`conf`]: the editor's text ↔ configuration, with the helper's own parser;
 //! - [`store`]: tunnels, keys and settings on disk;
 //! - [`notify`], [`tray`], [`icons`]: what notifications and the tray show (pure models) and the
-//!   Tauri glue for them;
+//!   Tauri glue for them; [`tray_support`]: whether there can be a tray at all (probes and a
+//!   pure decision);
 //! - [`launch`]: the command line (`--offer-demo`, `.conf` files to import);
 //! - [`commands`]: the thin Tauri commands; [`app`]: plugins, window behaviour, wiring.
 
@@ -27,5 +28,6 @@ pub mod model;
 pub mod notify;
 pub mod store;
 pub mod tray;
+pub mod tray_support;
 
 pub use app::run;

@@ -362,6 +362,22 @@ pub struct SettingsView {
     pub start_at_login: bool,
 }
 
+/// Whether the app has a tray icon (decided once at start, `crate::tray_support`). Without one,
+/// the window stays open and closing it quits the app; the window says why (command
+/// `tray_status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum TrayStatus {
+    /// The icon is in the tray; closing the window keeps the app running there.
+    Available,
+    /// No tray icon.
+    Unavailable {
+        /// One short sentence: why not.
+        reason: String,
+    },
+}
+
 /// One line of the helper's log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -526,6 +542,7 @@ mod bindings {
             OptionsView::decl(&cfg),
             KillSwitchView::decl(&cfg),
             SettingsView::decl(&cfg),
+            TrayStatus::decl(&cfg),
             DemoOfferView::decl(&cfg),
             LogLineView::decl(&cfg),
             Diagnostic::decl(&cfg),

@@ -147,7 +147,9 @@ pub struct Tray {
     model: Mutex<Option<TrayModel>>,
 }
 
-/// Creates the tray icon and wires its menu to the controller.
+/// Creates the tray icon and wires its menu to the controller. Only where
+/// [`crate::tray_support::detect`] says there can be a tray: on Linux, without the appindicator
+/// library, creating it panics (inside the `libappindicator` crate).
 pub fn install<R: Runtime>(app: &AppHandle<R>, snapshot: &Snapshot) -> tauri::Result<()> {
     let model = TrayModel::from_snapshot(snapshot);
     let menu = build_menu(app, &model)?;

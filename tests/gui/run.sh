@@ -12,6 +12,12 @@
 #               demo helper (src-tauri/examples/demo_helper.rs, a connected tunnel), screenshot
 #               each to $WARREN_GUI_SCREENSHOT (default $CARGO_TARGET_DIR/gui-screenshot.png) and
 #               …-connected.png, and check the window rendered (not a blank or one-colour screen)
+#   tray        (root, for a private mount namespace) the real app under Xvfb without a tray —
+#               the tray library hidden (/dev/null bind-mounted over it), or no StatusNotifier
+#               host on the session bus — started plainly and with --autostart: no panic, the
+#               window shown, the reason logged, closing the window quits; and with a stand-in
+#               host (src-tauri/examples/sni_watcher.rs): the icon registers, --autostart stays
+#               in the tray, closing the window hides it (tests/gui/tray.sh)
 #   e2e         end to end (tests/gui/e2e.sh, root): build the app and the helper, then drive the
 #               real app with tauri-driver + WebKitWebDriver under Xvfb against a real
 #               `warren-helper daemon` whose tunnel lives in a network namespace, with a
@@ -22,8 +28,9 @@
 #               a tool it says NOT RUN loudly; with CI=true that is a failure.
 #        tests/gui/run.sh --list
 # Needs (Debian): libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
-#   xvfb xauth x11-utils imagemagick dbus keyutils gnome-keyring; Node.js 20 and npm; for e2e also
-#   webkit2gtk-driver xdotool wireguard-go wireguard-tools iproute2 iputils-ping jq and
+#   xvfb xauth x11-utils imagemagick dbus keyutils gnome-keyring; Node.js 20 and npm; for tray also
+#   xdotool, util-linux (unshare) and a C compiler (build-essential; libx11-dev comes with GTK's);
+#   for e2e also webkit2gtk-driver xdotool wireguard-go wireguard-tools iproute2 iputils-ping jq and
 #   `cargo install tauri-driver --locked` (scripts/setup.sh installs all of them).
 # The last line printed is "N passed, N failed" (", N not run" if any). Exit status 0 if none
 # failed.
@@ -31,7 +38,7 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/tests/gui"
-ALL=(ui rust keyring screenshot e2e)
+ALL=(ui rust keyring screenshot tray e2e)
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 export CARGO_TARGET_DIR="$TARGET"
 # The keyring and screenshot stages move HOME; keep cargo and rustup where they are.
@@ -128,6 +135,32 @@ stage_screenshot() {
     local demo="${out%.png}-connected.png"
     check "screenshot: the connection view renders ($demo)" \
         screenshot_renders "$demo" "$TARGET/debug/examples/demo_helper"
+}
+
+stage_tray() {
+    check "tray: build the app and the stand-in StatusNotifier watcher" cargo build \
+        --manifest-path "$ROOT/Cargo.toml" -p warren-app --bin warren-app --example demo_helper \
+        --example sni_watcher || return
+    local case flag rc
+    for case in hidden-library no-host host; do
+        for flag in "" --autostart; do
+            echo "=== tray: $case${flag:+ $flag}"
+            rc=0
+            "$HERE/tray.sh" "$case" ${flag:+"$flag"} 2>&1 | sed 's/^/    /'
+            rc=${PIPESTATUS[0]}
+            if [[ $rc == 0 ]]; then
+                passed=$((passed + 1))
+                echo "PASS tray: $case${flag:+ $flag}"
+            elif [[ $rc == 77 ]]; then
+                notrun=$((notrun + 1))
+                echo "NOT RUN tray: $case${flag:+ $flag} (see above)"
+            else
+                failed=$((failed + 1))
+                FAILED+=("tray: $case${flag:+ $flag}")
+                echo "FAIL tray: $case${flag:+ $flag} (exit $rc)"
+            fi
+        done
+    done
 }
 
 stage_e2e() {

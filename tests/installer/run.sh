@@ -27,7 +27,8 @@
 #                    kept in $WARREN_INSTALLER_CACHE/apt-archives for the next run.
 #   deb-build        installer/linux/build-deb.sh --fast: both packages (reuses current builds)
 #   deb-contents     dpkg-deb -I/-c of each: name, version, architecture, dependencies (the app's
-#                    WebKitGTK; conflicts/replaces/provides warren-helper), the exact file list,
+#                    WebKitGTK and the dlopen()ed tray library libayatana-appindicator3-1;
+#                    conflicts/replaces/provides warren-helper), the exact file list,
 #                    maintainer scripts present and executable; desktop-file-validate on the entry
 #   deb-lintian      lintian reports no error on either package
 #   chroot-plain     into a fresh Debian 12 minbase root WITHOUT systemd (containers): dpkg -i as if
@@ -42,8 +43,10 @@
 #   chroot-desktop   `warren` into a root WITH systemd and the app's libraries (what apt would pull;
 #                    cached): first `warren-helper` as on a server, then `warren` over it as
 #                    alice: it replaces warren-helper, the service stays enabled (not masked),
-#                    /usr/bin/warren resolves every library, the menu entry and icons are there, the
-#                    daemon smoke test again; remove and purge leave no path behind
+#                    /usr/bin/warren resolves every library, so does the tray library it dlopen()s
+#                    (libayatana-appindicator3.so.1, which ldd on the app cannot show), the menu entry
+#                    and icons are there, the daemon smoke test again; remove and purge leave no path
+#                    behind
 #   service-caps     the root network-namespace tests that change the system (full tunnels, kill
 #                    switch, DNS, crash recovery, the daemon) run with warren-helper confined to the
 #                    unit's CapabilityBoundingSet + NoNewPrivileges (capped-warren-helper): proof that
@@ -82,6 +85,9 @@ warren_find_cargo
 LINUX_DIR="$ROOT/installer/linux"
 UNIT_NAME=warren-helper.service
 MAX_EXPOSURE=3.0
+# The tray library the app dlopen()s (src-tauri/src/tray_support.rs) and its Debian package.
+TRAY_LIBRARY=libayatana-appindicator3.so.1
+TRAY_PACKAGE=libayatana-appindicator3-1
 CACHE="${WARREN_INSTALLER_CACHE:-/var/cache/warren-installer-test}"
 MIRROR="${WARREN_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -370,10 +376,13 @@ check_deb_contents() {
     local info
     info="$(dpkg-deb -I "$DESKTOP_DEB")"
     grep -Eq '^ Depends: .*libwebkit2gtk-4\.1-0' <<<"$info" || { echo "warren: Depends lacks WebKitGTK"; return 1; }
+    # The tray library is dlopen()ed, so dpkg-shlibdeps cannot find it: it is listed by hand.
+    grep -Eq "^ Depends: (.*, )?$TRAY_PACKAGE(,|$| )" <<<"$info" ||
+        { echo "warren: Depends lacks the tray library $TRAY_PACKAGE"; return 1; }
     for field in Conflicts Replaces Provides; do
         grep -Eq "^ $field: warren-helper$" <<<"$info" || { echo "warren: no '$field: warren-helper'"; return 1; }
     done
-    echo "ok: warren depends on WebKitGTK and takes warren-helper's place"
+    echo "ok: warren depends on WebKitGTK and the tray library, and takes warren-helper's place"
     command -v desktop-file-validate >/dev/null 2>&1 ||
         { cannot_run "desktop-file-validate is missing (desktop-file-utils; scripts/setup.sh)"; return; }
     desktop-file-validate "$ROOT/installer/linux/warren.desktop"
@@ -551,6 +560,7 @@ chroot_cycle() {
             return 1
         fi
         echo "ok: the app, its menu entry and icons; ldd finds all $(wc -l <<<"$out") libraries"
+        tray_library_loadable "$r" || return 1
     fi
 
     if [[ $kind != minbase ]]; then
@@ -584,6 +594,22 @@ chroot_cycle() {
     grep -q '^warren:' "$r/etc/group" || { echo "purge removed the group warren (it should stay)"; return 1; }
     echo "ok: the group warren stays, as Debian leaves system groups"
     rm -rf --one-file-system "$r"
+}
+
+# tray_library_loadable ROOT — the tray library the app dlopen()s (so `ldd /usr/bin/warren` does not
+# show it) is there, under the name the app loads, and every library it needs resolves.
+tray_library_loadable() {
+    local r=$1 path out
+    path="$(in_root "$r" ldconfig -p | awk -v n="$TRAY_LIBRARY" '$1 == n { print $NF; exit }')"
+    [[ -n $path && -e $r$path ]] ||
+        { echo "$TRAY_LIBRARY is not installed (ldconfig -p knows no such library)"; return 1; }
+    out="$(in_root "$r" ldd "$path")"
+    if grep -q 'not found' <<<"$out"; then
+        echo "$out"
+        echo "$path lacks libraries: the app would have no tray icon"
+        return 1
+    fi
+    echo "ok: the tray library $path is there and ldd finds all $(wc -l <<<"$out") of its libraries"
 }
 
 # The unit's CapabilityBoundingSet as setpriv's --bounding-set argument: -all,+net_admin,...

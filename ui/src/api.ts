@@ -8,6 +8,7 @@ import type {
   LogLineView,
   OptionsView,
   Snapshot,
+  TrayStatus,
   TunnelText,
   UiError,
 } from "./generated/bindings";
@@ -74,4 +75,6 @@ export class Api {
   useKeyFiles = () => this.backend.invoke<void>("use_key_files");
   /** Imports the local demo on offer; the new tunnel's name. */
   acceptDemoOffer = () => this.backend.invoke<string>("accept_demo_offer");
+  /** Whether there is a tray icon (fixed at start). */
+  trayStatus = () => this.backend.invoke<TrayStatus>("tray_status");
 }

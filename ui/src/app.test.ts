@@ -30,7 +30,7 @@ class FakeBackend implements Backend {
     this.handlers.get(event)!(payload);
   }
   commands() {
-    return this.calls.map(([c]) => c).filter((c) => c !== "snapshot" && c !== "logs");
+    return this.calls.map(([c]) => c).filter((c) => c !== "snapshot" && c !== "logs" && c !== "tray_status");
   }
 }
 
@@ -117,6 +117,34 @@ describe("the app", () => {
     expect($("peer-handshake")!.dataset.unixSecs).toBe("1700000290");
     expect($("graph")!.textContent).toContain("↓ 1.00 kB/s");
     expect($("graph")!.querySelector("path.rx")!.getAttribute("d")).toMatch(/^M/);
+  });
+
+  it("says nothing about the tray where there is one", async () => {
+    const { backend } = await start(snapshot());
+    expect(backend.calls.map(([c]) => c)).toContain("tray_status");
+    expect($("tray-notice")).toBeNull();
+  });
+
+  it("says why there is no tray icon, and that closing the window quits, until dismissed", async () => {
+    const backend = new FakeBackend(snapshot());
+    backend.answers.tray_status = () => ({ kind: "unavailable", reason: "This desktop shows no tray icons (no StatusNotifier host is running)." });
+    const app = new App(backend, root);
+    await app.start();
+    const notice = $("tray-notice")!;
+    expect(notice.textContent).toContain("No tray icon.");
+    expect(notice.textContent).toContain("no StatusNotifier host");
+    expect(notice.textContent).toContain("closing it quits Warren");
+    expect(notice.className).not.toContain("error");
+    app.view = { kind: "settings" };
+    app.render();
+    expect(root.textContent).toContain("Start Warren when I log in");
+    expect(root.textContent).not.toContain("in the tray when I log in");
+    app.view = { kind: "tunnel", name: null };
+    app.render();
+    $("tray-notice-dismiss")!.click();
+    expect($("tray-notice")).toBeNull();
+    backend.emit("snapshot", snapshot());
+    expect($("tray-notice")).toBeNull();
   });
 
   it("shows the helper's reason when a tunnel fails", async () => {

@@ -5,11 +5,11 @@
 import { Api, errorMessage } from "./api";
 import type { Backend } from "./api";
 import { h, morph } from "./dom";
-import type { ImportOutcome, KillSwitchView, LogLineView, Snapshot } from "./generated/bindings";
+import type { ImportOutcome, KillSwitchView, LogLineView, Snapshot, TrayStatus } from "./generated/bindings";
 import { Validator } from "./logic/validation";
 import { editorView } from "./views/editor";
 import type { EditorState } from "./views/editor";
-import { dialogView, helperScreen, logsView, secretsBanner, settingsView, sidebar, toastsView } from "./views/shell";
+import { dialogView, helperScreen, logsView, secretsBanner, settingsView, sidebar, toastsView, trayNotice } from "./views/shell";
 import type { Dialog, Toast } from "./views/shell";
 import { demoCard } from "./logic/demo";
 import { demoCardView, emptyView, tunnelView } from "./views/tunnel";
@@ -26,6 +26,9 @@ export class App {
   dialog: Dialog | null = null;
   toasts: Toast[] = [];
   logs: LogLineView[] = [];
+  /** Whether there is a tray icon; the notice about its absence until dismissed. */
+  tray: TrayStatus = { kind: "available" };
+  trayNoticeDismissed = false;
   logFilter = { level: "info", text: "" };
   private nextToast = 1;
   private validator = new Validator();
@@ -52,6 +55,7 @@ export class App {
     await this.api.backend.onFileDrop((paths) => void this.importPaths(paths));
     // Files given on the command line (also a second launch's): the backend imported them.
     await this.api.backend.listen<ImportOutcome[]>("imported", (outcomes) => this.reportImport(outcomes));
+    this.tray = (await this.api.trayStatus().catch(() => null)) ?? { kind: "available" };
     this.onSnapshot(await this.api.snapshot());
     this.logs = await this.api.logs().catch(() => []);
   }
@@ -307,7 +311,7 @@ export class App {
             setConnectOnLaunch: (v) => void this.attempt(() => this.api.setConnectOnLaunch(v)),
             retryKeyring: () => void this.attempt(() => this.api.retryKeyring()),
             fallBack: () => this.openDialog({ kind: "key_files" }),
-          });
+          }, this.tray.kind === "available");
         case "tunnel": {
           const screen = helperScreen(snapshot, { retry: () => void this.attempt(() => this.api.retryHelper()), copy });
           const tunnel = snapshot.tunnels.find((t) => t.name === view.name);
@@ -353,6 +357,14 @@ export class App {
         "main",
         null,
         secretsBanner(snapshot, { retry: () => void this.attempt(() => this.api.retryKeyring()), fallBack: () => this.openDialog({ kind: "key_files" }) }),
+        this.trayNoticeDismissed
+          ? null
+          : trayNotice(this.tray, {
+              dismiss: () => {
+                this.trayNoticeDismissed = true;
+                this.render();
+              },
+            }),
         main,
       ),
       this.dialog

@@ -203,6 +203,12 @@ connect_on_launch: boolean,
  */
 start_at_login: boolean, };
 
+export type TrayStatus = { "kind": "available" } | { "kind": "unavailable", 
+/**
+ * One short sentence: why not.
+ */
+reason: string, };
+
 export type DemoOfferView = { 
 /**
  * The file that would be imported.

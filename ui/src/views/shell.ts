@@ -2,7 +2,7 @@
 // keyring banner, dialogs, the import report, toasts, and the logs and settings views.
 
 import { h } from "../dom";
-import type { ImportOutcome, LogLineView, Snapshot, TunnelView } from "../generated/bindings";
+import type { ImportOutcome, LogLineView, Snapshot, TrayStatus, TunnelView } from "../generated/bindings";
 import { formatClock } from "../logic/format";
 import { KEY_FILE_WARNING, helperHelp, secretsWarning, sortTunnels, stateLabel, tunnelTone } from "../logic/state";
 
@@ -90,6 +90,23 @@ export function secretsBanner(snapshot: Snapshot, actions: { retry(): void; fall
       h("button", { onclick: () => actions.retry() }, "Check the keyring again"),
       warning.canFallBack ? [" ", h("button", { class: "danger-quiet", onclick: () => actions.fallBack() }, "Keep keys in files…")] : null,
     ),
+  );
+}
+
+/**
+ * Where there is no tray icon: why, and what that changes (closing the window quits). A quiet
+ * note, not a warning: everything else works.
+ */
+export function trayNotice(tray: TrayStatus, actions: { dismiss(): void }): HTMLElement | null {
+  if (tray.kind === "available") return null;
+  return h(
+    "div",
+    { class: "banner info", "data-test": "tray-notice", role: "status" },
+    h("strong", null, "No tray icon. "),
+    tray.reason,
+    " Warren works from this window; closing it quits Warren.",
+    " ",
+    h("button", { class: "small", onclick: () => actions.dismiss(), "data-test": "tray-notice-dismiss" }, "OK"),
   );
 }
 
@@ -227,6 +244,7 @@ export function logsView(
 export function settingsView(
   snapshot: Snapshot,
   actions: { setStartAtLogin(v: boolean): void; setConnectOnLaunch(v: boolean): void; retryKeyring(): void; fallBack(): void },
+  hasTray = true,
 ): HTMLElement {
   const s = snapshot.settings;
   const secrets = snapshot.secrets;
@@ -238,7 +256,8 @@ export function settingsView(
       "label",
       null,
       h("input", { type: "checkbox", checked: s.start_at_login, onchange: (e: Event) => actions.setStartAtLogin((e.target as HTMLInputElement).checked) }),
-      " Start Warren in the tray when I log in",
+      // Without a tray, a start at login opens the window (src-tauri/src/app.rs).
+      hasTray ? " Start Warren in the tray when I log in" : " Start Warren when I log in",
     ),
     h(
       "label",
