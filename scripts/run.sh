@@ -20,7 +20,8 @@
 #      `--offer-demo <that file>`: with no tunnel yet, the window offers "Try the local demo";
 #      one click imports it (the key goes to your keyring) and connects it. If your session bus has
 #      no Secret Service (no keyring), it says in one line what to do first;
-#   5. when the app quits (tray → Quit; closing the window only hides it) or on ctrl-c: stops, by
+#   5. when the app quits (tray → Quit, where closing the window only hides it; without a tray,
+#      closing the window) or on ctrl-c: stops, by
 #      PID, only what it started — the app, the daemon (which takes the tunnel down), the demo
 #      (which removes its namespace, veth and file) — and removes the run directory and the
 #      directories the daemon made that were not there before (/run/warren, /run/wireguard, if empty).
@@ -355,7 +356,7 @@ cat >&2 <<EOF
   warren-demo on this machine (if you already have tunnels, import $DEMO_CONF yourself —
   or connect the $DEMO_NAME tunnel from an earlier run). Then, in any terminal:
       ping 198.18.251.2
-  Quit Warren from its tray menu (closing the window only hides it), or press ctrl-c here:
+  Quit Warren from its tray menu (without a tray icon: close its window), or press ctrl-c here:
   this stops what it started and removes the demo.
 
 EOF
