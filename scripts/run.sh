@@ -21,9 +21,9 @@
 #      one click imports it (the key goes to your keyring) and connects it. If your session bus has
 #      no Secret Service (no keyring), it says in one line what to do first;
 #   5. when the app quits (tray → Quit, where closing the window only hides it; without a tray,
-#      closing the window) or on ctrl-c: stops, by
-#      PID, only what it started — the app, the daemon (which takes the tunnel down), the demo
-#      (which removes its namespace, veth and file) — and removes the run directory and the
+#      closing the window) or on ctrl-c: stops, by PID, only what it started — the app, the
+#      daemon (which takes the tunnel down), the demo (which removes its namespace, veth and
+#      file) — and removes the run directory and the
 #      directories the daemon made that were not there before (/run/warren, /run/wireguard, if empty).
 #
 # You are: --user NAME, else sudo's SUDO_USER, else the user of the nearest non-root process above
