@@ -23,8 +23,9 @@
 #
 # Usage: scripts/test.sh [STAGE...]     run only the named stages (in the order above)
 #        scripts/test.sh --list         list the stages
-# The clippy stages run with WARREN_UI_PLACEHOLDER=1: they may run before the gui stage builds the
-# UI (ui/dist), and check the app with a placeholder page instead, which they never run.
+# The clippy and test stages run with WARREN_UI_PLACEHOLDER=1: they may run before the gui stage
+# builds the UI (ui/dist) and never show the app's window, so the placeholder page the app's build
+# script embeds instead is intended there (src-tauri/build.rs; anywhere else it warns).
 # Environment:
 #   WARREN_NETNS_ARGS="basic hub"    test names/groups passed to tests/netns/run.sh
 #   CI=true                          the netns stage fails (instead of saying "needs root") without root
@@ -107,9 +108,10 @@ stage() {
 }
 
 cargo_b() { as_builder cargo "$@"; }
-# The clippy stages may run before the gui stage builds the UI: the placeholder page is intended.
-cargo_lint() { as_builder env WARREN_UI_PLACEHOLDER=1 cargo "$@"; }
-cargo_lint_macos() { as_builder env WARREN_UI_PLACEHOLDER=1 "${MACOS_ENV[@]}" cargo "$@"; }
+# For the stages that may run before the gui stage builds the UI and never show the app's window
+# (clippy, test): the placeholder page the app's build script embeds then is intended.
+cargo_before_ui() { as_builder env WARREN_UI_PLACEHOLDER=1 cargo "$@"; }
+cargo_before_ui_macos() { as_builder env WARREN_UI_PLACEHOLDER=1 "${MACOS_ENV[@]}" cargo "$@"; }
 # cargo_per_package PKG... -- ARGS... — `cargo ARGS -p PKG` for one package at a time, as the
 # release builds do (scripts/common.sh): shared dependencies keep the features each binary needs.
 cargo_per_package() {
@@ -146,13 +148,13 @@ run_stage() {
     case $s in
         setup)          stage setup "$WARREN_ROOT/scripts/setup.sh" ;;
         fmt)            stage fmt cargo_b fmt --all -- --check ;;
-        clippy)         stage clippy cargo_lint clippy --workspace --all-targets -- -D warnings ;;
-        test)           stage test cargo_b test --workspace ;;
+        clippy)         stage clippy cargo_before_ui clippy --workspace --all-targets -- -D warnings ;;
+        test)           stage test cargo_before_ui test --workspace ;;
         test-mockclock) stage test-mockclock cargo_b test -p warren-tunnel --features mock-clock ;;
         gui)            stage gui as_builder "$WARREN_ROOT/tests/gui/run.sh" ;;
-        clippy-windows) stage clippy-windows cargo_lint clippy --workspace --all-targets --target "$WINDOWS_TARGET" -- -D warnings ;;
+        clippy-windows) stage clippy-windows cargo_before_ui clippy --workspace --all-targets --target "$WINDOWS_TARGET" -- -D warnings ;;
         build-windows)  stage build-windows cargo_per_package warren-helper warren-app -- build --target "$WINDOWS_TARGET" ;;
-        clippy-macos)   stage clippy-macos cargo_lint_macos clippy --workspace --all-targets --target "$MACOS_TARGET" -- -D warnings ;;
+        clippy-macos)   stage clippy-macos cargo_before_ui_macos clippy --workspace --all-targets --target "$MACOS_TARGET" -- -D warnings ;;
         release)        stage release cargo_b build --release -p warren-helper ;;
         installer)      stage installer "$WARREN_ROOT/tests/installer/run.sh" ;;
         netns)

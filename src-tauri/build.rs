@@ -5,9 +5,9 @@
 //!
 //! When the placeholder is used it warns (a build warning), louder for a release build, unless
 //! `WARREN_UI_PLACEHOLDER=1` says the placeholder is intended: scripts/test.sh sets it for its
-//! lint stages, which run before the UI is built and never run the app. A placeholder left in
-//! `ui/dist` by an earlier build is recognised by its marker and counts as missing, so a later
-//! build is not silently given it.
+//! clippy and test stages, which may run before the UI is built and never show the window. A
+//! placeholder left in `ui/dist` by an earlier build is recognised by its marker and counts as
+//! missing, so a later build is not silently given it.
 
 use std::path::Path;
 
