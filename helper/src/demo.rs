@@ -12,7 +12,7 @@
 //! 3. starts the peer (`ip netns exec warren-demo <this exe> up peer.conf --interface wdemo1`) and
 //!    the local side (`<this exe> up host.conf --interface wdemo0`) as child processes and waits
 //!    for their UAPI sockets: the local side's in `/var/run/wireguard/`, as any tunnel's; the
-//!    peer's in the private directory `/run/warren/demo/` (0700), which the peer sees at
+//!    peer's in the private directory `/run/warren-demo/` (0700), which the peer sees at
 //!    `/var/run/wireguard` in a mount namespace of its own — so the `wg show` of this machine
 //!    lists only interfaces its `ip link` shows, and the peer is shown with
 //!    `nsenter --target <peer pid> --mount --net wg show wdemo1`;
@@ -124,12 +124,11 @@ mod imp {
 
     /// Where `up` puts its UAPI socket (and where `wg` looks).
     const UAPI_DIR: &str = "/var/run/wireguard";
-    /// The daemon's socket directory, which holds [`PEER_UAPI_DIR`].
-    const RUN_DIR: &str = "/run/warren";
     /// The peer's UAPI directory (0700 root), bind-mounted at [`UAPI_DIR`] in the peer's own mount
     /// namespace: the peer's socket must not sit in this machine's [`UAPI_DIR`], where `wg show`
-    /// would list an interface that is not in this namespace.
-    const PEER_UAPI_DIR: &str = "/run/warren/demo";
+    /// would list an interface that is not in this namespace. Not inside the daemon's
+    /// `/run/warren`, whose owner and mode are the daemon's (and tmpfiles.d's) to choose.
+    const PEER_UAPI_DIR: &str = "/run/warren-demo";
 
     const COMMAND_TIMEOUT_SECS: u64 = 10;
     const SOCKET_TIMEOUT_SECS: u64 = 10;
@@ -582,11 +581,10 @@ mod imp {
             Ok(dir)
         }
 
-        /// Creates [`PEER_UAPI_DIR`] (0700 root; and [`RUN_DIR`] if missing, as the daemon makes
-        /// it) and the mount point [`UAPI_DIR`]. An existing one must be a real directory.
+        /// Creates [`PEER_UAPI_DIR`] (0700 root) and the mount point [`UAPI_DIR`]. An existing
+        /// one must be a real directory.
         fn create_peer_uapi_dir(&mut self) -> anyhow::Result<()> {
             use std::os::unix::fs::PermissionsExt as _;
-            crate::daemon::ensure_socket_dir(Path::new(RUN_DIR))?;
             self.peer_uapi_dir = true;
             let dir = Path::new(PEER_UAPI_DIR);
             match fs::DirBuilder::new().mode(0o700).create(dir) {

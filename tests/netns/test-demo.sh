@@ -104,7 +104,7 @@ demo_stop_check() {
     local new_socks
     new_socks="$(comm -13 <(echo "$socks_before") <(echo "$socks_after") | grep -v "^wrt" || true)"
     [[ -z $new_socks ]] || fail "UAPI sockets left in $WG_RUN_DIR: $new_socks"
-    [[ ! -e /run/warren/demo ]] || fail "the demo left its peer's UAPI directory /run/warren/demo: $(ls -A /run/warren/demo)"
+    [[ ! -e /run/warren-demo ]] || fail "the demo left its peer's UAPI directory /run/warren-demo: $(ls -A /run/warren-demo)"
 }
 
 # demo_begin — the start of every demo test: no warren-demo namespace yet (the test may then

@@ -33,8 +33,6 @@ pub(crate) mod auth;
 mod unix;
 #[cfg(unix)]
 use unix as imp;
-#[cfg(target_os = "linux")]
-pub(crate) use unix::ensure_socket_dir;
 
 #[cfg(windows)]
 mod windows;

@@ -141,17 +141,6 @@ impl Drop for Listener {
     }
 }
 
-/// Creates `dir`, the daemon's socket directory (`/run/warren`), as the daemon would with the
-/// default group, if it is missing — for the demo, which keeps its private directory in it.
-#[cfg(target_os = "linux")]
-pub(crate) fn ensure_socket_dir(dir: &Path) -> anyhow::Result<()> {
-    if dir.exists() {
-        return Ok(());
-    }
-    let group = auth::group(&super::Options::default().group).ok().flatten();
-    create_socket_dir(dir, group.map(|g| g.gid))
-}
-
 /// Creates the socket's directory `dir` (and missing parents) `0750`, the last component
 /// owned by `gid` (the daemon's group, when it exists) so its members can reach the socket. The
 /// mode is set explicitly, whatever the umask.
