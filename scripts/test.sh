@@ -9,11 +9,13 @@
 #   test           cargo test --workspace
 #   test-mockclock cargo test -p warren-tunnel --features mock-clock   (simulated-time tests)
 #   gui            tests/gui/run.sh (the desktop app: UI tests, controller, keyring, Xvfb screenshot)
-#   cross-windows  cargo build -p warren-proto -p warren-tunnel --target x86_64-pc-windows-gnu
-#   cross-macos    cargo check -p warren-proto -p warren-tunnel --target aarch64-apple-darwin
-#   cross-helper-windows / cross-helper-macos   the same for -p warren-helper (see WARREN_CROSS_HELPER)
-#   cross-app-windows / cross-app-macos         the same for the desktop app, -p warren-app (the
-#                  Windows build links a real warren-app.exe; ~12 min cold)
+#   clippy-windows cargo clippy --workspace --all-targets --target x86_64-pc-windows-gnu
+#                  -- -D warnings   (the Windows code and its tests, as the host's clippy stage)
+#   build-windows  cargo build -p warren-helper, then -p warren-app, --target x86_64-pc-windows-gnu:
+#                  real warren-helper.exe and warren-app.exe (linked with MinGW)
+#   clippy-macos   cargo clippy --workspace --all-targets --target aarch64-apple-darwin -- -D warnings
+#                  (check only, nothing links: no macOS SDK here; C build scripts get clang with a
+#                  stub include dir, Objective-C ones scripts/macos-check-cc)
 #   release        cargo build --release -p warren-helper
 #   installer      tests/installer/run.sh (service files, the .deb via cargo-deb, lintian, install/purge
 #                  in Debian 12 chroots; root; the first run caches debootstrap roots, ~3 min)
@@ -21,11 +23,10 @@
 #
 # Usage: scripts/test.sh [STAGE...]     run only the named stages (in the order above)
 #        scripts/test.sh --list         list the stages
+# The clippy and test stages run with WARREN_UI_PLACEHOLDER=1: they may run before the gui stage
+# builds the UI (ui/dist) and never show the app's window, so the placeholder page the app's build
+# script embeds instead is intended there (src-tauri/build.rs; anywhere else it warns).
 # Environment:
-#   WARREN_CROSS_HELPER=1 (default)  run the helper cross builds as ordinary stages (a failure
-#                                    stops the run)
-#                       0            skip them
-#                       warn         run them, report failure, but carry on
 #   WARREN_NETNS_ARGS="basic hub"    test names/groups passed to tests/netns/run.sh
 #   CI=true                          the netns stage fails (instead of saying "needs root") without root
 set -uo pipefail
@@ -40,13 +41,16 @@ if [[ -z ${WARREN_BIN:-} && -n ${CARGO_TARGET_DIR:-} ]]; then
     export WARREN_BIN="$CARGO_TARGET_DIR/release/warren-helper"
 fi
 
-ALL_STAGES=(setup fmt clippy test test-mockclock gui cross-windows cross-macos
-            cross-helper-windows cross-helper-macos cross-app-windows cross-app-macos
+ALL_STAGES=(setup fmt clippy test test-mockclock gui clippy-windows build-windows clippy-macos
             release installer netns)
-CROSS_HELPER="${WARREN_CROSS_HELPER:-1}"
+WINDOWS_TARGET=x86_64-pc-windows-gnu
+MACOS_TARGET=aarch64-apple-darwin
 MACOS_STUB="$(macos_stub_include_dir)"
+# clang for the C build scripts (ring's, with a stub TargetConditionals.h); scripts/macos-check-cc
+# passes C to clang and stubs out the Objective-C ones (the app's notification plugin), which
+# cannot compile without Apple's SDK.
 MACOS_ENV=(
-    CC_aarch64_apple_darwin=clang
+    "CC_aarch64_apple_darwin=$WARREN_ROOT/scripts/macos-check-cc"
     AR_aarch64_apple_darwin=llvm-ar
     "CFLAGS_aarch64_apple_darwin=-nostdlibinc -DRING_CORE_NOSTDLIBINC=1 -isystem $MACOS_STUB"
 )
@@ -103,31 +107,24 @@ stage() {
     exit 1
 }
 
-# soft_stage NAME CMD... — like stage, but a failure is reported and the run carries on.
-soft_stage() {
-    local name=$1 rc start
-    shift
-    echo
-    rule '='
-    echo "== STAGE (report only): $name — $*"
-    rule '='
-    start=$SECONDS
-    "$@"
-    rc=$?
-    DURATION[$name]=$((SECONDS - start))
-    if [[ $rc -eq 0 ]]; then
-        RESULT[$name]="ok"
-    else
-        RESULT[$name]="FAILED (exit $rc, not fatal)"
-        echo "!! stage '$name' failed (exit $rc); carrying on because WARREN_CROSS_HELPER=warn"
-    fi
-}
-
 cargo_b() { as_builder cargo "$@"; }
-cargo_macos() { as_builder env "${MACOS_ENV[@]}" cargo "$@"; }
-# The app's check also has Objective-C build scripts; scripts/macos-check-cc stubs those out.
-cargo_macos_app() {
-    as_builder env "${MACOS_ENV[@]}" "CC_aarch64_apple_darwin=$WARREN_ROOT/scripts/macos-check-cc" cargo "$@"
+# For the stages that may run before the gui stage builds the UI and never show the app's window
+# (clippy, test): the placeholder page the app's build script embeds then is intended.
+cargo_before_ui() { as_builder env WARREN_UI_PLACEHOLDER=1 cargo "$@"; }
+cargo_before_ui_macos() { as_builder env WARREN_UI_PLACEHOLDER=1 "${MACOS_ENV[@]}" cargo "$@"; }
+# cargo_per_package PKG... -- ARGS... — `cargo ARGS -p PKG` for one package at a time, as the
+# release builds do (scripts/common.sh): shared dependencies keep the features each binary needs.
+cargo_per_package() {
+    local -a pkgs=()
+    while [[ $# -gt 0 && $1 != -- ]]; do
+        pkgs+=("$1")
+        shift
+    done
+    shift
+    local p
+    for p in "${pkgs[@]}"; do
+        cargo_b "$@" -p "$p" || return
+    done
 }
 
 run_netns() {
@@ -151,27 +148,13 @@ run_stage() {
     case $s in
         setup)          stage setup "$WARREN_ROOT/scripts/setup.sh" ;;
         fmt)            stage fmt cargo_b fmt --all -- --check ;;
-        clippy)         stage clippy cargo_b clippy --workspace --all-targets -- -D warnings ;;
-        test)           stage test cargo_b test --workspace ;;
+        clippy)         stage clippy cargo_before_ui clippy --workspace --all-targets -- -D warnings ;;
+        test)           stage test cargo_before_ui test --workspace ;;
         test-mockclock) stage test-mockclock cargo_b test -p warren-tunnel --features mock-clock ;;
         gui)            stage gui as_builder "$WARREN_ROOT/tests/gui/run.sh" ;;
-        cross-windows)  stage cross-windows cargo_b build -p warren-proto -p warren-tunnel --target x86_64-pc-windows-gnu ;;
-        cross-macos)    stage cross-macos cargo_macos check -p warren-proto -p warren-tunnel --target aarch64-apple-darwin ;;
-        cross-helper-windows|cross-helper-macos)
-            local -a cmd
-            if [[ $s == cross-helper-windows ]]; then
-                cmd=(cargo_b build -p warren-helper --target x86_64-pc-windows-gnu)
-            else
-                cmd=(cargo_macos check -p warren-helper --target aarch64-apple-darwin)
-            fi
-            case $CROSS_HELPER in
-                1)    stage "$s" "${cmd[@]}" ;;
-                warn) soft_stage "$s" "${cmd[@]}" ;;
-                *)    RESULT[$s]="skipped (WARREN_CROSS_HELPER=1 to run)" ;;
-            esac
-            ;;
-        cross-app-windows) stage "$s" cargo_b build -p warren-app --target x86_64-pc-windows-gnu ;;
-        cross-app-macos)   stage "$s" cargo_macos_app check -p warren-app --target aarch64-apple-darwin ;;
+        clippy-windows) stage clippy-windows cargo_before_ui clippy --workspace --all-targets --target "$WINDOWS_TARGET" -- -D warnings ;;
+        build-windows)  stage build-windows cargo_per_package warren-helper warren-app -- build --target "$WINDOWS_TARGET" ;;
+        clippy-macos)   stage clippy-macos cargo_before_ui_macos clippy --workspace --all-targets --target "$MACOS_TARGET" -- -D warnings ;;
         release)        stage release cargo_b build --release -p warren-helper ;;
         installer)      stage installer "$WARREN_ROOT/tests/installer/run.sh" ;;
         netns)

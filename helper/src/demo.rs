@@ -11,7 +11,11 @@
 //!    directory;
 //! 3. starts the peer (`ip netns exec warren-demo <this exe> up peer.conf --interface wdemo1`) and
 //!    the local side (`<this exe> up host.conf --interface wdemo0`) as child processes and waits
-//!    for their UAPI sockets in `/var/run/wireguard/`;
+//!    for their UAPI sockets: the local side's in `/var/run/wireguard/`, as any tunnel's; the
+//!    peer's in the private directory `/run/warren-demo/` (0700), which the peer sees at
+//!    `/var/run/wireguard` in a mount namespace of its own — so the `wg show` of this machine
+//!    lists only interfaces its `ip link` shows, and the peer is shown with
+//!    `nsenter --target <peer pid> --mount --net wg show wdemo1`;
 //! 4. waits for a handshake (`wg show wdemo0 latest-handshakes`, when `wg` is installed), pings the
 //!    peer's tunnel address, prints `wg show wdemo0`, and keeps the tunnel up until ctrl-c/SIGTERM;
 //! 5. cleans up on every exit path — success, failure, ctrl-c half-way, even a panic: the children
@@ -118,8 +122,13 @@ mod imp {
     /// Where `ip netns` keeps its named namespaces.
     const NETNS_DIR: &str = "/var/run/netns";
 
-    /// Where `up` puts its UAPI socket.
+    /// Where `up` puts its UAPI socket (and where `wg` looks).
     const UAPI_DIR: &str = "/var/run/wireguard";
+    /// The peer's UAPI directory (0700 root), bind-mounted at [`UAPI_DIR`] in the peer's own mount
+    /// namespace: the peer's socket must not sit in this machine's [`UAPI_DIR`], where `wg show`
+    /// would list an interface that is not in this namespace. Not inside the daemon's
+    /// `/run/warren`, whose owner and mode are the daemon's (and tmpfiles.d's) to choose.
+    const PEER_UAPI_DIR: &str = "/run/warren-demo";
 
     const COMMAND_TIMEOUT_SECS: u64 = 10;
     const SOCKET_TIMEOUT_SECS: u64 = 10;
@@ -176,7 +185,9 @@ mod imp {
                     println!("The peer stays up until you press ctrl-c (or send SIGTERM).");
                 }
             }
-            println!("    ip netns exec {NETNS} wg show {PEER_IF}");
+            if let Some(pid) = demo.peer_pid() {
+                println!("    nsenter --target {pid} --mount --net wg show {PEER_IF}");
+            }
             let _ = io::stdout().flush();
             tokio::select! {
                 signal = shutdown.recv() => {
@@ -222,13 +233,13 @@ mod imp {
             ),
             Err(err) => return Err(err).context("failed to run `ip -V`"),
         }
-        let ifnames: &[&str] = if peer_only.is_some() {
-            &[PEER_IF]
+        let sockets: &[(&str, &str)] = if peer_only.is_some() {
+            &[(PEER_UAPI_DIR, PEER_IF)]
         } else {
-            &[HOST_IF, PEER_IF]
+            &[(UAPI_DIR, HOST_IF), (PEER_UAPI_DIR, PEER_IF)]
         };
-        for ifname in ifnames {
-            let path = uapi_socket(ifname);
+        for &(dir, ifname) in sockets {
+            let path = uapi_socket(dir, ifname);
             if tokio::net::UnixStream::connect(&path).await.is_ok() {
                 bail!(
                     "another tunnel named {ifname} is running ({} answers); is another \
@@ -339,13 +350,16 @@ mod imp {
         Ok(())
     }
 
-    /// Step 3's first half, shared by both modes: the peer in [`NETNS`], until its UAPI answers.
+    /// Step 3's first half, shared by both modes: the peer in [`NETNS`], with its UAPI socket in
+    /// [`PEER_UAPI_DIR`], until that answers.
     async fn start_peer(demo: &mut DemoState, dir: &Path, peer_conf: &Path) -> anyhow::Result<()> {
         let exe = own_exe()?;
         let peer_conf = path_str(peer_conf)?;
+        demo.create_peer_uapi_dir()?;
         demo.spawn(
             "peer",
             &dir.join("peer.log"),
+            Some(Path::new(PEER_UAPI_DIR)),
             "ip",
             &[
                 "netns",
@@ -359,7 +373,8 @@ mod imp {
                 PEER_IF,
             ],
         )?;
-        demo.wait_for_socket("peer", PEER_IF).await
+        demo.wait_for_socket("peer", &uapi_socket(PEER_UAPI_DIR, PEER_IF))
+            .await
     }
 
     fn own_exe() -> anyhow::Result<String> {
@@ -396,10 +411,12 @@ mod imp {
         demo.spawn(
             "host",
             &dir.join("host.log"),
+            None,
             &exe,
             &["up", "--foreground", &host_conf, "--interface", HOST_IF],
         )?;
-        demo.wait_for_socket("host", HOST_IF).await?;
+        demo.wait_for_socket("host", &uapi_socket(UAPI_DIR, HOST_IF))
+            .await?;
 
         println!("[4/5] Waiting for the WireGuard handshake…");
         let have_wg = wg_installed().await;
@@ -482,8 +499,8 @@ mod imp {
             ip(&["link", "del", HOST_VETH]).await?;
         }
         remove_stale_temp_dirs();
-        for ifname in [HOST_IF, PEER_IF] {
-            let path = uapi_socket(ifname);
+        for (dir, ifname) in [(UAPI_DIR, HOST_IF), (PEER_UAPI_DIR, PEER_IF)] {
+            let path = uapi_socket(dir, ifname);
             if path.exists() {
                 fs::remove_file(&path).with_context(|| {
                     format!("failed to remove the stale socket {}", path.display())
@@ -540,6 +557,8 @@ mod imp {
         children: Vec<(&'static str, Child)>,
         /// UAPI sockets of children started, removed if a child was killed before removing its own.
         sockets: Vec<PathBuf>,
+        /// [`PEER_UAPI_DIR`], once created.
+        peer_uapi_dir: bool,
         logs: Vec<(&'static str, PathBuf)>,
         /// `--peer-only`'s client file, once written.
         client_conf: Option<WrittenFile>,
@@ -562,13 +581,38 @@ mod imp {
             Ok(dir)
         }
 
+        /// Creates [`PEER_UAPI_DIR`] (0700 root) and the mount point [`UAPI_DIR`]. An existing
+        /// one must be a real directory.
+        fn create_peer_uapi_dir(&mut self) -> anyhow::Result<()> {
+            use std::os::unix::fs::PermissionsExt as _;
+            self.peer_uapi_dir = true;
+            let dir = Path::new(PEER_UAPI_DIR);
+            match fs::DirBuilder::new().mode(0o700).create(dir) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                    if !dir.symlink_metadata().is_ok_and(|meta| meta.is_dir()) {
+                        bail!("{PEER_UAPI_DIR} exists and is not a directory; remove it");
+                    }
+                }
+                Err(err) => {
+                    return Err(err).with_context(|| format!("failed to create {PEER_UAPI_DIR}"))
+                }
+            }
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("failed to set the mode of {PEER_UAPI_DIR}"))?;
+            fs::create_dir_all(UAPI_DIR).with_context(|| format!("failed to create {UAPI_DIR}"))
+        }
+
         /// Starts `program args…` with its output going to `log`, in its own process group (so a
         /// terminal's ctrl-c reaches only the demo, which then stops it in order), and with SIGTERM
-        /// as its parent-death signal (so it stops even if the demo is killed outright).
+        /// as its parent-death signal (so it stops even if the demo is killed outright). With
+        /// `uapi_dir`, the child gets a mount namespace of its own in which `uapi_dir` is mounted
+        /// at [`UAPI_DIR`].
         fn spawn(
             &mut self,
             label: &'static str,
             log: &Path,
+            uapi_dir: Option<&Path>,
             program: &str,
             args: &[&str],
         ) -> anyhow::Result<()> {
@@ -584,15 +628,46 @@ mod imp {
                 .stdout(out)
                 .stderr(err)
                 .process_group(0);
-            // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
-            // which is async-signal-safe and touches no memory of the parent.
+            let private_mount = uapi_dir
+                .map(|dir| -> anyhow::Result<_> {
+                    let c_path = |path: &Path| {
+                        std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+                            .with_context(|| format!("{} contains a NUL byte", path.display()))
+                    };
+                    Ok((c_path(dir)?, c_path(Path::new(UAPI_DIR))?))
+                })
+                .transpose()?;
+            // SAFETY: the closure runs in the forked child before exec and only makes system calls
+            // (prctl(2), unshare(2), mount(2)), which are async-signal-safe, on C strings made
+            // before the fork; it allocates nothing and touches no other memory of the parent.
             unsafe {
-                command.pre_exec(|| {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 {
-                        Ok(())
-                    } else {
-                        Err(io::Error::last_os_error())
+                command.pre_exec(move || {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                        return Err(io::Error::last_os_error());
                     }
+                    if let Some((source, target)) = &private_mount {
+                        // A mount namespace of its own, private so nothing propagates back, in
+                        // which the private directory stands at the UAPI directory.
+                        if libc::unshare(libc::CLONE_NEWNS) != 0
+                            || libc::mount(
+                                std::ptr::null(),
+                                c"/".as_ptr(),
+                                std::ptr::null(),
+                                libc::MS_REC | libc::MS_PRIVATE,
+                                std::ptr::null(),
+                            ) != 0
+                            || libc::mount(
+                                source.as_ptr(),
+                                target.as_ptr(),
+                                std::ptr::null(),
+                                libc::MS_BIND,
+                                std::ptr::null(),
+                            ) != 0
+                        {
+                            return Err(io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
                 });
             }
             let child = command.spawn().with_context(|| {
@@ -603,10 +678,18 @@ mod imp {
             Ok(())
         }
 
-        /// Waits until `ifname`'s UAPI socket accepts connections, failing early if the child
+        /// The peer's process id (`ip netns exec` execs the peer in the same process).
+        fn peer_pid(&self) -> Option<u32> {
+            self.children
+                .iter()
+                .find(|(label, _)| *label == "peer")
+                .map(|(_, child)| child.id())
+        }
+
+        /// Waits until the UAPI socket `path` accepts connections, failing early if the child
         /// labelled `label` exits.
-        async fn wait_for_socket(&mut self, label: &str, ifname: &str) -> anyhow::Result<()> {
-            let path = uapi_socket(ifname);
+        async fn wait_for_socket(&mut self, label: &str, path: &Path) -> anyhow::Result<()> {
+            let path = path.to_owned();
             self.sockets.push(path.clone());
             let deadline = Instant::now() + Duration::from_secs(SOCKET_TIMEOUT_SECS);
             loop {
@@ -615,12 +698,12 @@ mod imp {
                 }
                 if let Some((_, child)) = self.children.iter_mut().find(|(l, _)| *l == label) {
                     if let Some(status) = child.try_wait().context("failed to check a child")? {
-                        bail!("the {label} side ({ifname}) exited before it was ready ({status})");
+                        bail!("the {label} side exited before it was ready ({status})");
                     }
                 }
                 if Instant::now() >= deadline {
                     bail!(
-                        "the {label} side ({ifname}) did not create {} within {SOCKET_TIMEOUT_SECS} s",
+                        "the {label} side did not create {} within {SOCKET_TIMEOUT_SECS} s",
                         path.display()
                     );
                 }
@@ -683,6 +766,14 @@ mod imp {
                     if let Err(err) = fs::remove_file(&path) {
                         problems.push(format!("failed to remove {}: {err}", path.display()));
                     }
+                }
+            }
+            if std::mem::take(&mut self.peer_uapi_dir) {
+                // Only if empty: the peer removed its socket, or the loop above did.
+                match fs::remove_dir(PEER_UAPI_DIR) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                    Err(err) => problems.push(format!("failed to remove {PEER_UAPI_DIR}: {err}")),
                 }
             }
             if std::mem::take(&mut self.veth) {
@@ -914,8 +1005,8 @@ mod imp {
         }
     }
 
-    fn uapi_socket(ifname: &str) -> PathBuf {
-        Path::new(UAPI_DIR).join(format!("{ifname}.sock"))
+    fn uapi_socket(dir: &str, ifname: &str) -> PathBuf {
+        Path::new(dir).join(format!("{ifname}.sock"))
     }
 
     /// `198.18.251.2/24` → `198.18.251.2/32`: the single address, as AllowedIPs.

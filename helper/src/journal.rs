@@ -1183,6 +1183,7 @@ mod tests {
     }
 
     /// Writes a leftover journal for `ifname` with the given boot and namespace ids.
+    #[cfg(target_os = "linux")]
     fn plant(dir: &Path, ifname: &str, boot_id: Option<&str>, netns: Option<&str>) {
         let journal = Journal::create(dir, ifname).unwrap();
         let contents = Contents {

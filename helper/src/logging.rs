@@ -109,7 +109,8 @@ pub fn init(mode: Mode) {
     }
 }
 
-/// A daily rotating appender in `dir` (created 0750 if missing), keeping `keep` files.
+/// A daily rotating appender in `dir` (created 0700 if missing: only root reads the files;
+/// others read the log through the daemon, `warren-helper logs`), keeping `keep` files.
 fn file_appender(
     dir: &Path,
     keep: usize,
@@ -131,7 +132,7 @@ fn create_log_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o750)
+        .mode(0o700)
         .create(dir)
 }
 

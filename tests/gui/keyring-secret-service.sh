@@ -2,11 +2,12 @@
 # tests/gui/keyring-secret-service.sh CMD... — run CMD inside a private D-Bus session with a
 # throwaway, unlocked gnome-keyring (Secret Service), and every XDG dir in a temp dir, so the
 # user's real keyring is never touched. Used by tests/gui/run.sh for the keyring round trip.
-# Re-executes itself under dbus-run-session.
+# Re-executes itself under dbus-run-session (with tests/gui/dbus-daemon-quiet as the bus daemon).
 set -euo pipefail
 
 if [[ -z ${WARREN_IN_DBUS_SESSION:-} ]]; then
-    exec env WARREN_IN_DBUS_SESSION=1 dbus-run-session -- "$0" "$@"
+    exec env WARREN_IN_DBUS_SESSION=1 \
+        dbus-run-session --dbus-daemon="$(cd "$(dirname "$0")" && pwd)/dbus-daemon-quiet" -- "$0" "$@"
 fi
 
 tmp="$(mktemp -d /tmp/warren-keyring.XXXXXX)"

@@ -96,7 +96,9 @@ stage_ui() {
 }
 
 stage_rust() {
-    [[ -f $ROOT/ui/dist/index.html ]] || echo "note: ui/dist missing; run the ui stage first for a real UI"
+    if ! [[ -f $ROOT/ui/dist/index.html ]] || grep -q 'warren: placeholder page' "$ROOT/ui/dist/index.html"; then
+        echo "note: ui/dist has no built UI (run the ui stage first for a real one); the app's build warns and embeds a placeholder page"
+    fi
     check "rust: clippy" cargo clippy --manifest-path "$ROOT/Cargo.toml" -p warren-app --all-targets -- -D warnings
     check "rust: tests" cargo test --manifest-path "$ROOT/Cargo.toml" -p warren-app
 }

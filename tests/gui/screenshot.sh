@@ -33,7 +33,7 @@ if [[ ${1:-} != --inside ]] && [[ -z ${WARREN_SHOT_INSIDE:-} ]]; then
         for _ in $(seq 50); do [[ -S $WARREN_HELPER_SOCKET ]] && break; sleep 0.1; done
     fi
     WARREN_SHOT_INSIDE=1 WARREN_SHOT_TMP="$tmp" xvfb-run -a -s "-screen 0 1280x800x24" \
-        dbus-run-session -- "$0" "$out" "$app"
+        dbus-run-session --dbus-daemon="$(cd "$(dirname "$0")" && pwd)/dbus-daemon-quiet" -- "$0" "$out" "$app"
     exit $?
 fi
 

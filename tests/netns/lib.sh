@@ -513,8 +513,9 @@ note_log() {
     WRT_PEER_LOG[$1]=$3
 }
 
-# uapi_sockets — the sockets in /var/run/wireguard, sorted, one per line.
+# uapi_sockets — the sockets in /var/run/wireguard, sorted, one per line (none if it is absent).
 uapi_sockets() {
+    [[ -d $WG_RUN_DIR ]] || return 0 # a bare machine: nobody made it yet
     find "$WG_RUN_DIR" -maxdepth 1 -name '*.sock' -printf '%f\n' 2>/dev/null | sort
 }
 

@@ -6,8 +6,8 @@
 #
 #   daemon/cli        import (0600), up --wait (a completed handshake in status --json), ping,
 #                     list, conflicts refused (exit 6), down, exit codes, remove, a user tunnel from
-#                     a file; neither key appears in the logs, `logs` or status output; SIGTERM
-#                     leaves the namespace as it was
+#                     a file; the log dir made 0700; neither key appears in the logs, `logs` or
+#                     status output; SIGTERM leaves the namespace as it was
 #   daemon/autostart  a tunnel flagged <name>.autostart comes up when the daemon starts; SIGTERM
 #                     tells a `logs -f` client, takes it down, undoes its journal, removes the socket
 #   daemon/errors     each failure says what kind it is, with its exit code: an endpoint whose host
@@ -16,7 +16,8 @@
 #                     still 7;
 #                     each leaves the tunnel in state error with that reason and the namespace as it was
 #   daemon/auth       a member of the daemon's group (a throwaway user and group) is admitted but
-#                     may not install tunnels; uid 65534 without the group cannot connect; uid 65534
+#                     may not install tunnels (the socket in a directory the daemon makes 0750
+#                     root:group); uid 65534 without the group cannot connect; uid 65534
 #                     holding the group only in its process (not the group database) is refused by
 #                     the credential check, and the daemon logs its uid
 
@@ -164,7 +165,10 @@ t_daemon_cli() {
     local before mode hs out list other
     daemon_pair
     before="$(daemon_state a)"
+    [[ ! -e $D_LOGS ]] || fail "$D_LOGS exists before the daemon made it"
     daemon_start a
+    # Only root reads the log files (README); others read the log through the daemon (`logs`).
+    [[ $(stat -c '%a %U' "$D_LOGS") == "700 root" ]] || fail "log dir is $(stat -c '%a %U' "$D_LOGS"), expected 700 root"
 
     wh_expect 0 "empty list" list
     [[ -z $WH_OUT ]] || fail "list of an empty daemon printed: $WH_OUT"
@@ -337,6 +341,8 @@ t_daemon_auth() {
     D_GROUP="wrtg${WRT_RUN}n${WRT_TEST_NO}"
     user="wrtu${WRT_RUN}n${WRT_TEST_NO}"
     daemon_paths
+    # A socket directory the daemon makes, as it makes /run/warren when tmpfiles.d has not.
+    SOCK="$SOCK_DIR/run/helper.sock"
     ns_new a
     wrt_record_group "$D_GROUP"
     groupadd "$D_GROUP"
@@ -349,6 +355,8 @@ t_daemon_auth() {
     chmod 755 "$bin"
     daemon_start a
     [[ $(stat -c '%a %G' "$SOCK") == "660 $D_GROUP" ]] || fail "socket is $(stat -c '%a %U:%G' "$SOCK"), expected 660 root:$D_GROUP"
+    [[ $(stat -c '%a %U %G' "${SOCK%/*}") == "750 root $D_GROUP" ]] ||
+        fail "socket dir is $(stat -c '%a %U:%G' "${SOCK%/*}"), expected 750 root:$D_GROUP"
 
     as() {
         local rc=0
@@ -376,7 +384,7 @@ t_daemon_auth() {
     as --reuid 65534 --regid 65534 --clear-groups
     [[ $AS_RC == 4 ]] || fail "uid 65534 without the group: exit $AS_RC, expected 4: $AS_OUT"
     grep -qi "permission denied" <<<"$AS_OUT" || fail "uid 65534: no clear refusal: $AS_OUT"
-    log "uid 65534 without the group: refused by the socket's mode: $AS_OUT"
+    log "uid 65534 without the group: refused by the socket's (and its directory's) mode: $AS_OUT"
 
     # The group in the process only (not in the database): past the mode, refused by the check.
     as --reuid 65534 --regid 65534 --groups "$gid"

@@ -12,6 +12,9 @@
 #   - SIGINT makes it exit (status 0 after a full run; any status when interrupted half-way) within
 #     20 s, leaving no namespace warren-demo, no links but lo in our namespace, no child processes
 #     and no new UAPI socket in /var/run/wireguard.
+#   - while it runs, the peer's UAPI socket is not in /var/run/wireguard: `wg show interfaces` lists
+#     no interface that our namespace's `ip link` lacks; the peer answers the command the demo
+#     prints for it (`nsenter --target PID --mount --net wg show wdemo1`).
 #   - "half-way": SIGINT right after namespace warren-demo appears (or after 10 s if it never does).
 
 DEMO_PEER=198.18.251.2
@@ -32,6 +35,31 @@ $(tail -n 40 "$DEMO_LOG")"
 }
 
 demo_ns_exists() { [[ -e /run/netns/warren-demo ]]; }
+
+# demo_check_wg_show FULL_NS — while the demo runs: every interface the host's `wg show interfaces`
+# lists is a link in FULL_NS (the namespace the demo runs in), apart from other tests' wrt*
+# interfaces in their own namespaces, so the peer (wdemo1, in warren-demo) is not listed; and the
+# peer answers the `wg show` the demo prints for it, through its private UAPI directory.
+demo_check_wg_show() {
+    local full=$1 listed links i cmd pid out
+    listed="$(wg show interfaces)" || fail "wg show interfaces failed"
+    links="$(ip -n "$full" -o link show | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }')"
+    for i in $listed; do
+        [[ $i == wrt* ]] && continue
+        grep -qx -- "$i" <<<"$links" ||
+            fail "the host's wg show lists $i, which is not a link in $full (wg show: $listed)"
+    done
+    log "wg show interfaces: ${listed:-none}; all but other tests' wrt* are links in $full"
+    wait_until 10 "the demo to print the command that shows its peer" \
+        grep -Eq 'nsenter --target [0-9]+ --mount --net wg show wdemo1' "$DEMO_LOG"
+    cmd="$(grep -Eo 'nsenter --target [0-9]+ --mount --net wg show wdemo1' "$DEMO_LOG" | tail -n 1)"
+    [[ -n $cmd ]] || fail "the demo printed no command to show its peer; its output:
+$(tail -n 20 "$DEMO_LOG")"
+    pid="$(awk '{ print $3 }' <<<"$cmd")"
+    out="$(nsenter --target "$pid" --mount --net wg show wdemo1 2>&1)" || fail "$cmd failed: $out"
+    grep -q "listening port: 51820" <<<"$out" || fail "$cmd does not show the peer: $out"
+    log "$cmd: the peer answers (listening port 51820)"
+}
 
 # demo_stop_check MODE FULL_NS SOCKETS_BEFORE SIGNAL — send SIGNAL to the demo ($DEMO_PID) and
 # check it exits (status 0 unless MODE is "interrupted") within 20 s, leaving no namespace
@@ -76,6 +104,7 @@ demo_stop_check() {
     local new_socks
     new_socks="$(comm -13 <(echo "$socks_before") <(echo "$socks_after") | grep -v "^wrt" || true)"
     [[ -z $new_socks ]] || fail "UAPI sockets left in $WG_RUN_DIR: $new_socks"
+    [[ ! -e /run/warren-demo ]] || fail "the demo left its peer's UAPI directory /run/warren-demo: $(ls -A /run/warren-demo)"
 }
 
 # demo_begin — the start of every demo test: no warren-demo namespace yet (the test may then
@@ -111,6 +140,8 @@ t_demo() {
         wait_until 30 "a ping reply from $DEMO_PEER in $full" ping_ok host "$DEMO_PEER" 1
         expect_ping host "$DEMO_PEER"
         demo_ns_exists || fail "the demo is up but namespace warren-demo does not exist"
+        demo_check_wg_show "$full"
+        wg show interfaces | grep -qx wdemo0 || fail "the host's wg show does not list wdemo0"
         log "demo output so far:"
         sed 's/^/    demo| /' "$DEMO_LOG" >&2
     else
@@ -164,6 +195,7 @@ t_demo_peer_only() {
     first="$(cat "$conf")"
     grep -q "^Endpoint = 198.18.250.2:51820$" "$conf" || fail "no demo endpoint in $conf"
     ! ip -n "$full" link show wdemo0 >/dev/null 2>&1 || fail "--peer-only made this side's tunnel too"
+    demo_check_wg_show "$full"
     demo_stop_check peer-only "$full" "$socks_before" TERM
     [[ ! -e $conf ]] || fail "the demo left its client file $conf"
     log "first run cleaned up; running again with the same key file"

@@ -1,6 +1,8 @@
 //! The daemon's socket on Unix: a stream socket (`/run/warren/helper.sock` on Linux,
 //! `/var/run/warren/helper.sock` on macOS, or `--socket`), mode `0660`, group `warren` (or
-//! `--group`), and the per-connection credential check of [`super::auth`].
+//! `--group`), and the per-connection credential check of [`super::auth`]. A missing socket
+//! directory is created `0750` with that group, as tmpfiles.d makes `/run/warren` on an installed
+//! system.
 //!
 //! Binding refuses to take over a socket another daemon is listening on, replaces a stale one (a
 //! socket file nobody listens on, left by a crash), and never removes anything that is not a
@@ -17,8 +19,13 @@ use std::path::{Path, PathBuf};
 use tokio::net::{UnixListener, UnixStream};
 use warren_proto::ipc::IpcError;
 
-/// The socket file's mode: owner and group may connect.
+/// The socket file's mode: owner and group may connect. This is the access control.
 const SOCKET_MODE: u32 = 0o660;
+
+/// The mode of the socket's directory when the daemon creates it (installed systems get
+/// `/run/warren` from tmpfiles.d with the same mode): the group may reach the socket, others may
+/// not even list the directory.
+const SOCKET_DIR_MODE: u32 = 0o750;
 
 /// The listening socket.
 pub(super) struct Listener {
@@ -31,14 +38,23 @@ pub(super) struct Listener {
 impl Listener {
     /// Binds `path`, owned by group `group_name` (see the module docs).
     pub(super) fn bind(path: &Path, group_name: &str) -> anyhow::Result<Self> {
+        let group = match auth::group(group_name) {
+            Ok(Some(group)) => Some(group),
+            Ok(None) => {
+                tracing::warn!(
+                    "group '{group_name}' does not exist: only root can use the helper (create \
+                     it with `groupadd --system {group_name}` and add users to it)"
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!("failed to look up group '{group_name}': {e}");
+                None
+            }
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
-                use std::os::unix::fs::DirBuilderExt as _;
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o755)
-                    .create(dir)
-                    .with_context(|| format!("failed to create {}", dir.display()))?;
+                create_socket_dir(dir, group.as_ref().map(|g| g.gid))?;
             }
         }
         remove_stale(path)?;
@@ -46,21 +62,14 @@ impl Listener {
             .with_context(|| format!("failed to listen on {}", path.display()))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
             .with_context(|| format!("failed to set the mode of {}", path.display()))?;
-        match auth::group(group_name) {
-            Ok(Some(group)) => {
-                std::os::unix::fs::chown(path, None, Some(group.gid)).with_context(|| {
-                    format!(
-                        "failed to give {} to group '{group_name}' (gid {})",
-                        path.display(),
-                        group.gid
-                    )
-                })?
-            }
-            Ok(None) => tracing::warn!(
-                "group '{group_name}' does not exist: only root can use the helper (create it \
-                 with `groupadd --system {group_name}` and add users to it)"
-            ),
-            Err(e) => tracing::warn!("failed to look up group '{group_name}': {e}"),
+        if let Some(group) = &group {
+            std::os::unix::fs::chown(path, None, Some(group.gid)).with_context(|| {
+                format!(
+                    "failed to give {} to group '{group_name}' (gid {})",
+                    path.display(),
+                    group.gid
+                )
+            })?;
         }
         let inode = std::fs::metadata(path)
             .with_context(|| format!("failed to stat {}", path.display()))?
@@ -130,6 +139,24 @@ impl Drop for Listener {
             }
         }
     }
+}
+
+/// Creates the socket's directory `dir` (and missing parents) `0750`, the last component
+/// owned by `gid` (the daemon's group, when it exists) so its members can reach the socket. The
+/// mode is set explicitly, whatever the umask.
+fn create_socket_dir(dir: &Path, gid: Option<u32>) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(SOCKET_DIR_MODE)
+        .create(dir)
+        .with_context(|| format!("failed to create {}", dir.display()))?;
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(dir, None, Some(gid))
+            .with_context(|| format!("failed to give {} to gid {gid}", dir.display()))?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(SOCKET_DIR_MODE))
+        .with_context(|| format!("failed to set the mode of {}", dir.display()))
 }
 
 /// Removes a socket file nobody listens on; refuses one that answers, and anything else.

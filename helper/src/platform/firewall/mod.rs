@@ -336,6 +336,7 @@ mod tests {
     /// `WARREN_KS_JOURNAL`: a file of JSON lines, one per recorded change, that `undo` replays
     /// newest first.
     #[test]
+    #[cfg(target_os = "linux")]
     #[ignore = "a tool for tests/netns/test-killswitch.sh; does nothing without WARREN_KS_TOOL"]
     fn netns_tool() {
         use std::io::Write as _;
