@@ -18,7 +18,7 @@
 #                    repository owned by dana: afterwards sudo, every Debian package of its lists,
 #                    Debian's rustc/cargo at least the workspace's rust-version with clippy and
 #                    rustfmt, Node.js for Vite with npm; nothing in the checkout is root's; a second
-#                    run installs nothing; `scripts/test.sh cross-windows` stops at once naming the
+#                    run installs nothing; `scripts/test.sh build-windows` stops at once naming the
 #                    missing target and rustup; and, as dana, `cargo build -p warren-proto` and
 #                    `npm ci` + `npm run build` of the UI. apt needs the network, so this root has
 #                    the host's network namespace, but runs without CAP_NET_ADMIN/CAP_SYS_ADMIN (it
@@ -756,17 +756,17 @@ check_chroot_setup() {
     grep -q 'apt-get\|npm pack' <<<"$out" && { echo "$out"; echo "the second set-up fetched again"; return 1; }
     echo "ok: a second run installs nothing"
 
-    echo "--- scripts/test.sh cross-windows with Debian's Rust: must stop, naming the target and rustup"
+    echo "--- scripts/test.sh build-windows with Debian's Rust: must stop, naming the target and rustup"
     local rc=0
-    out="$(net_root "$r" SUDO_USER=dana timeout 120 "$src/scripts/test.sh" cross-windows 2>&1)" || rc=$?
+    out="$(net_root "$r" SUDO_USER=dana timeout 120 "$src/scripts/test.sh" build-windows 2>&1)" || rc=$?
     echo "$out" | tail -n 8
-    [[ $rc -ne 0 ]] || { echo "the cross-windows stage passed without rustup's target"; return 1; }
+    [[ $rc -ne 0 ]] || { echo "the build-windows stage passed without rustup's target"; return 1; }
     if ! grep -q 'the Rust target x86_64-pc-windows-gnu is not installed' <<<"$out" ||
         ! grep -q 'install rustup' <<<"$out"; then
-        echo "the cross-windows stage did not say which target is missing and to install rustup"
+        echo "the build-windows stage did not say which target is missing and to install rustup"
         return 1
     fi
-    echo "ok: cross-windows stops at once and says what to install"
+    echo "ok: build-windows stops at once and says what to install"
 
     echo "--- as dana: cargo build -p warren-proto; npm ci and npm run build (ui)"
     start=$SECONDS
