@@ -1442,4 +1442,440 @@ mod tests {
             "IPv6 rule table main suppress_prefixlength 0"
         );
     }
+
+    // The other OSes' full tunnels, planned here on Linux.
+
+    fn macos() -> PlanInputs {
+        PlanInputs {
+            method: FullTunnelMethod::Halves,
+            default_gateways: gateways(),
+            ..PlanInputs::default()
+        }
+    }
+
+    fn windows() -> PlanInputs {
+        PlanInputs {
+            method: FullTunnelMethod::BoundSockets,
+            default_gateways: gateways(),
+            ..PlanInputs::default()
+        }
+    }
+
+    fn gateway4() -> Gateway {
+        Gateway {
+            address: "198.18.0.1".parse().unwrap(),
+            interface: Some("en0".into()),
+        }
+    }
+
+    fn gateway6() -> Gateway {
+        Gateway {
+            address: "fe80::1".parse().unwrap(),
+            interface: Some("en0".into()),
+        }
+    }
+
+    fn gateways() -> BTreeMap<Family, Gateway> {
+        [(Family::Ipv4, gateway4()), (Family::Ipv6, gateway6())].into()
+    }
+
+    fn endpoint_route(host: &str, gateway: Gateway) -> EndpointRoute {
+        EndpointRoute {
+            host: host.parse().unwrap(),
+            gateway,
+        }
+    }
+
+    /// What only Linux's policy routing has: none of it on macOS or Windows.
+    fn assert_no_policy_routing(plan: &NetworkPlan) {
+        assert!(plan.rules.is_empty(), "{:?}", plan.rules);
+        assert!(plan.sysctls.is_empty(), "{:?}", plan.sysctls);
+        assert_eq!(plan.fwmark, None);
+        assert_eq!(plan.full_tunnel_table(), None);
+        assert!(plan.routes.iter().all(|r| r.table == MAIN_TABLE));
+    }
+
+    #[test]
+    fn the_native_method_is_this_oses() {
+        let expected = if cfg!(target_os = "macos") {
+            FullTunnelMethod::Halves
+        } else if cfg!(windows) {
+            FullTunnelMethod::BoundSockets
+        } else {
+            FullTunnelMethod::PolicyRouting
+        };
+        assert_eq!(FullTunnelMethod::native(), expected);
+        assert_eq!(PlanInputs::default().method, expected);
+    }
+
+    #[test]
+    fn macos_ipv4_full_tunnel_routes_the_halves_and_the_endpoint_via_the_gateway() {
+        let config = config(
+            &["198.18.1.1/24"],
+            vec![peer(
+                &["0.0.0.0/0", "198.18.7.0/24"],
+                Some("198.18.250.2:51820"),
+            )],
+        );
+        let plan = super::plan(&config, "utun5", &macos()).unwrap();
+        assert_no_policy_routing(&plan);
+        assert_eq!(
+            plan.routes,
+            routes(&["0.0.0.0/1", "128.0.0.0/1", "198.18.7.0/24"], MAIN_TABLE)
+        );
+        assert_eq!(
+            plan.endpoint_routes,
+            [endpoint_route("198.18.250.2", gateway4())]
+        );
+        assert_eq!(plan.method, FullTunnelMethod::Halves);
+        assert_eq!(plan.full_tunnel_families, [Family::Ipv4]);
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+        assert_eq!(
+            plan.routing_summary(),
+            "full tunnel (IPv4) by the halves 0.0.0.0/1 + 128.0.0.0/1 over the default route, 1 \
+             endpoint host route(s) via the default gateway"
+        );
+    }
+
+    #[test]
+    fn macos_ipv6_full_tunnel_routes_the_halves_and_the_endpoint_via_the_link_local_gateway() {
+        let config = config(
+            &["fd00:1::1/64"],
+            vec![peer(&["::/0"], Some("[fd00:9::2]:51820"))],
+        );
+        let plan = super::plan(&config, "utun5", &macos()).unwrap();
+        assert_no_policy_routing(&plan);
+        assert_eq!(plan.routes, routes(&["::/1", "8000::/1"], MAIN_TABLE));
+        assert_eq!(
+            plan.endpoint_routes,
+            [endpoint_route("fd00:9::2", gateway6())]
+        );
+        assert_eq!(plan.full_tunnel_families, [Family::Ipv6]);
+        assert_eq!(plan.endpoint_routes[0].gateway.to_string(), "fe80::1%en0");
+    }
+
+    #[test]
+    fn macos_dual_stack_full_tunnel_routes_both_families_and_each_endpoint_once() {
+        let config = config(
+            &["198.18.1.1/24", "fd00:1::1/64"],
+            vec![
+                peer(&["0.0.0.0/0", "::/0"], Some("198.18.250.2:51820")),
+                peer(&["198.18.8.0/24"], Some("[fd00:9::2]:51820")),
+                // The same host on another port, and as an IPv4-mapped address: one route.
+                peer(&["198.18.9.0/24"], Some("[::ffff:198.18.250.2]:51821")),
+            ],
+        );
+        let plan = super::plan(&config, "utun5", &macos()).unwrap();
+        assert_no_policy_routing(&plan);
+        assert_eq!(
+            plan.routes,
+            routes(
+                &[
+                    "0.0.0.0/1",
+                    "128.0.0.0/1",
+                    "::/1",
+                    "8000::/1",
+                    "198.18.8.0/24",
+                    "198.18.9.0/24"
+                ],
+                MAIN_TABLE
+            )
+        );
+        assert_eq!(
+            plan.endpoint_routes,
+            [
+                endpoint_route("198.18.250.2", gateway4()),
+                endpoint_route("fd00:9::2", gateway6()),
+            ]
+        );
+        assert_eq!(plan.full_tunnel_families, [Family::Ipv4, Family::Ipv6]);
+        assert!(plan.routing_summary().contains(
+            "by the halves 0.0.0.0/1 + 128.0.0.0/1 and ::/1 + 8000::/1 over the default route, 2 \
+             endpoint host route(s)"
+        ));
+    }
+
+    #[test]
+    fn macos_full_tunnel_host_routes_a_resolved_host_name_endpoint() {
+        let mut config = config(&["198.18.1.1/24"], vec![peer(&["0.0.0.0/0"], None)]);
+        config.peers[0].endpoint = Some(Endpoint::Host {
+            host: "vpn.example.com".into(),
+            port: 51820,
+        });
+        let inputs = PlanInputs {
+            resolved_endpoints: vec![(
+                config.peers[0].public_key,
+                "198.18.250.7:51820".parse().unwrap(),
+            )],
+            ..macos()
+        };
+        let plan = super::plan(&config, "utun5", &inputs).unwrap();
+        assert_eq!(
+            plan.endpoint_routes,
+            [endpoint_route("198.18.250.7", gateway4())]
+        );
+        // Unresolved, there is nothing to route.
+        let plan = super::plan(&config, "utun5", &macos()).unwrap();
+        assert!(plan.endpoint_routes.is_empty() && plan.warnings.is_empty());
+    }
+
+    #[test]
+    fn macos_full_tunnel_without_a_default_gateway_has_no_endpoint_route_and_says_so() {
+        let config = config(
+            &["198.18.1.1/24", "fd00:1::1/64"],
+            vec![peer(
+                &["0.0.0.0/0", "::/0", "198.18.250.0/24"],
+                Some("198.18.250.2:51820"),
+            )],
+        );
+        // Only an IPv6 gateway is known; the endpoint is IPv4 (and inside a more specific
+        // AllowedIPs prefix, which the host route would have beaten: still not refused).
+        let inputs = PlanInputs {
+            default_gateways: [(Family::Ipv6, gateway6())].into(),
+            ..macos()
+        };
+        let plan = super::plan(&config, "utun5", &inputs).unwrap();
+        assert!(plan.endpoint_routes.is_empty());
+        assert_eq!(
+            plan.warnings,
+            [PlanWarning::NoDefaultGateway {
+                family: Family::Ipv4,
+                endpoints: vec!["198.18.250.2".parse().unwrap()],
+            }]
+        );
+        assert_eq!(
+            plan.warnings[0].to_string(),
+            "no IPv4 default gateway is known, so endpoint 198.18.250.2 gets no host route: until \
+             the network has a default route, the tunnel's own packets to it would be routed into \
+             the tunnel"
+        );
+        assert!(plan
+            .routing_summary()
+            .ends_with("0 endpoint host route(s) via the default gateway"));
+        // Validation knows no gateway either, and must not refuse.
+        let validation = PlanInputs {
+            method: FullTunnelMethod::Halves,
+            ..PlanInputs::default()
+        };
+        assert!(super::plan(&config, "utun5", &validation).is_ok());
+    }
+
+    #[test]
+    fn macos_and_windows_with_table_off_add_no_routes_at_all() {
+        let config = with_table(
+            config(
+                &["198.18.1.1/24", "fd00:1::1/64"],
+                vec![peer(&["0.0.0.0/0", "::/0"], Some("198.18.250.2:51820"))],
+            ),
+            Table::Off,
+        );
+        for inputs in [macos(), windows()] {
+            let plan = super::plan(&config, "tun0", &inputs).unwrap();
+            assert_no_policy_routing(&plan);
+            assert!(plan.routes.is_empty() && plan.endpoint_routes.is_empty());
+            assert!(plan.full_tunnel_families.is_empty() && plan.warnings.is_empty());
+            assert_eq!(plan.routing_summary(), "no routes");
+            assert_eq!(plan.addresses, nets(&["198.18.1.1/24", "fd00:1::1/64"]));
+        }
+    }
+
+    #[test]
+    fn macos_and_windows_refuse_a_numbered_table_and_take_main_as_their_one_table() {
+        for (inputs, os) in [(macos(), "macOS"), (windows(), "Windows")] {
+            let split = config(&["198.18.1.1/24"], vec![peer(&["198.18.4.0/24"], None)]);
+            let err = super::plan(&with_table(split.clone(), Table::Id(1234)), "tun0", &inputs)
+                .unwrap_err();
+            assert_eq!(err, PlanError::NoNumberedTables { table: 1234, os });
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "Table = 1234 names a routing table, but {os} has only one: use Table = auto \
+                     (or main) for routes in it, or Table = off for no routes"
+                )
+            );
+            let full = config(&["198.18.1.1/24"], vec![peer(&["0.0.0.0/0"], None)]);
+            let auto = super::plan(&full, "tun0", &inputs).unwrap();
+            for main in [0, MAIN_TABLE] {
+                let plan = super::plan(&with_table(full.clone(), Table::Id(main)), "tun0", &inputs);
+                assert_eq!(plan.unwrap(), auto, "Table = {main} on {os}");
+            }
+        }
+    }
+
+    #[test]
+    fn windows_full_tunnel_routes_the_default_routes_themselves_in_the_one_table() {
+        let v4 = config(
+            &["198.18.1.1/24"],
+            vec![peer(
+                &["0.0.0.0/0", "198.18.7.0/24"],
+                Some("198.18.250.2:51820"),
+            )],
+        );
+        let plan = super::plan(&v4, "wg0", &windows()).unwrap();
+        assert_no_policy_routing(&plan);
+        assert_eq!(
+            plan.routes,
+            routes(&["0.0.0.0/0", "198.18.7.0/24"], MAIN_TABLE)
+        );
+        // The bound sockets keep the tunnel's packets off it: no endpoint route, no warning.
+        assert!(plan.endpoint_routes.is_empty() && plan.warnings.is_empty());
+        assert_eq!(plan.full_tunnel_families, [Family::Ipv4]);
+        assert_eq!(
+            plan.routing_summary(),
+            "full tunnel (IPv4) by default routes through wg0, the tunnel's own sockets bound to \
+             the best other interface"
+        );
+
+        let v6 = config(
+            &["fd00:1::1/64"],
+            vec![peer(&["::/0"], Some("[fd00:9::2]:51820"))],
+        );
+        let plan = super::plan(&v6, "wg0", &windows()).unwrap();
+        assert_no_policy_routing(&plan);
+        assert_eq!(plan.routes, routes(&["::/0"], MAIN_TABLE));
+        assert_eq!(plan.full_tunnel_families, [Family::Ipv6]);
+
+        let dual = config(
+            &["198.18.1.1/24", "fd00:1::1/64"],
+            vec![peer(&["0.0.0.0/0", "::/0"], Some("[fd00:9::2]:51820"))],
+        );
+        let plan = super::plan(&dual, "wg0", &windows()).unwrap();
+        assert_no_policy_routing(&plan);
+        assert_eq!(plan.routes, routes(&["0.0.0.0/0", "::/0"], MAIN_TABLE));
+        assert_eq!(plan.full_tunnel_families, [Family::Ipv4, Family::Ipv6]);
+        assert!(plan
+            .routing_summary()
+            .starts_with("full tunnel (IPv4, IPv6) by default routes"));
+    }
+
+    #[test]
+    fn windows_full_tunnel_with_the_endpoint_inside_is_not_a_routing_loop() {
+        // Today's Linux refusal for the main table would fire here; the bound sockets never take
+        // the tunnel's routes, so Windows plans it.
+        let config = config(
+            &["198.18.1.1/24"],
+            vec![peer(
+                &["0.0.0.0/0", "198.18.250.0/24"],
+                Some("198.18.250.2:51820"),
+            )],
+        );
+        let plan = super::plan(&config, "wg0", &windows()).unwrap();
+        assert!(plan.routes.contains(&Route {
+            prefix: "198.18.250.0/24".parse().unwrap(),
+            table: MAIN_TABLE
+        }));
+        let inputs = PlanInputs {
+            method: FullTunnelMethod::BoundSockets,
+            ..PlanInputs::default()
+        };
+        assert!(super::plan(&config, "wg0", &inputs).is_ok());
+    }
+
+    #[test]
+    fn a_split_tunnel_plans_the_same_on_every_os_and_still_refuses_loops() {
+        let split = config(
+            &["198.18.1.1/24", "fd00:1::1/64"],
+            vec![peer(
+                &["198.18.4.0/24", "fd00:4::/64"],
+                Some("198.18.250.2:51820"),
+            )],
+        );
+        let linux_plan = plan(&split, "tun0").unwrap();
+        for inputs in [macos(), windows()] {
+            let plan = super::plan(&split, "tun0", &inputs).unwrap();
+            assert_eq!(plan.routes, linux_plan.routes);
+            assert_no_policy_routing(&plan);
+            assert!(plan.endpoint_routes.is_empty() && plan.warnings.is_empty());
+            assert_eq!(plan.routing_summary(), "split tunnel");
+        }
+        // An endpoint inside a split family's AllowedIPs loops on every OS...
+        let looping = config(
+            &["198.18.1.1/24"],
+            vec![peer(&["198.18.250.0/24"], Some("198.18.250.2:51820"))],
+        );
+        // ...and in a split IPv6 family next to a full IPv4 one.
+        let mixed = config(
+            &["198.18.1.1/24"],
+            vec![peer(
+                &["0.0.0.0/0", "fd00:9::/64"],
+                Some("[fd00:9::2]:51820"),
+            )],
+        );
+        for inputs in [linux(), macos(), windows()] {
+            for config in [&looping, &mixed] {
+                assert!(
+                    matches!(
+                        super::plan(config, "tun0", &inputs),
+                        Err(PlanError::EndpointInsideAllowedIps { .. })
+                    ),
+                    "{:?}",
+                    inputs.method
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fwmark_is_ignored_with_a_warning_where_there_are_no_marks() {
+        let mut config = config(&["198.18.1.1/24"], vec![peer(&["0.0.0.0/0"], None)]);
+        config.interface.fwmark = Some(0x1234);
+        for (inputs, text) in [
+            (macos(), "macOS has no packet marks, and a full tunnel keeps its own packets off the tunnel by host routes to the endpoints instead"),
+            (windows(), "Windows has no packet marks, and a full tunnel keeps its own packets off the tunnel by binding its sockets to another interface instead"),
+        ] {
+            let plan = super::plan(&config, "tun0", &inputs).unwrap();
+            assert_no_policy_routing(&plan);
+            assert_eq!(
+                plan.warnings,
+                [PlanWarning::FwMarkIgnored {
+                    fwmark: 0x1234,
+                    method: inputs.method
+                }]
+            );
+            assert_eq!(
+                plan.warnings[0].to_string(),
+                format!("FwMark = 0x1234 is ignored: {text}")
+            );
+        }
+        // Linux uses it, and says nothing.
+        let plan = plan(&config, "wg0").unwrap();
+        assert_eq!(plan.fwmark, Some(0x1234));
+        assert!(plan.warnings.is_empty());
+    }
+
+    #[test]
+    fn the_linux_summary_names_table_and_mark() {
+        let config = config(
+            &["198.18.1.1/24", "fd00:1::1/64"],
+            vec![peer(&["0.0.0.0/0", "::/0"], None)],
+        );
+        assert_eq!(
+            plan(&config, "wg0").unwrap().routing_summary(),
+            "full tunnel (IPv4, IPv6) through table 51820, fwmark 0xca6c"
+        );
+        let split = super::tests::config(&["198.18.1.1/24"], vec![peer(&["198.18.4.0/24"], None)]);
+        assert_eq!(
+            plan(&split, "wg0").unwrap().routing_summary(),
+            "split tunnel"
+        );
+        assert_eq!(
+            plan(&with_table(split, Table::Off), "wg0")
+                .unwrap()
+                .routing_summary(),
+            "no routes"
+        );
+    }
+
+    #[test]
+    fn gateways_read_as_route_takes_them() {
+        assert_eq!(gateway4().to_string(), "198.18.0.1");
+        assert_eq!(gateway6().to_string(), "fe80::1%en0");
+        let global = Gateway {
+            address: "fd00::1".parse().unwrap(),
+            interface: Some("en0".into()),
+        };
+        assert_eq!(global.to_string(), "fd00::1");
+        assert_eq!(Family::Ipv6.halves(), *nets(&["::/1", "8000::/1"]));
+        assert_eq!(Family::Ipv4.halves(), *nets(&["0.0.0.0/1", "128.0.0.0/1"]));
+    }
 }
