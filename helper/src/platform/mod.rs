@@ -641,6 +641,10 @@ mod tests {
         routes: BTreeSet<(IpNet, u32)>,
         rules: Vec<PolicyRule>,
         sysctls: BTreeMap<String, String>,
+        /// Host routes outside the tunnel (macOS endpoint routes), by host and gateway.
+        host_routes: BTreeSet<(IpAddr, Gateway)>,
+        /// What `default_gateway` answers.
+        gateways: BTreeMap<Family, Gateway>,
         mtu: Option<u16>,
         up: bool,
         /// The index `wg0` has; `None` when it is gone.
@@ -687,6 +691,7 @@ mod tests {
             self.addresses.is_empty()
                 && self.routes.is_empty()
                 && self.rules.is_empty()
+                && self.host_routes.is_empty()
                 && self.sysctls[SRC_VALID_MARK] == "0"
         }
     }
@@ -770,6 +775,22 @@ mod tests {
         }
         async fn tables_in_use(&mut self) -> io::Result<BTreeSet<u32>> {
             Ok([254, 255, 51820].into())
+        }
+        async fn default_gateway(&mut self, family: Family) -> io::Result<Option<Gateway>> {
+            Ok(self.gateways.get(&family).cloned())
+        }
+        async fn add_host_route(&mut self, host: IpAddr, gateway: &Gateway) -> io::Result<()> {
+            self.call(format!("add host route {host} via {gateway}"))?;
+            self.host_routes.insert((host, gateway.clone()));
+            Ok(())
+        }
+        async fn remove_host_route(
+            &mut self,
+            host: IpAddr,
+            gateway: &Gateway,
+        ) -> io::Result<Removal> {
+            self.call(format!("remove host route {host} via {gateway}"))?;
+            Ok(gone(self.host_routes.remove(&(host, gateway.clone()))))
         }
     }
 
@@ -875,6 +896,43 @@ mod tests {
             method: FullTunnelMethod::PolicyRouting,
             full_tunnel_families: vec![Family::Ipv4],
             endpoint_routes: vec![],
+            warnings: vec![],
+        }
+    }
+
+    fn en0_gateway() -> Gateway {
+        Gateway {
+            address: "198.18.0.1".parse().unwrap(),
+            interface: Some("en0".into()),
+        }
+    }
+
+    /// A macOS IPv4 full tunnel, as the planner makes it: the halves and the endpoint's host
+    /// route, no rule, sysctl or mark.
+    fn macos_plan() -> NetworkPlan {
+        NetworkPlan {
+            ifname: "wg0".into(),
+            addresses: vec![net("198.18.1.1/24")],
+            mtu: 1420,
+            routes: vec![
+                Route {
+                    prefix: net("0.0.0.0/1"),
+                    table: MAIN_TABLE,
+                },
+                Route {
+                    prefix: net("128.0.0.0/1"),
+                    table: MAIN_TABLE,
+                },
+            ],
+            sysctls: vec![],
+            rules: vec![],
+            fwmark: None,
+            method: FullTunnelMethod::Halves,
+            full_tunnel_families: vec![Family::Ipv4],
+            endpoint_routes: vec![EndpointRoute {
+                host: "198.18.250.2".parse().unwrap(),
+                gateway: en0_gateway(),
+            }],
             warnings: vec![],
         }
     }
@@ -1182,6 +1240,138 @@ mod tests {
     }
 
     #[test]
+    fn macos_full_tunnel_journals_the_endpoint_route_first_and_undoes_it_idempotently() {
+        let mut ops = FakeOps::new();
+        let mut journal = FakeJournal::new(&ops);
+        block_on(apply_with(&mut ops, &macos_plan(), &mut journal)).unwrap();
+        assert_eq!(
+            ops.log()[6..],
+            [
+                "journal host route 198.18.250.2 via 198.18.0.1",
+                "add host route 198.18.250.2 via 198.18.0.1",
+                "journal route 0.0.0.0/1 dev wg0",
+                "add route 0.0.0.0/1 table 254 link 7",
+                "journal route 128.0.0.0/1 dev wg0",
+                "add route 128.0.0.0/1 table 254 link 7",
+            ]
+        );
+        assert!(!ops
+            .log()
+            .iter()
+            .any(|l| l.contains("rule") || l.contains("sysctl")));
+        assert_eq!(
+            journal.changes[3],
+            NetworkChange::EndpointRouteAdded {
+                host: "198.18.250.2".parse().unwrap(),
+                gateway: en0_gateway(),
+            }
+        );
+        assert_eq!(ops.host_routes.len(), 1);
+
+        ops.clear_log();
+        assert!(undo_all(&mut ops, &journal.changes).is_empty());
+        assert_eq!(
+            ops.log(),
+            [
+                "remove route 128.0.0.0/1 table 254 link 7",
+                "remove route 0.0.0.0/1 table 254 link 7",
+                "remove host route 198.18.250.2 via 198.18.0.1",
+                "remove address 198.18.1.1/24 link 7",
+            ]
+        );
+        assert!(ops.is_pristine());
+        // Again (a second undo, or a crash after undoing part): already gone counts as done.
+        assert!(undo_all(&mut ops, &journal.changes).is_empty());
+        assert!(ops.is_pristine());
+    }
+
+    #[test]
+    fn an_endpoint_route_is_undone_after_the_tunnel_interface_is_gone() {
+        // It is on the physical interface: it outlives the TUN, so undo removes it even then.
+        let mut ops = FakeOps::new();
+        let mut journal = FakeJournal::new(&ops);
+        block_on(apply_with(&mut ops, &macos_plan(), &mut journal)).unwrap();
+        ops.wg0 = None;
+        ops.routes.clear();
+        ops.addresses.clear();
+        ops.clear_log();
+        assert!(undo_all(&mut ops, &journal.changes).is_empty());
+        assert_eq!(ops.log(), ["remove host route 198.18.250.2 via 198.18.0.1"]);
+        assert!(ops.is_pristine());
+    }
+
+    #[test]
+    fn a_refused_endpoint_route_is_withdrawn_and_no_half_is_added() {
+        let mut ops = FakeOps::new();
+        ops.fail = Some("add host route 198.18.250.2 via 198.18.0.1".into());
+        let mut journal = FakeJournal::new(&ops);
+        let err = block_on(apply_with(&mut ops, &macos_plan(), &mut journal)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "failed to add host route 198.18.250.2 via 198.18.0.1: File exists"
+        );
+        assert!(!journal
+            .changes
+            .iter()
+            .any(|c| matches!(c, NetworkChange::EndpointRouteAdded { .. })));
+        assert!(ops.routes.is_empty() && ops.host_routes.is_empty());
+    }
+
+    #[test]
+    fn an_os_without_host_routes_refuses_the_step_by_name() {
+        /// The trait's defaults for the full-tunnel steps, as Linux and Windows have them.
+        struct NoHostRoutes;
+        impl NetworkOps for NoHostRoutes {
+            async fn connect() -> anyhow::Result<Self> {
+                Ok(NoHostRoutes)
+            }
+            async fn link(&mut self, _ifname: &str) -> io::Result<LinkInfo> {
+                Ok(LinkInfo { index: 7 })
+            }
+            async fn add_address(&mut self, _link: u32, _address: IpNet) -> io::Result<()> {
+                Ok(())
+            }
+            async fn remove_address(&mut self, _: u32, _: IpNet) -> io::Result<Removal> {
+                Ok(Removal::Removed)
+            }
+            async fn set_mtu(&mut self, _link: u32, _mtu: u16) -> io::Result<()> {
+                Ok(())
+            }
+            async fn set_up(&mut self, _link: u32) -> io::Result<()> {
+                Ok(())
+            }
+            async fn add_route(&mut self, _: u32, _: IpNet, _: u32) -> io::Result<()> {
+                Ok(())
+            }
+            async fn remove_route(&mut self, _: u32, _: IpNet, _: u32) -> io::Result<Removal> {
+                Ok(Removal::Removed)
+            }
+        }
+        let mut journal: Vec<NetworkChange> = Vec::new();
+        let err = block_on(apply_with(&mut NoHostRoutes, &macos_plan(), &mut journal))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("failed to add host route 198.18.250.2 via 198.18.0.1: host routes to the endpoints is not supported on"),
+            "{err}"
+        );
+        let inputs = block_on(read_inputs_with(&mut NoHostRoutes, None)).unwrap();
+        assert!(inputs.default_gateways.is_empty());
+    }
+
+    #[test]
+    fn inputs_read_the_default_gateways_and_this_oses_method() {
+        let mut ops = FakeOps::new();
+        ops.gateways.insert(Family::Ipv4, en0_gateway());
+        let inputs = block_on(read_inputs_with(&mut ops, None)).unwrap();
+        assert_eq!(
+            inputs.default_gateways,
+            [(Family::Ipv4, en0_gateway())].into()
+        );
+        assert_eq!(inputs.method, FullTunnelMethod::native());
+    }
+
+    #[test]
     fn inputs_read_the_path_mtu_and_the_tables_in_use() {
         let mut ops = FakeOps::new();
         let inputs = block_on(read_inputs_with(
@@ -1215,11 +1405,15 @@ mod tests {
                 value: "1".into(),
                 previous: "0".into(),
             },
+            NetworkChange::EndpointRouteAdded {
+                host: "198.18.250.2".parse().unwrap(),
+                gateway: en0_gateway(),
+            },
         ];
         let json = serde_json::to_string(&changes).unwrap();
         assert_eq!(
             json,
-            r#"[{"route_added":{"link":{"name":"wg0","index":7},"route":"0.0.0.0/0","table":51820}},{"rule_added":{"rule":{"not_fwmark":{"family":"ipv6","fwmark":7,"table":51820}}}},{"sysctl_set":{"name":"net.ipv4.conf.all.src_valid_mark","value":"1","previous":"0"}}]"#
+            r#"[{"route_added":{"link":{"name":"wg0","index":7},"route":"0.0.0.0/0","table":51820}},{"rule_added":{"rule":{"not_fwmark":{"family":"ipv6","fwmark":7,"table":51820}}}},{"sysctl_set":{"name":"net.ipv4.conf.all.src_valid_mark","value":"1","previous":"0"}},{"endpoint_route_added":{"host":"198.18.250.2","gateway":{"address":"198.18.0.1","interface":"en0"}}}]"#
         );
         let back: Vec<NetworkChange> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, changes);
