@@ -11,10 +11,12 @@
 //!      restored is logged) — refused if a running helper still holds it;
 //!   2. the journal for this run is created (see [`crate::journal`]);
 //!   3. PreUp hooks (only when asked), the TUN, the facts the plan needs (the path MTU to the
-//!      first endpoint, the routing tables in use — read before any route of ours exists), the
-//!      plan, the UDP sockets (with the plan's fwmark, which a full tunnel's policy routing relies
-//!      on), the kill switch, addresses/MTU/routes/rules/sysctls, DNS (each journaled before it is
-//!      made), the UAPI socket, PostUp hooks; then the caller's `on_up` learns the interface and
+//!      first endpoint, the routing tables in use, the default gateways — read before any route
+//!      of ours exists), the plan (its warnings logged), the UDP sockets (with the plan's fwmark,
+//!      which a Linux full tunnel's policy routing relies on, and pinned off the tunnel, which a
+//!      Windows full tunnel relies on), the kill switch, addresses/MTU/endpoint host
+//!      routes/routes/rules/sysctls, DNS (each journaled before it is made), the UAPI socket,
+//!      PostUp hooks; then the caller's `on_up` learns the interface and
 //!      gets a [`Control`] channel to the driver (statistics for status and liveness);
 //!   4. the driver runs until `shutdown` completes (or the TUN fails);
 //!   5. teardown, the mirror image: PreDown hooks, the UAPI socket, the journal undone newest
