@@ -382,22 +382,13 @@ impl PolicyRule {
 impl fmt::Display for PolicyRule {
     /// `IPv4 rule not fwmark 0xca6c table 51820`, in `ip rule`'s words.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let family = self.family().name();
         match *self {
-            PolicyRule::NotFwmark {
-                family,
-                fwmark,
-                table,
-            } => write!(
-                f,
-                "{} rule not fwmark {fwmark:#x} table {table}",
-                family.name()
-            ),
-            PolicyRule::SuppressMainDefault { family } => {
-                write!(
-                    f,
-                    "{} rule table main suppress_prefixlength 0",
-                    family.name()
-                )
+            PolicyRule::NotFwmark { fwmark, table, .. } => {
+                write!(f, "{family} rule not fwmark {fwmark:#x} table {table}")
+            }
+            PolicyRule::SuppressMainDefault { .. } => {
+                write!(f, "{family} rule table main suppress_prefixlength 0")
             }
         }
     }
