@@ -412,8 +412,8 @@ pub struct NetworkPlan {
     pub addresses: Vec<IpNet>,
     /// The interface MTU.
     pub mtu: u16,
-    /// The routes to add through the interface, deduplicated, in config order. Empty with
-    /// `Table = off`.
+    /// The routes to add through the interface, deduplicated, in config order (a macOS full
+    /// tunnel's default route as its two halves). Empty with `Table = off`.
     pub routes: Vec<Route>,
     /// Kernel settings to change (a full IPv4 tunnel's `src_valid_mark`).
     pub sysctls: Vec<Sysctl>,
@@ -628,7 +628,7 @@ pub fn plan(
     };
 
     let method = inputs.method;
-    // Where each family's routes go.
+    // Only Linux has numbered tables; `main` is the one table elsewhere.
     if method != FullTunnelMethod::PolicyRouting {
         if let Table::Id(table) = interface.table {
             if table != 0 && table != MAIN_TABLE {
@@ -639,6 +639,7 @@ pub fn plan(
             }
         }
     }
+    // Where each family's routes go.
     let configured = match interface.table {
         Table::Off => None,
         Table::Auto => Some(None),
