@@ -4,11 +4,14 @@
 //!
 //! - Linux: the sockets carry a fwmark, and the full tunnel's policy rules send marked packets to
 //!   the main table (the platform layer's plan) — nothing to do here.
-//! - macOS: a host route to each endpoint via the original default gateway, added by the platform
-//!   layer — nothing to do here.
+//! - macOS: a host route to each endpoint via the default gateway, in the platform layer's plan
+//!   (its full tunnel routes the `/1` halves, which the host routes are more specific than) —
+//!   nothing to do here.
 //! - Windows: the sockets are pinned with `IP_UNICAST_IF` / `IPV6_UNICAST_IF` to the interface of
 //!   the best default route that is not the tunnel's, as wireguard-windows does. [`pin`] does it
-//!   for one socket.
+//!   for one socket. The plan relies on it: a Windows full tunnel routes `0.0.0.0/0` / `::/0`
+//!   themselves through the tunnel (`FullTunnelMethod::BoundSockets`), and is not refused as a
+//!   routing loop, because a pinned socket never takes the tunnel's routes.
 //!
 //! Where to call [`pin`]: for each of the driver's sockets (IPv4 and IPv6) right after they are
 //! bound — at start and again whenever they are re-bound to another port (`wg set listen-port`) —

@@ -11,10 +11,12 @@
 //!      restored is logged) — refused if a running helper still holds it;
 //!   2. the journal for this run is created (see [`crate::journal`]);
 //!   3. PreUp hooks (only when asked), the TUN, the facts the plan needs (the path MTU to the
-//!      first endpoint, the routing tables in use — read before any route of ours exists), the
-//!      plan, the UDP sockets (with the plan's fwmark, which a full tunnel's policy routing relies
-//!      on), the kill switch, addresses/MTU/routes/rules/sysctls, DNS (each journaled before it is
-//!      made), the UAPI socket, PostUp hooks; then the caller's `on_up` learns the interface and
+//!      first endpoint, the routing tables in use, the default gateways — read before any route
+//!      of ours exists), the plan (its warnings logged), the UDP sockets (with the plan's fwmark,
+//!      which a Linux full tunnel's policy routing relies on, and pinned off the tunnel, which a
+//!      Windows full tunnel relies on), the kill switch, addresses/MTU/endpoint host
+//!      routes/routes/rules/sysctls, DNS (each journaled before it is made), the UAPI socket,
+//!      PostUp hooks; then the caller's `on_up` learns the interface and
 //!      gets a [`Control`] channel to the driver (statistics for status and liveness);
 //!   4. the driver runs until `shutdown` completes (or the TUN fails);
 //!   5. teardown, the mirror image: PreDown hooks, the UAPI socket, the journal undone newest
@@ -38,7 +40,7 @@ use crate::driver::{Control, Driver, Transport as _};
 use crate::journal::{self, Journal, Recovery};
 use crate::platform::dns::{self, DnsPlan, DnsPlanError};
 use crate::platform::firewall::{self, KillSwitchError, KillSwitchInput, KillSwitchMode};
-use crate::platform::{self, Family, NetworkPlan, PlanInputs};
+use crate::platform::{self, PlanInputs};
 use crate::uapi;
 use crate::udp::Sockets;
 use anyhow::{bail, Context};
@@ -471,6 +473,9 @@ async fn run_journaled(
     let mut inputs = platform::read_inputs(first_endpoint).await?;
     inputs.resolved_endpoints = resolved_endpoints;
     let plan = platform::plan(config, &tun_name, &inputs)?;
+    for warning in &plan.warnings {
+        tracing::warn!("{tun_name}: {warning}");
+    }
     let mut sockets = Sockets::bind(config.interface.listen_port.unwrap_or(0), plan.fwmark)?;
     sockets.pin_off(&tun_name)?;
     if kill_switch {
@@ -511,7 +516,7 @@ async fn run_journaled(
             plan.addresses.len(),
             plan.routes.len(),
             plan.mtu,
-            describe_routing(&plan),
+            plan.routing_summary(),
         );
         on_up(Running {
             interface: tun_name.clone(),
@@ -547,25 +552,6 @@ async fn run_journaled(
         }
     }
     result
-}
-
-/// "split tunnel", "no routes", or "full tunnel (IPv4, IPv6) through table 51820, fwmark 0xca6c".
-fn describe_routing(plan: &NetworkPlan) -> String {
-    match (plan.full_tunnel_table(), plan.fwmark) {
-        (Some(table), Some(fwmark)) => {
-            let families: Vec<&str> = plan
-                .full_tunnel_families()
-                .into_iter()
-                .map(Family::name)
-                .collect();
-            format!(
-                "full tunnel ({}) through table {table}, fwmark {fwmark:#x}",
-                families.join(", ")
-            )
-        }
-        _ if plan.routes.is_empty() => "no routes".to_owned(),
-        _ => "split tunnel".to_owned(),
-    }
 }
 
 /// `wg0.conf` → `wg0`, as wg-quick names interfaces.

@@ -343,7 +343,7 @@ mod tests {
     //! that namespace is touched. Needs root; without it the tests print "SKIPPED: needs root", or
     //! fail when `CI=true`.
 
-    use super::super::{apply, undo, NetworkChange, NetworkPlan, Route};
+    use super::super::{apply, undo, FullTunnelMethod, NetworkChange, NetworkPlan, Route};
     use super::*;
     use rtnetlink::packet_route::address::AddressAttribute;
     use rtnetlink::packet_route::link::LinkFlags;
@@ -547,6 +547,10 @@ mod tests {
             sysctls: vec![],
             rules: vec![],
             fwmark: None,
+            method: FullTunnelMethod::PolicyRouting,
+            full_tunnel_families: vec![],
+            endpoint_routes: vec![],
+            warnings: vec![],
         }
     }
 

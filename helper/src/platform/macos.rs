@@ -18,22 +18,25 @@
 //!   alias`; removed with `ifconfig <if> inet|inet6 <addr> -alias`;
 //! - MTU: `ifconfig <if> mtu <mtu>`; up: `ifconfig <if> up`;
 //! - route: `route -n add -inet|-inet6 <prefix> -interface <if>`; removed with `route -n delete`
-//!   and the same arguments.
+//!   and the same arguments;
+//! - default gateway: `route -n get -inet|-inet6 default`'s `gateway:` (with its `interface:` as
+//!   the scope of a link-local IPv6 next hop); none when it answers `not in table` or names no
+//!   address (an interface route);
+//! - endpoint host route: `route -n add -inet|-inet6 -host <endpoint> <gateway>` (wg-quick's
+//!   `-gateway`, spelled as `route(8)` documents it); removed with `route -n delete` and the same
+//!   arguments.
 //!
 //! macOS has no numbered routing tables like Linux's, no policy rules and no sysctl this layer
-//! needs: a route in any table but [`MAIN_TABLE`] is refused, and the full-tunnel steps keep the
-//! trait's "unsupported" defaults. A full tunnel on macOS is wg-quick's instead: routes for the two
-//! halves `0.0.0.0/1` + `128.0.0.0/1` (and `::/1` + `8000::/1`), which win over the default route
-//! by being more specific, plus a host route to each endpoint via the original default gateway so
-//! the tunnel's own packets do not loop. That policy is the planner's; the primitives it needs
-//! beyond the trait are here: [`default_gateway`], [`add_host_route_via`] and
-//! [`remove_host_route_via`] (the gateway route must be kept current when the network changes).
+//! needs: a route in any table but [`MAIN_TABLE`] is refused (the planner already refuses a
+//! numbered `Table`), and the rule and sysctl steps keep the trait's "unsupported" defaults. A full
+//! tunnel on macOS is wg-quick's instead, planned by the planner
+//! ([`super::FullTunnelMethod::Halves`]): routes for the two halves `0.0.0.0/1` + `128.0.0.0/1`
+//! (and `::/1` + `8000::/1`), which win over the default route by being more specific, plus a host
+//! route to each endpoint via the default gateway so the tunnel's own packets do not loop. Keeping
+//! that host route current when the network changes is the network monitor's job (not yet built).
 //! [`NetworkOps::route_mtu`] is `route -n get <host>`'s `mtu` column.
 
-// The full-tunnel primitives below have no caller until the planner uses them.
-#![allow(dead_code)]
-
-use super::{LinkInfo, NetworkOps, Removal, MAIN_TABLE};
+use super::{Family, Gateway, LinkInfo, NetworkOps, Removal, MAIN_TABLE};
 use ipnet::IpNet;
 use std::ffi::{CStr, CString};
 use std::io;
@@ -94,55 +97,52 @@ impl NetworkOps for Ops {
     }
 
     async fn route_mtu(&mut self, destination: IpAddr) -> io::Result<Option<u32>> {
+        let destination = destination.to_canonical();
         let output = capture(
             ROUTE,
-            &route_get_args(&destination.to_canonical().to_string(), destination),
+            &route_get_args(&destination.to_string(), Family::of_ip(&destination)),
         )
         .await?;
         Ok(parse_route_get(&output).mtu)
     }
-}
 
-/// The default route of one family as `route -n get default` reports it: the gateway the
-/// tunnel's host routes to its endpoints go through, and the interface it leaves by.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(in crate::platform) struct RouteGet {
-    /// `gateway:` when it is an address (an interface route has none).
-    pub gateway: Option<IpAddr>,
-    /// `interface:`.
-    pub interface: Option<String>,
-    /// The `mtu` column of the metrics table, when not 0.
-    pub mtu: Option<u32>,
-}
+    async fn default_gateway(&mut self, family: Family) -> io::Result<Option<Gateway>> {
+        match capture(ROUTE, &route_get_args("default", family)).await {
+            Ok(output) => Ok(parse_route_get(&output).default_gateway()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
 
-/// The current default route of the family of `family_of` (`route -n get [-inet6] default`):
-/// `Ok(None)` when there is none (`not in table`).
-pub(in crate::platform) async fn default_gateway(
-    family_of: IpAddr,
-) -> io::Result<Option<RouteGet>> {
-    match capture(ROUTE, &route_get_args("default", family_of)).await {
-        Ok(output) => Ok(Some(parse_route_get(&output))),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err),
+    async fn add_host_route(&mut self, host: IpAddr, gateway: &Gateway) -> io::Result<()> {
+        run(ROUTE, &host_route_args("add", host, gateway)).await
+    }
+
+    async fn remove_host_route(&mut self, host: IpAddr, gateway: &Gateway) -> io::Result<Removal> {
+        removal(run(ROUTE, &host_route_args("delete", host, gateway)).await)
     }
 }
 
-/// `route -n add -inet|-inet6 <host> -gateway <gateway>`: the host route that keeps the tunnel's
-/// own packets to an endpoint off the tunnel's `0/1` + `128/1` routes.
-pub(in crate::platform) async fn add_host_route_via(
-    host: IpAddr,
-    gateway: IpAddr,
-) -> io::Result<()> {
-    run(ROUTE, &host_route_args("add", host, gateway)).await
+/// A route as `route -n get` reports it: for the default route, the gateway the tunnel's host
+/// routes to its endpoints go through, and the interface it leaves by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct RouteGet {
+    /// `gateway:` when it is an address (an interface route has none), without its `%scope`.
+    gateway: Option<IpAddr>,
+    /// `interface:`.
+    interface: Option<String>,
+    /// The `mtu` column of the metrics table, when not 0.
+    mtu: Option<u32>,
 }
 
-/// Removes a route added by [`add_host_route_via`]; one that is gone already is
-/// [`Removal::AlreadyGone`].
-pub(in crate::platform) async fn remove_host_route_via(
-    host: IpAddr,
-    gateway: IpAddr,
-) -> io::Result<Removal> {
-    removal(run(ROUTE, &host_route_args("delete", host, gateway)).await)
+impl RouteGet {
+    /// The default route's next hop, with its interface; `None` for a route without one.
+    fn default_gateway(self) -> Option<Gateway> {
+        Some(Gateway {
+            address: self.gateway?,
+            interface: self.interface,
+        })
+    }
 }
 
 fn check_table(table: u32) -> io::Result<()> {
@@ -239,41 +239,42 @@ fn route_args(verb: &str, route: IpNet, ifname: &str) -> Vec<String> {
     vec![
         "-n".into(),
         verb.into(),
-        family_flag(route.addr()).into(),
+        family_flag(Family::of(&route)).into(),
         route.trunc().to_string(),
         "-interface".into(),
         ifname.into(),
     ]
 }
 
-/// `-n add|delete -inet|-inet6 <host> -gateway <gateway>`.
-fn host_route_args(verb: &str, host: IpAddr, gateway: IpAddr) -> Vec<String> {
+/// `-n add|delete -inet|-inet6 -host <host> <gateway>`: the host route that keeps the tunnel's
+/// own packets to an endpoint off the tunnel's `/1` routes. The gateway is written as
+/// [`Gateway`]'s `Display` gives it (`fe80::1%en0` for a link-local next hop).
+fn host_route_args(verb: &str, host: IpAddr, gateway: &Gateway) -> Vec<String> {
     let host = host.to_canonical();
     vec![
         "-n".into(),
         verb.into(),
-        family_flag(host).into(),
+        family_flag(Family::of_ip(&host)).into(),
+        "-host".into(),
         host.to_string(),
-        "-gateway".into(),
-        gateway.to_canonical().to_string(),
+        gateway.to_string(),
     ]
 }
 
-/// `-n get -inet|-inet6 <what>`; the family is `family_of`'s.
-fn route_get_args(what: &str, family_of: IpAddr) -> Vec<String> {
+/// `-n get -inet|-inet6 <what>`.
+fn route_get_args(what: &str, family: Family) -> Vec<String> {
     vec![
         "-n".into(),
         "get".into(),
-        family_flag(family_of.to_canonical()).into(),
+        family_flag(family).into(),
         what.into(),
     ]
 }
 
-fn family_flag(ip: IpAddr) -> &'static str {
-    if ip.is_ipv4() {
-        "-inet"
-    } else {
-        "-inet6"
+fn family_flag(family: Family) -> &'static str {
+    match family {
+        Family::Ipv4 => "-inet",
+        Family::Ipv6 => "-inet6",
     }
 }
 
@@ -292,7 +293,9 @@ fn parse_route_get(output: &str) -> RouteGet {
     while let Some(line) = lines.next() {
         let line = line.trim();
         if let Some(value) = line.strip_prefix("gateway:") {
-            parsed.gateway = value.trim().parse().ok();
+            // A link-local IPv6 next hop comes with its scope, `fe80::1%en0`.
+            let address = value.trim().split('%').next().unwrap_or_default();
+            parsed.gateway = address.parse().ok();
         } else if let Some(value) = line.strip_prefix("interface:") {
             parsed.interface = Some(value.trim().to_owned());
         } else if let Some(column) = line.split_whitespace().position(|word| word == "mtu") {
@@ -328,7 +331,7 @@ async fn run(program: &str, args: &[String]) -> io::Result<()> {
 }
 
 /// Runs `program args...` and returns its standard output.
-pub(in crate::platform) async fn capture(program: &str, args: &[String]) -> io::Result<String> {
+async fn capture(program: &str, args: &[String]) -> io::Result<String> {
     let command_line = format!("{program} {}", args.join(" "));
     tracing::debug!("running {command_line}");
     let output = tokio::process::Command::new(program)
@@ -383,17 +386,24 @@ mod tests {
             route_args("delete", net("8000::/1"), "utun5").join(" "),
             "-n delete -inet6 8000::/1 -interface utun5"
         );
+        let gateway = Gateway {
+            address: "198.18.0.1".parse().unwrap(),
+            interface: Some("en0".into()),
+        };
         assert_eq!(
-            host_route_args(
-                "add",
-                "198.18.0.2".parse().unwrap(),
-                "198.18.0.1".parse().unwrap()
-            )
-            .join(" "),
-            "-n add -inet 198.18.0.2 -gateway 198.18.0.1"
+            host_route_args("add", "198.18.0.2".parse().unwrap(), &gateway).join(" "),
+            "-n add -inet -host 198.18.0.2 198.18.0.1"
+        );
+        let link_local = Gateway {
+            address: "fe80::1".parse().unwrap(),
+            interface: Some("en0".into()),
+        };
+        assert_eq!(
+            host_route_args("delete", "fd00:9::2".parse().unwrap(), &link_local).join(" "),
+            "-n delete -inet6 -host fd00:9::2 fe80::1%en0"
         );
         assert_eq!(
-            route_get_args("default", "fd00::1".parse().unwrap()).join(" "),
+            route_get_args("default", Family::Ipv6).join(" "),
             "-n get -inet6 default"
         );
     }
@@ -414,8 +424,28 @@ mod tests {
             }
         );
         assert_eq!(
+            parse_route_get(output).default_gateway(),
+            Some(Gateway {
+                address: "198.18.0.1".parse().unwrap(),
+                interface: Some("en0".into()),
+            })
+        );
+        assert_eq!(
             parse_route_get("    gateway: link#4\n"),
             RouteGet::default()
+        );
+        assert_eq!(
+            parse_route_get("    gateway: link#4\n").default_gateway(),
+            None
+        );
+        let v6 =
+            "   route to: ::\ndestination: default\n    gateway: fe80::1%en0\n  interface: en0\n";
+        assert_eq!(
+            parse_route_get(v6).default_gateway(),
+            Some(Gateway {
+                address: "fe80::1".parse().unwrap(),
+                interface: Some("en0".into()),
+            })
         );
     }
 

@@ -1,19 +1,21 @@
 //! The platform layer: what a tunnel changes on the host outside its own sockets — the tunnel
 //! interface's addresses, MTU and link state, the routes for its peers' AllowedIPs, and for a full
-//! tunnel the policy routing rules and the `src_valid_mark` sysctl (here); DNS ([`dns`]) and the
-//! kill switch ([`firewall`]) in their own modules, on the same journal contract.
+//! tunnel what its OS's method needs: on Linux the policy routing rules and the `src_valid_mark`
+//! sysctl, on macOS host routes to the endpoints via the default gateway (here); DNS ([`dns`]) and
+//! the kill switch ([`firewall`]) in their own modules, on the same journal contract.
 //!
 //! It works in two halves, "plan, then apply":
 //! - [`plan`] is a pure function from a [`TunnelConfig`] and a few read-only facts about the system
 //!   ([`PlanInputs`], gathered by [`read_inputs`]: the path MTU to the endpoint, the routing tables
-//!   in use) to a [`NetworkPlan`]: addresses, MTU, routes in which table, rules, sysctls, and the
-//!   fwmark for the tunnel's UDP sockets. It refuses what cannot work (a routing loop, a duplicate
-//!   address) with an error that names the values. All the policy lives there (`plan.rs`), so it is
-//!   unit-tested without root.
+//!   in use, the default gateways; plus the OS's [`FullTunnelMethod`]) to a [`NetworkPlan`]:
+//!   addresses, MTU, routes in which table, endpoint host routes, rules, sysctls, and the fwmark
+//!   for the tunnel's UDP sockets. It refuses what cannot work (a routing loop, a duplicate
+//!   address, a numbered table where the OS has one table) with an error that names the values.
+//!   All the policy lives there (`plan.rs`), for every OS, so it is unit-tested without root.
 //! - [`apply`] executes a plan against the OS, step by step, handing each step to the journal as a
 //!   [`NetworkChange`] *before* making it (see [`crate::journal`]): plain, serialisable data that
 //!   carries everything its undo needs (interface name and index, table, the sysctl's previous
-//!   value), so a later process can undo it after a crash. A step the OS refuses is withdrawn from
+//!   value, an endpoint route's gateway), so a later process can undo it after a crash. A step the OS refuses is withdrawn from
 //!   the journal again ([`Recorder::not_made`]): it was not made, and undoing it could remove
 //!   something that belongs to someone else (the route that was in the way). `apply` stops at the
 //!   first failure without rolling back; the caller undoes the journal newest-first with
@@ -21,13 +23,13 @@
 //! - [`undo`] reverts one change and is idempotent: what is already gone — an address or route on
 //!   an interface that has closed (a TUN disappears with its process, taking its addresses and
 //!   routes with it), or on an interface of the same name that is not the one Warren changed (its
-//!   index differs), a rule someone removed, a sysctl already back at its old value — counts as
-//!   undone. A sysctl that someone else changed since Warren set it is left as they set it.
+//!   index differs), a rule someone removed, an endpoint host route no longer there, a sysctl
+//!   already back at its old value — counts as undone. A sysctl that someone else changed since Warren set it is left as they set it.
 //!
 //! Per-OS code is chosen once, below: each OS module implements the private [`NetworkOps`] trait —
-//! a handful of primitive steps (find the link, add/remove an address, a route or a rule, set the
-//! MTU, set the link up, read/write a sysctl, look up the route MTU to a host, list the routing
-//! tables in use). The ordering, the journaling and the undo logic are written once, here, on top
+//! a handful of primitive steps (find the link, add/remove an address, a route, a host route via a
+//! gateway or a rule, set the MTU, set the link up, read/write a sysctl, look up the route MTU to
+//! a host, the default gateway of a family, list the routing tables in use). The ordering, the journaling and the undo logic are written once, here, on top
 //! of that trait, so the OS modules cannot drift and the logic is tested with an in-memory double.
 //! The steps added for full tunnels have default bodies (unsupported, or "unknown" for the
 //! read-only ones) so an OS module only implements what its OS does. No `#[cfg]` appears in a
@@ -38,8 +40,9 @@
 //! or touch anything it did not add.
 //!
 //! Layout: `mod.rs` the facade, the change type, the trait and the apply/undo logic; `plan.rs` the
-//! pure planner; `linux.rs` rtnetlink and `/proc/sys`; `unsupported.rs` the stub for every other OS;
-//! `dns/` and `firewall/` the other two concerns.
+//! pure planner; `linux.rs` rtnetlink and `/proc/sys`; `macos.rs` `ifconfig`/`route`; `windows.rs`
+//! the IP Helper API; `unsupported.rs` the stub for every other OS; `dns/` and `firewall/` the
+//! other two concerns.
 
 pub mod dns;
 pub mod firewall;
@@ -68,15 +71,16 @@ use unsupported as imp;
 // Part of the API for the CLI and the daemon; not every item has a caller in every build yet.
 #[allow(unused_imports)]
 pub use plan::{
-    plan, Family, NetworkPlan, PlanError, PlanInputs, PolicyRule, Route, Sysctl, DEFAULT_MTU,
-    FIRST_AUTO_TABLE, MAIN_TABLE, SRC_VALID_MARK, WIREGUARD_OVERHEAD,
+    plan, EndpointRoute, Family, FullTunnelMethod, Gateway, NetworkPlan, PlanError, PlanInputs,
+    PlanWarning, PolicyRule, Route, Sysctl, DEFAULT_MTU, FIRST_AUTO_TABLE, MAIN_TABLE,
+    SRC_VALID_MARK, WIREGUARD_OVERHEAD,
 };
 
 use crate::journal::{Change, Recorder};
 use anyhow::anyhow;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io;
 use std::net::IpAddr;
@@ -139,6 +143,14 @@ pub enum NetworkChange {
         /// The routing table id ([`MAIN_TABLE`] for the main table).
         table: u32,
     },
+    /// `route -n add -host <host> <gateway>` (a macOS full tunnel's): the endpoint's host route
+    /// outside the tunnel. Not on the tunnel's interface, so it outlives the tunnel unless undone.
+    EndpointRouteAdded {
+        /// The endpoint's address; the route is `/32` or `/128`.
+        host: IpAddr,
+        /// The default gateway it goes through, as it was when the route was added.
+        gateway: Gateway,
+    },
     /// `ip rule add ...` (a full tunnel's policy routing).
     RuleAdded {
         /// The rule.
@@ -161,6 +173,7 @@ impl NetworkChange {
         match self {
             NetworkChange::AddressAdded { .. }
             | NetworkChange::RouteAdded { .. }
+            | NetworkChange::EndpointRouteAdded { .. }
             | NetworkChange::RuleAdded { .. } => "add",
             NetworkChange::MtuSet { .. }
             | NetworkChange::LinkUp { .. }
@@ -192,6 +205,9 @@ impl fmt::Display for NetworkChange {
             NetworkChange::RouteAdded { link, route, table } => {
                 write!(f, "route {route} dev {} table {table}", link.name)
             }
+            NetworkChange::EndpointRouteAdded { host, gateway } => {
+                write!(f, "host route {host} via {gateway}")
+            }
             NetworkChange::RuleAdded { rule } => write!(f, "{rule}"),
             NetworkChange::SysctlSet {
                 name,
@@ -203,7 +219,8 @@ impl fmt::Display for NetworkChange {
 }
 
 /// Applies `plan` to the system, journaling each change in `journal` before making it: finds the
-/// interface, adds each address, sets the MTU, sets the link up, adds each route in its table,
+/// interface, adds each address, sets the MTU, sets the link up, adds the endpoints' host routes
+/// (before any route that could draw their packets into the tunnel), adds each route in its table,
 /// sets the sysctls (only those not already at the value; the old value goes into the journal),
 /// and adds the policy rules — in that order. Stops at the first failure without rolling back (the
 /// caller undoes the journal, newest first); the failed step itself is withdrawn from the journal,
@@ -240,8 +257,9 @@ pub async fn undo_change(change: &Change) -> anyhow::Result<()> {
 }
 
 /// Reads what [`plan`] needs to know about the system, changing nothing: the MTU of the path to
-/// `endpoint` (the first peer's; `None` leaves it unknown) and the routing tables in use.
-/// [`PlanInputs::resolved_endpoints`] is left for the caller.
+/// `endpoint` (the first peer's; `None` leaves it unknown), the routing tables in use and each
+/// family's default gateway (what the OS cannot tell is left unknown). The method is this OS's
+/// ([`FullTunnelMethod::native`]); [`PlanInputs::resolved_endpoints`] is left for the caller.
 pub async fn read_inputs(endpoint: Option<IpAddr>) -> anyhow::Result<PlanInputs> {
     let mut ops = <imp::Ops as NetworkOps>::connect().await?;
     read_inputs_with(&mut ops, endpoint).await
@@ -326,6 +344,25 @@ trait NetworkOps: Sized {
     async fn tables_in_use(&mut self) -> io::Result<BTreeSet<u32>> {
         Ok(BTreeSet::new())
     }
+    /// The next hop of the system's default route of `family`. `None` when there is none (no
+    /// default route, or one without a next hop), or the OS module does not read it (only the
+    /// macOS plan uses it).
+    async fn default_gateway(&mut self, _family: Family) -> io::Result<Option<Gateway>> {
+        Ok(None)
+    }
+    /// Adds a host route to `host` (`/32` or `/128`) via `gateway`, outside the tunnel (a macOS
+    /// full tunnel's endpoint route).
+    async fn add_host_route(&mut self, _host: IpAddr, _gateway: &Gateway) -> io::Result<()> {
+        unsupported("host routes to the endpoints")
+    }
+    /// Removes a route added by [`NetworkOps::add_host_route`].
+    async fn remove_host_route(
+        &mut self,
+        _host: IpAddr,
+        _gateway: &Gateway,
+    ) -> io::Result<Removal> {
+        unsupported("host routes to the endpoints")
+    }
 }
 
 /// An OS error without the " (os error N)" suffix that `io::Error` adds: `File exists`.
@@ -353,6 +390,16 @@ fn steps(plan: &NetworkPlan, link: &Link) -> Vec<NetworkChange> {
         mtu: plan.mtu,
     });
     steps.push(NetworkChange::LinkUp { link: link.clone() });
+    // The endpoints' host routes before the routes through the tunnel: from the moment the halves
+    // exist, the tunnel's own packets must already have their way out.
+    steps.extend(
+        plan.endpoint_routes
+            .iter()
+            .map(|route| NetworkChange::EndpointRouteAdded {
+                host: route.host,
+                gateway: route.gateway.clone(),
+            }),
+    );
     steps.extend(plan.routes.iter().map(|route| NetworkChange::RouteAdded {
         link: link.clone(),
         route: route.prefix,
@@ -422,6 +469,9 @@ async fn apply_with<O: NetworkOps>(
             NetworkChange::RouteAdded { link, route, table } => {
                 ops.add_route(link.index, *route, *table).await
             }
+            NetworkChange::EndpointRouteAdded { host, gateway } => {
+                ops.add_host_route(*host, gateway).await
+            }
             NetworkChange::RuleAdded { rule } => ops.add_rule(rule).await,
             NetworkChange::SysctlSet { name, value, .. } => ops.write_sysctl(name, value).await,
         };
@@ -482,6 +532,10 @@ async fn undo_with<O: NetworkOps>(ops: &mut O, change: &NetworkChange) -> anyhow
             Ok(None) => Ok(Removal::AlreadyGone),
             Err(err) => Err(err),
         },
+        // On the physical interface, not the tunnel's: it stays when the tunnel goes.
+        NetworkChange::EndpointRouteAdded { host, gateway } => {
+            ops.remove_host_route(*host, gateway).await
+        }
         NetworkChange::RuleAdded { rule } => ops.remove_rule(rule).await,
         NetworkChange::SysctlSet {
             name,
@@ -545,10 +599,26 @@ async fn read_inputs_with<O: NetworkOps>(
             describe(&err)
         )
     })?;
+    let mut default_gateways = BTreeMap::new();
+    for family in Family::ALL {
+        match ops.default_gateway(family).await {
+            Ok(Some(gateway)) => {
+                default_gateways.insert(family, gateway);
+            }
+            Ok(None) => {}
+            Err(err) => tracing::debug!(
+                "no {} default gateway known: {}",
+                family.name(),
+                describe(&err)
+            ),
+        }
+    }
     Ok(PlanInputs {
         endpoint_mtu,
         tables_in_use,
         resolved_endpoints: Vec::new(),
+        method: FullTunnelMethod::native(),
+        default_gateways,
     })
 }
 
@@ -571,6 +641,10 @@ mod tests {
         routes: BTreeSet<(IpNet, u32)>,
         rules: Vec<PolicyRule>,
         sysctls: BTreeMap<String, String>,
+        /// Host routes outside the tunnel (macOS endpoint routes), by host and gateway.
+        host_routes: BTreeSet<(IpAddr, Gateway)>,
+        /// What `default_gateway` answers.
+        gateways: BTreeMap<Family, Gateway>,
         mtu: Option<u16>,
         up: bool,
         /// The index `wg0` has; `None` when it is gone.
@@ -617,6 +691,7 @@ mod tests {
             self.addresses.is_empty()
                 && self.routes.is_empty()
                 && self.rules.is_empty()
+                && self.host_routes.is_empty()
                 && self.sysctls[SRC_VALID_MARK] == "0"
         }
     }
@@ -701,6 +776,22 @@ mod tests {
         async fn tables_in_use(&mut self) -> io::Result<BTreeSet<u32>> {
             Ok([254, 255, 51820].into())
         }
+        async fn default_gateway(&mut self, family: Family) -> io::Result<Option<Gateway>> {
+            Ok(self.gateways.get(&family).cloned())
+        }
+        async fn add_host_route(&mut self, host: IpAddr, gateway: &Gateway) -> io::Result<()> {
+            self.call(format!("add host route {host} via {gateway}"))?;
+            self.host_routes.insert((host, gateway.clone()));
+            Ok(())
+        }
+        async fn remove_host_route(
+            &mut self,
+            host: IpAddr,
+            gateway: &Gateway,
+        ) -> io::Result<Removal> {
+            self.call(format!("remove host route {host} via {gateway}"))?;
+            Ok(gone(self.host_routes.remove(&(host, gateway.clone()))))
+        }
     }
 
     /// A journal double that logs into the fake kernel's log.
@@ -771,6 +862,10 @@ mod tests {
             sysctls: vec![],
             rules: vec![],
             fwmark: None,
+            method: FullTunnelMethod::PolicyRouting,
+            full_tunnel_families: vec![],
+            endpoint_routes: vec![],
+            warnings: vec![],
         }
     }
 
@@ -798,6 +893,47 @@ mod tests {
                 },
             ],
             fwmark: Some(51820),
+            method: FullTunnelMethod::PolicyRouting,
+            full_tunnel_families: vec![Family::Ipv4],
+            endpoint_routes: vec![],
+            warnings: vec![],
+        }
+    }
+
+    fn en0_gateway() -> Gateway {
+        Gateway {
+            address: "198.18.0.1".parse().unwrap(),
+            interface: Some("en0".into()),
+        }
+    }
+
+    /// A macOS IPv4 full tunnel, as the planner makes it: the halves and the endpoint's host
+    /// route, no rule, sysctl or mark.
+    fn macos_plan() -> NetworkPlan {
+        NetworkPlan {
+            ifname: "wg0".into(),
+            addresses: vec![net("198.18.1.1/24")],
+            mtu: 1420,
+            routes: vec![
+                Route {
+                    prefix: net("0.0.0.0/1"),
+                    table: MAIN_TABLE,
+                },
+                Route {
+                    prefix: net("128.0.0.0/1"),
+                    table: MAIN_TABLE,
+                },
+            ],
+            sysctls: vec![],
+            rules: vec![],
+            fwmark: None,
+            method: FullTunnelMethod::Halves,
+            full_tunnel_families: vec![Family::Ipv4],
+            endpoint_routes: vec![EndpointRoute {
+                host: "198.18.250.2".parse().unwrap(),
+                gateway: en0_gateway(),
+            }],
+            warnings: vec![],
         }
     }
 
@@ -1104,6 +1240,138 @@ mod tests {
     }
 
     #[test]
+    fn macos_full_tunnel_journals_the_endpoint_route_first_and_undoes_it_idempotently() {
+        let mut ops = FakeOps::new();
+        let mut journal = FakeJournal::new(&ops);
+        block_on(apply_with(&mut ops, &macos_plan(), &mut journal)).unwrap();
+        assert_eq!(
+            ops.log()[6..],
+            [
+                "journal host route 198.18.250.2 via 198.18.0.1",
+                "add host route 198.18.250.2 via 198.18.0.1",
+                "journal route 0.0.0.0/1 dev wg0",
+                "add route 0.0.0.0/1 table 254 link 7",
+                "journal route 128.0.0.0/1 dev wg0",
+                "add route 128.0.0.0/1 table 254 link 7",
+            ]
+        );
+        assert!(!ops
+            .log()
+            .iter()
+            .any(|l| l.contains("rule") || l.contains("sysctl")));
+        assert_eq!(
+            journal.changes[3],
+            NetworkChange::EndpointRouteAdded {
+                host: "198.18.250.2".parse().unwrap(),
+                gateway: en0_gateway(),
+            }
+        );
+        assert_eq!(ops.host_routes.len(), 1);
+
+        ops.clear_log();
+        assert!(undo_all(&mut ops, &journal.changes).is_empty());
+        assert_eq!(
+            ops.log(),
+            [
+                "remove route 128.0.0.0/1 table 254 link 7",
+                "remove route 0.0.0.0/1 table 254 link 7",
+                "remove host route 198.18.250.2 via 198.18.0.1",
+                "remove address 198.18.1.1/24 link 7",
+            ]
+        );
+        assert!(ops.is_pristine());
+        // Again (a second undo, or a crash after undoing part): already gone counts as done.
+        assert!(undo_all(&mut ops, &journal.changes).is_empty());
+        assert!(ops.is_pristine());
+    }
+
+    #[test]
+    fn an_endpoint_route_is_undone_after_the_tunnel_interface_is_gone() {
+        // It is on the physical interface: it outlives the TUN, so undo removes it even then.
+        let mut ops = FakeOps::new();
+        let mut journal = FakeJournal::new(&ops);
+        block_on(apply_with(&mut ops, &macos_plan(), &mut journal)).unwrap();
+        ops.wg0 = None;
+        ops.routes.clear();
+        ops.addresses.clear();
+        ops.clear_log();
+        assert!(undo_all(&mut ops, &journal.changes).is_empty());
+        assert_eq!(ops.log(), ["remove host route 198.18.250.2 via 198.18.0.1"]);
+        assert!(ops.is_pristine());
+    }
+
+    #[test]
+    fn a_refused_endpoint_route_is_withdrawn_and_no_half_is_added() {
+        let mut ops = FakeOps::new();
+        ops.fail = Some("add host route 198.18.250.2 via 198.18.0.1".into());
+        let mut journal = FakeJournal::new(&ops);
+        let err = block_on(apply_with(&mut ops, &macos_plan(), &mut journal)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "failed to add host route 198.18.250.2 via 198.18.0.1: File exists"
+        );
+        assert!(!journal
+            .changes
+            .iter()
+            .any(|c| matches!(c, NetworkChange::EndpointRouteAdded { .. })));
+        assert!(ops.routes.is_empty() && ops.host_routes.is_empty());
+    }
+
+    #[test]
+    fn an_os_without_host_routes_refuses_the_step_by_name() {
+        /// The trait's defaults for the full-tunnel steps, as Linux and Windows have them.
+        struct NoHostRoutes;
+        impl NetworkOps for NoHostRoutes {
+            async fn connect() -> anyhow::Result<Self> {
+                Ok(NoHostRoutes)
+            }
+            async fn link(&mut self, _ifname: &str) -> io::Result<LinkInfo> {
+                Ok(LinkInfo { index: 7 })
+            }
+            async fn add_address(&mut self, _link: u32, _address: IpNet) -> io::Result<()> {
+                Ok(())
+            }
+            async fn remove_address(&mut self, _: u32, _: IpNet) -> io::Result<Removal> {
+                Ok(Removal::Removed)
+            }
+            async fn set_mtu(&mut self, _link: u32, _mtu: u16) -> io::Result<()> {
+                Ok(())
+            }
+            async fn set_up(&mut self, _link: u32) -> io::Result<()> {
+                Ok(())
+            }
+            async fn add_route(&mut self, _: u32, _: IpNet, _: u32) -> io::Result<()> {
+                Ok(())
+            }
+            async fn remove_route(&mut self, _: u32, _: IpNet, _: u32) -> io::Result<Removal> {
+                Ok(Removal::Removed)
+            }
+        }
+        let mut journal: Vec<NetworkChange> = Vec::new();
+        let err = block_on(apply_with(&mut NoHostRoutes, &macos_plan(), &mut journal))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("failed to add host route 198.18.250.2 via 198.18.0.1: host routes to the endpoints is not supported on"),
+            "{err}"
+        );
+        let inputs = block_on(read_inputs_with(&mut NoHostRoutes, None)).unwrap();
+        assert!(inputs.default_gateways.is_empty());
+    }
+
+    #[test]
+    fn inputs_read_the_default_gateways_and_this_oses_method() {
+        let mut ops = FakeOps::new();
+        ops.gateways.insert(Family::Ipv4, en0_gateway());
+        let inputs = block_on(read_inputs_with(&mut ops, None)).unwrap();
+        assert_eq!(
+            inputs.default_gateways,
+            [(Family::Ipv4, en0_gateway())].into()
+        );
+        assert_eq!(inputs.method, FullTunnelMethod::native());
+    }
+
+    #[test]
     fn inputs_read_the_path_mtu_and_the_tables_in_use() {
         let mut ops = FakeOps::new();
         let inputs = block_on(read_inputs_with(
@@ -1137,11 +1405,15 @@ mod tests {
                 value: "1".into(),
                 previous: "0".into(),
             },
+            NetworkChange::EndpointRouteAdded {
+                host: "198.18.250.2".parse().unwrap(),
+                gateway: en0_gateway(),
+            },
         ];
         let json = serde_json::to_string(&changes).unwrap();
         assert_eq!(
             json,
-            r#"[{"route_added":{"link":{"name":"wg0","index":7},"route":"0.0.0.0/0","table":51820}},{"rule_added":{"rule":{"not_fwmark":{"family":"ipv6","fwmark":7,"table":51820}}}},{"sysctl_set":{"name":"net.ipv4.conf.all.src_valid_mark","value":"1","previous":"0"}}]"#
+            r#"[{"route_added":{"link":{"name":"wg0","index":7},"route":"0.0.0.0/0","table":51820}},{"rule_added":{"rule":{"not_fwmark":{"family":"ipv6","fwmark":7,"table":51820}}}},{"sysctl_set":{"name":"net.ipv4.conf.all.src_valid_mark","value":"1","previous":"0"}},{"endpoint_route_added":{"host":"198.18.250.2","gateway":{"address":"198.18.0.1","interface":"en0"}}}]"#
         );
         let back: Vec<NetworkChange> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, changes);

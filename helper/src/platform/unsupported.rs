@@ -1,6 +1,7 @@
 //! The stub for every OS without a real platform module yet: every step fails with
 //! [`Unsupported`] (the full-tunnel steps through the trait's default bodies), so `apply` refuses
-//! before changing anything.
+//! before changing anything. Its full-tunnel method is Linux's (`FullTunnelMethod::native`), which
+//! only decides what the refused plan would have been.
 
 use super::{LinkInfo, NetworkOps, Removal, Unsupported};
 use ipnet::IpNet;

@@ -12,12 +12,15 @@
 //! - route MTU: `GetBestRoute2`, then the MTU of the interface it leaves by.
 //!
 //! Windows has one routing table per compartment, not Linux's numbered tables, and no policy
-//! rules or fwmarks: a route in any table but [`MAIN_TABLE`] is refused, and the full-tunnel steps
-//! keep the trait's "unsupported" defaults. A full tunnel on Windows is wireguard-windows' instead:
-//! routes through the tunnel for the default route (or its halves, `0.0.0.0/1` + `128.0.0.0/1` and
-//! `::/1` + `8000::/1`, which win without touching interface metrics), and the tunnel's own UDP
-//! sockets pinned with `IP_UNICAST_IF` to the interface of the best default route that is not the
-//! tunnel's (`crate::egress`), so their datagrams cannot loop into the tunnel.
+//! rules or fwmarks: a route in any table but [`MAIN_TABLE`] is refused (the planner already
+//! refuses a numbered `Table`), and the rule, sysctl and host-route steps keep the trait's
+//! "unsupported" defaults. A full tunnel on Windows is wireguard-windows' (`tunnel/`) instead,
+//! planned by the planner ([`super::FullTunnelMethod::BoundSockets`]): every AllowedIPs prefix,
+//! `0.0.0.0/0` and `::/0` themselves included, is a route through the tunnel, and the tunnel's own
+//! UDP sockets are pinned with `IP_UNICAST_IF` to the interface of the best default route that is
+//! not the tunnel's (`crate::egress`, called by the session for every tunnel), so their datagrams
+//! cannot loop into the tunnel. Unlike wireguard-windows, the adapter's interface metric is not
+//! lowered to 0 for a full tunnel yet.
 //!
 //! Removals treat "not found" (`ERROR_NOT_FOUND`, `ERROR_FILE_NOT_FOUND`) and a vanished interface
 //! as [`Removal::AlreadyGone`]. A missing interface is reported as `io::ErrorKind::NotFound`.
