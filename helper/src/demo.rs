@@ -218,8 +218,7 @@ mod imp {
     /// Root, `ip`, nothing else running under the demo's names, and for `--peer-only` a client
     /// file that can be written for an owner who exists (returned). Changes nothing.
     async fn preflight(peer_only: Option<&PeerOnly>) -> anyhow::Result<Option<Owner>> {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        if !crate::sys::is_root() {
             bail!(
                 "the demo creates a network namespace and tunnel interfaces, so it must run as \
                  root (try: sudo warren-helper demo)"
@@ -1089,8 +1088,7 @@ mod imp {
             use std::os::unix::fs::MetadataExt as _;
             match fs::symlink_metadata(path) {
                 Ok(meta) => {
-                    // SAFETY: geteuid has no preconditions and cannot fail.
-                    let me = unsafe { libc::geteuid() };
+                    let me = crate::sys::euid();
                     if !meta.is_file() || meta.uid() != me || meta.mode() & 0o077 != 0 {
                         bail!(
                             "the demo's key file {} is not a private file of root's (mode 0600); \

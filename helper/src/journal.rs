@@ -604,6 +604,72 @@ pub enum Recovery {
     Failed(JournalError),
 }
 
+impl Recovery {
+    /// Whether this journal is still there with something in it not undone, or unreadable.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Recovery::Incomplete { .. } | Recovery::Failed(_))
+    }
+
+    /// One line per change, newest first: `undone: <change>`, then `NOT undone: <change>: <why>`.
+    pub fn details(&self) -> Vec<String> {
+        let (undone, failed): (&[Change], &[(Change, String)]) = match self {
+            Recovery::Restored { undone, .. } => (undone, &[]),
+            Recovery::Incomplete { undone, failed, .. } => (undone, failed),
+            Recovery::LeftAlone(_) | Recovery::Failed(_) => (&[], &[]),
+        };
+        undone
+            .iter()
+            .map(|change| format!("undone: {change}"))
+            .chain(
+                failed
+                    .iter()
+                    .map(|(change, error)| format!("NOT undone: {change}: {error}")),
+            )
+            .collect()
+    }
+}
+
+impl fmt::Display for Recovery {
+    /// The one-line headline that `recover`, the daemon's start and `up` all print; the changes
+    /// are in [`Recovery::details`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Recovery::Restored {
+                ifname,
+                pid,
+                undone,
+            } => write!(
+                f,
+                "{ifname}: restored: warren-helper pid {pid} did not finish (it crashed or was \
+                 killed); the {} change(s) it left are undone or already gone",
+                undone.len()
+            ),
+            Recovery::Incomplete {
+                ifname,
+                path,
+                undone,
+                failed,
+            } => write!(
+                f,
+                "{ifname}: INCOMPLETE: {} change(s) undone, {} not (kept in {})",
+                undone.len(),
+                failed.len(),
+                path.display()
+            ),
+            Recovery::LeftAlone(reason) => write!(f, "left alone: {reason}"),
+            Recovery::Failed(error) => {
+                write!(f, "FAILED: {error}")?;
+                let mut source = std::error::Error::source(error);
+                while let Some(cause) = source {
+                    write!(f, ": {cause}")?;
+                    source = cause.source();
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Undoes the leftover journals in `dir` — only that of `only` when given — and reports what each
 /// came to (nothing at all when there are none).
 pub async fn recover(dir: &Path, only: Option<&str>) -> Result<Vec<Recovery>, JournalError> {
@@ -824,8 +890,7 @@ fn check_dir(dir: &Path) -> io::Result<()> {
 #[cfg(unix)]
 fn owned_by_us(meta: &fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt as _;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    meta.uid() == unsafe { libc::geteuid() }
+    meta.uid() == crate::sys::euid()
 }
 
 /// This boot's id, on Linux.
@@ -982,6 +1047,43 @@ mod tests {
             value: "1".into(),
             previous: "0".into(),
         })
+    }
+
+    #[test]
+    fn a_recovery_reads_the_same_wherever_it_is_reported() {
+        let restored = Recovery::Restored {
+            ifname: "wg0".into(),
+            pid: 4242,
+            undone: vec![rule(), route(1)],
+        };
+        assert_eq!(
+            restored.to_string(),
+            "wg0: restored: warren-helper pid 4242 did not finish (it crashed or was killed); \
+             the 2 change(s) it left are undone or already gone"
+        );
+        assert!(!restored.is_failure());
+        assert_eq!(
+            restored.details(),
+            [
+                format!("undone: {}", rule()),
+                format!("undone: {}", route(1))
+            ]
+        );
+        let incomplete = Recovery::Incomplete {
+            ifname: "wg0".into(),
+            path: PathBuf::from("/var/lib/warren/wg0.journal"),
+            undone: vec![rule()],
+            failed: vec![(sysctl(), "permission denied".into())],
+        };
+        assert!(incomplete.is_failure());
+        assert_eq!(
+            incomplete.to_string(),
+            "wg0: INCOMPLETE: 1 change(s) undone, 1 not (kept in /var/lib/warren/wg0.journal)"
+        );
+        assert_eq!(
+            incomplete.details().last().unwrap(),
+            &format!("NOT undone: {}: permission denied", sysctl())
+        );
     }
 
     fn block_on<F: Future>(future: F) -> F::Output {

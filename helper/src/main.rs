@@ -37,6 +37,7 @@ mod platform;
 mod service_windows;
 mod session;
 mod shutdown;
+mod sys;
 mod tun_device;
 mod tun_gro;
 mod uapi;

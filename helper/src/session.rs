@@ -367,25 +367,15 @@ async fn run_inner(
 async fn recover_leftover(state_dir: &Path, ifname: &str) -> anyhow::Result<()> {
     for report in journal::recover(state_dir, Some(ifname)).await? {
         match report {
-            Recovery::Restored { pid, undone, .. } => {
-                tracing::warn!(
-                    "{ifname}: warren-helper pid {pid} did not finish (it crashed or was killed); \
-                     restored what it left: {} change(s) undone",
-                    undone.len()
-                );
-                for change in undone {
-                    tracing::info!("{ifname}: undone: {change}");
+            Recovery::Restored { .. } => {
+                tracing::warn!("{report}");
+                for line in report.details() {
+                    tracing::info!("{ifname}: {line}");
                 }
             }
-            Recovery::Incomplete { path, failed, .. } => bail!(
-                "{ifname}: a crashed warren-helper left changes that could not be undone (kept in \
-                 {}): {}",
-                path.display(),
-                failed
-                    .iter()
-                    .map(|(_, error)| error.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
+            Recovery::Incomplete { .. } => bail!(
+                "a crashed warren-helper left changes that could not be undone: {report}: {}",
+                report.details().join("; ")
             ),
             Recovery::LeftAlone(err) | Recovery::Failed(err) => return Err(err.into()),
         }

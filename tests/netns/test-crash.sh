@@ -162,7 +162,7 @@ t_crash_kill9_up() {
 
     peer_up warren c "$IF_C" "$CONF_C"
     log="$(cat "$WRT_TMP/$IF_C.warren.log")"
-    grep -q "restored what it left" <<<"$log" || fail "the second warren-helper up did not report a recovery; its log:
+    grep -q "$IF_C: restored: warren-helper pid [0-9]* did not finish" <<<"$log" || fail "the second warren-helper up did not report a recovery; its log:
 $log"
     grep -q "undone: IPv4 rule not fwmark 0xca6c table 51820" <<<"$log" || fail "the recovery did not list the IPv4 rule; log:
 $log"

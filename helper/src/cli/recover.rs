@@ -8,7 +8,7 @@
 //! alone and said so; that is not a failure. It fails (exit 1) when a journal cannot be read or a
 //! change cannot be undone; such a journal is kept for the next attempt.
 
-use crate::journal::{self, Recovery};
+use crate::journal;
 use anyhow::{bail, Context};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -41,48 +41,10 @@ async fn recover(state_dir: &Path, interface: Option<&str>) -> anyhow::Result<()
         writeln!(out, "nothing to recover: {what} in {}", state_dir.display())?;
     }
     for report in &reports {
-        match report {
-            Recovery::Restored {
-                ifname,
-                pid,
-                undone,
-            } => {
-                writeln!(
-                    out,
-                    "{ifname}: restored: the {} change(s) left by warren-helper pid {pid} are \
-                     undone or already gone, newest first:",
-                    undone.len()
-                )?;
-                for change in undone {
-                    writeln!(out, "  undone: {change}")?;
-                }
-            }
-            Recovery::Incomplete {
-                ifname,
-                path,
-                undone,
-                failed,
-            } => {
-                failures += 1;
-                writeln!(
-                    out,
-                    "{ifname}: INCOMPLETE: {} change(s) undone, {} not (kept in {})",
-                    undone.len(),
-                    failed.len(),
-                    path.display()
-                )?;
-                for change in undone {
-                    writeln!(out, "  undone: {change}")?;
-                }
-                for (change, error) in failed {
-                    writeln!(out, "  NOT undone: {change}: {error}")?;
-                }
-            }
-            Recovery::LeftAlone(reason) => writeln!(out, "left alone: {reason}")?,
-            Recovery::Failed(error) => {
-                failures += 1;
-                writeln!(out, "FAILED: {}", error_chain(error))?;
-            }
+        failures += usize::from(report.is_failure());
+        writeln!(out, "{report}")?;
+        for line in report.details() {
+            writeln!(out, "  {line}")?;
         }
     }
     out.flush().context("failed to write to stdout")?;
@@ -93,16 +55,4 @@ async fn recover(state_dir: &Path, interface: Option<&str>) -> anyhow::Result<()
         );
     }
     Ok(())
-}
-
-/// The error with its causes, as one line.
-fn error_chain(error: &journal::JournalError) -> String {
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }

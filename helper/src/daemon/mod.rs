@@ -186,33 +186,15 @@ async fn recover(options: &Options) {
         Ok(reports) => {
             for report in reports {
                 use crate::journal::Recovery;
-                match report {
-                    Recovery::Restored {
-                        ifname,
-                        pid,
-                        undone,
-                    } => {
-                        tracing::warn!(
-                            "recovery: {ifname}: warren-helper pid {pid} did not finish; restored \
-                             what it left: {} change(s) undone",
-                            undone.len()
-                        );
-                        for change in undone {
-                            tracing::info!("recovery: {ifname}: undone: {change}");
-                        }
+                match &report {
+                    Recovery::Restored { .. } => tracing::warn!("recovery: {report}"),
+                    Recovery::LeftAlone(_) => tracing::info!("recovery: {report}"),
+                    Recovery::Incomplete { .. } | Recovery::Failed(_) => {
+                        tracing::error!("recovery: {report}");
                     }
-                    Recovery::Incomplete {
-                        ifname,
-                        path,
-                        failed,
-                        ..
-                    } => tracing::error!(
-                        "recovery: {ifname}: {} change(s) could not be undone (kept in {})",
-                        failed.len(),
-                        path.display()
-                    ),
-                    Recovery::LeftAlone(reason) => tracing::info!("recovery: left alone: {reason}"),
-                    Recovery::Failed(error) => tracing::error!("recovery: {error}"),
+                }
+                for line in report.details() {
+                    tracing::info!("recovery: {line}");
                 }
             }
         }

@@ -196,8 +196,7 @@ impl Store {
 #[cfg(unix)]
 fn check_trusted(path: &Path, metadata: &fs::Metadata) -> Result<(), IpcError> {
     use std::os::unix::fs::MetadataExt as _;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
+    let euid = crate::sys::euid();
     let refuse = |why: String| {
         Err(IpcError::not_authorized(format!(
             "refusing {}: {why}; it must be a regular file owned by uid {euid} that only its \

@@ -357,8 +357,7 @@ mod tests {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = ()>,
     {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        if !crate::sys::is_root() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
                 "CI=true but not root: this netlink test needs root (it runs in a private network \

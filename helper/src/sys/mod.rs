@@ -1,0 +1,30 @@
+//! Small safe wrappers over OS calls that several modules need, so that each `unsafe` block and
+//! its safety argument is written once. Per-OS parts of the helper that belong to no concern of
+//! their own will move under here (`sys/<os>/`).
+
+/// The effective user id of this process (Unix).
+#[cfg(unix)]
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Whether this process runs as root (Unix).
+#[cfg(unix)]
+pub fn is_root() -> bool {
+    euid() == 0
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    #[test]
+    fn euid_is_the_owner_of_what_this_process_creates() {
+        use std::os::unix::fs::MetadataExt as _;
+        let path = std::env::temp_dir().join(format!("warren-euid-{}", std::process::id()));
+        std::fs::write(&path, b"x").unwrap();
+        let owner = std::fs::metadata(&path).unwrap().uid();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(super::euid(), owner);
+        assert_eq!(super::is_root(), owner == 0);
+    }
+}
