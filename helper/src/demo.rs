@@ -218,7 +218,7 @@ mod imp {
     /// Root, `ip`, nothing else running under the demo's names, and for `--peer-only` a client
     /// file that can be written for an owner who exists (returned). Changes nothing.
     async fn preflight(peer_only: Option<&PeerOnly>) -> anyhow::Result<Option<Owner>> {
-        if !crate::sys::is_root() {
+        if crate::sys::euid() != 0 {
             bail!(
                 "the demo creates a network namespace and tunnel interfaces, so it must run as \
                  root (try: sudo warren-helper demo)"

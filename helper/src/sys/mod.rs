@@ -9,12 +9,6 @@ pub fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-/// Whether this process runs as root (Unix).
-#[cfg(unix)]
-pub fn is_root() -> bool {
-    euid() == 0
-}
-
 #[cfg(all(test, unix))]
 mod tests {
     #[test]
@@ -25,6 +19,5 @@ mod tests {
         let owner = std::fs::metadata(&path).unwrap().uid();
         std::fs::remove_file(&path).unwrap();
         assert_eq!(super::euid(), owner);
-        assert_eq!(super::is_root(), owner == 0);
     }
 }
