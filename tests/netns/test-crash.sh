@@ -10,7 +10,8 @@
 #   crash/sigterm        SIGTERM restores everything, twice (src_valid_mark 0 -> 1 -> 0, and left at 1
 #                        when it was 1 already)
 #   crash/bad-input      an endpoint inside AllowedIPs, a duplicate address, a full tunnel in the main
-#                        table: refused with a clear message, nothing changed, no journal written
+#                        table: refused as an invalid configuration (exit 7) with a clear message, nothing changed, no
+#                        journal written
 # Each test has its own state directory (WARREN_STATE_DIR) in its temp dir.
 #
 # route_state is also used by test-fulltunnel.sh (run.sh sources every group file).
@@ -226,13 +227,13 @@ t_crash_sigterm() {
     done
 }
 
-# bad_input_case NAME EXPECTED_MESSAGE — `up` with CONF_C must fail with EXPECTED_MESSAGE and change
-# nothing.
+# bad_input_case NAME EXPECTED_MESSAGE — `up` with CONF_C must fail as an invalid configuration
+# (exit 7) with EXPECTED_MESSAGE and change nothing.
 bad_input_case() {
     local name=$1 expected=$2 before out rc=0
     before="$(route_state c)"
     out="$(timeout 20 ip netns exec "$(ns c)" "$WARREN_BIN" up --foreground "$CONF_C" --interface "$IF_C" 2>&1)" || rc=$?
-    [[ $rc == 1 ]] || fail "$name: warren-helper up exited with $rc, expected 1; output:
+    [[ $rc == 7 ]] || fail "$name: warren-helper up exited with $rc, expected 7 (invalid configuration); output:
 $out"
     grep -qF -- "$expected" <<<"$out" || fail "$name: the error does not say '$expected':
 $out"

@@ -19,7 +19,9 @@
 //! | 8 | `up --wait`: no handshake in time (the tunnel stays up) |
 //! | 9 | the network: an endpoint's host name did not resolve (try again when online) |
 //!
-//! `up --foreground`, `recover` and `demo` work without the daemon and exit 1 on any failure.
+//! `up --foreground` works without the daemon but fails with the same codes (7 for a configuration
+//! the tunnel cannot use, 9 for an endpoint name that does not resolve, 1 otherwise); `recover`
+//! and `demo` exit 1 on any failure.
 
 mod client;
 mod daemon;
@@ -109,13 +111,11 @@ pub fn main() -> ExitCode {
         .unwrap_or_else(warren_proto::ipc::default_socket_path);
     let quiet = crate::logging::Mode::Stderr { default: "warn" };
     let verbose = crate::logging::Mode::Stderr { default: "info" };
-    let mut plain_failure = false;
     let result = match cli.command {
         Command::Genkey => keys::genkey(),
         Command::Pubkey => keys::pubkey(),
         Command::Genpsk => keys::genpsk(),
         Command::Up(args) => {
-            plain_failure = args.foreground;
             crate::logging::init(if args.foreground { verbose } else { quiet });
             up::run(args, socket)
         }
@@ -144,7 +144,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("warren-helper: {}", error_chain(&e));
-            ExitCode::from(if plain_failure { 1 } else { exit_code(&e) })
+            ExitCode::from(exit_code(&e))
         }
     }
 }
