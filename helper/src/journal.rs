@@ -658,13 +658,7 @@ impl fmt::Display for Recovery {
             ),
             Recovery::LeftAlone(reason) => write!(f, "left alone: {reason}"),
             Recovery::Failed(error) => {
-                write!(f, "FAILED: {error}")?;
-                let mut source = std::error::Error::source(error);
-                while let Some(cause) = source {
-                    write!(f, ": {cause}")?;
-                    source = cause.source();
-                }
-                Ok(())
+                write!(f, "FAILED: {}", crate::logging::one_line(error))
             }
         }
     }

@@ -247,6 +247,25 @@ impl Visit for MessageVisitor {
     }
 }
 
+/// An error and its causes as one line for people, `: `-separated, without repeating a cause
+/// whose text the line already ends with (an error that prints its source). The one way the
+/// helper words an error: the CLI's stderr, IPC messages, recovery reports.
+pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = String::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !line.ends_with(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        next = cause.source();
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -143,17 +143,7 @@ impl SessionError {
     /// The error and its causes on one line, `: `-separated (a cause whose text the line already
     /// ends with is not repeated): what clients are told.
     pub fn message(&self) -> String {
-        let mut line = self.to_string();
-        let mut next = std::error::Error::source(self);
-        while let Some(cause) = next {
-            let text = cause.to_string();
-            if !line.ends_with(&text) {
-                line.push_str(": ");
-                line.push_str(&text);
-            }
-            next = cause.source();
-        }
-        line
+        crate::logging::one_line(self)
     }
 
     fn config(spec: &Spec, cause: impl Into<Cause>) -> Self {

@@ -149,21 +149,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes on one line, `: `-separated, without repeating a cause whose text the
-/// previous one already ends with (an error that prints its source).
+/// The error and its causes on one line ([`crate::logging::one_line`]).
 fn error_chain(error: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        if line.ends_with(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
+    crate::logging::one_line(error.as_ref())
 }
 
 /// Runs a client command's future with quiet logging.
