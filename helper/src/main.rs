@@ -10,42 +10,34 @@
 //! - `genkey`, `pubkey`, `genpsk`: key tools compatible with `wg`;
 //! - `demo`: a local demo peer in a network namespace.
 //!
-//! Layout: [`cli`] parses arguments and runs subcommands; [`daemon`] is the service (IPC server,
-//! tunnel manager and state machine, system tunnels on disk); [`session`] is one tunnel's whole
-//! lifecycle (checks, journal, TUN, sockets, firewall, network, DNS, driver, teardown), shared by
-//! the daemon and `up --foreground`; [`logging`] sets up stderr, the daemon's rotating files and
-//! its in-memory log; [`driver`] moves packets between the TUN,
-//! the UDP sockets and the sans-IO core (`warren-tunnel`); [`uapi`] serves the WireGuard
-//! cross-platform UAPI so `wg` works; [`platform`] plans and applies addresses, MTU, routes and
-//! full-tunnel policy routing (and DNS, the kill switch) per OS; [`journal`] records each system
-//! change before it is made, so that it is undone even after a crash;
-//! [`demo`] is the local demo; [`tun_device`] creates the TUN interface as each OS names it;
-//! [`shutdown`] turns the OS's stop requests (signals, console events) into one future;
-//! [`egress`] keeps the tunnel's own UDP datagrams off the tunnel where the OS needs the socket
-//! told (Windows); `winnet` (Windows only) wraps the IP Helper API calls, `winpipe` the named
-//! pipes' security descriptors.
+//! Layout — the top level reads as the architecture:
+//! - [`cli`] parses arguments and runs subcommands;
+//! - [`daemon`] is the service: IPC server, tunnel manager and state machine, system tunnels on
+//!   disk;
+//! - [`session`] is one tunnel's whole lifecycle (checks, journal, TUN, sockets, firewall,
+//!   network, DNS, driver, teardown), shared by the daemon and `up --foreground`;
+//! - [`dataplane`] moves packets between the TUN, the UDP sockets and the sans-IO core
+//!   (`warren-tunnel`): the driver, its batches, `tun/` and `udp/`;
+//! - [`platform`] plans and applies addresses, MTU, routes and full-tunnel policy per OS, DNS and
+//!   the kill switch;
+//! - [`uapi`] serves the WireGuard cross-platform UAPI so `wg` works;
+//! - [`journal`] records each system change before it is made, so that it is undone even after a
+//!   crash;
+//! - [`logging`] sets up stderr, the daemon's rotating files and its in-memory log;
+//! - [`demo`] is the local demo peer;
+//! - [`sys`] is the OS underneath: small safe wrappers, the stop requests as one future, and the
+//!   Windows parts several concerns share (IP Helper, named pipes, the service).
 
 mod cli;
 mod daemon;
+mod dataplane;
 mod demo;
-mod driver;
-mod egress;
 mod journal;
 mod logging;
 mod platform;
-#[cfg(windows)]
-mod service_windows;
 mod session;
-mod shutdown;
 mod sys;
-mod tun_device;
-mod tun_gro;
 mod uapi;
-mod udp;
-#[cfg(windows)]
-mod winnet;
-#[cfg(windows)]
-mod winpipe;
 
 fn main() -> std::process::ExitCode {
     cli::main()

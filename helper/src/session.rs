@@ -36,13 +36,13 @@
 //! its other tunnels), or log key material (the configuration is never logged; the private key
 //! lives in `TunnelConfig`'s `PrivateKey`, which is zeroized on drop).
 
-use crate::driver::{Control, Driver, Transport as _};
+use crate::dataplane::udp::Sockets;
+use crate::dataplane::{Control, Driver, Transport as _};
 use crate::journal::{self, Journal, Recovery};
 use crate::platform::dns::{self, DnsPlan, DnsPlanError};
 use crate::platform::firewall::{self, KillSwitchError, KillSwitchInput, KillSwitchMode};
 use crate::platform::{self, PlanInputs};
 use crate::uapi;
-use crate::udp::Sockets;
 use anyhow::{bail, Context};
 use std::future::Future;
 use std::io;
@@ -447,7 +447,7 @@ async fn run_journaled(
     if run_hooks {
         run_hook_list("PreUp", &hooks.pre_up, ifname).await?;
     }
-    let tun = crate::tun_device::create(ifname)?;
+    let tun = crate::dataplane::tun::create(ifname)?;
     let tun_name = tun.name;
     let first_endpoint = peers.iter().find_map(|p| p.endpoint).map(|e| e.ip());
     let mut inputs = platform::read_inputs(first_endpoint).await?;

@@ -57,14 +57,14 @@ pub fn run(args: Args, socket: PathBuf) -> anyhow::Result<()> {
     };
     #[cfg(windows)]
     if args.service {
-        return crate::service_windows::run(options);
+        return crate::sys::windows::service::run(options);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         // Installed before anything changes, so a signal during start-up is an orderly stop.
-        let shutdown = crate::shutdown::requested()?;
+        let shutdown = crate::sys::shutdown::requested()?;
         crate::daemon::run(options, shutdown).await
     })
 }

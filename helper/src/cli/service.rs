@@ -1,5 +1,5 @@
 //! `warren-helper service install|uninstall` (Windows): what the installer runs to register the
-//! daemon with the Service Control Manager ([`crate::service_windows`] does the work).
+//! daemon with the Service Control Manager ([`crate::sys::windows::service`] does the work).
 
 use anyhow::Context as _;
 
@@ -16,8 +16,8 @@ pub fn run(action: Action) -> anyhow::Result<()> {
     match action {
         Action::Install => {
             let exe = std::env::current_exe().context("failed to find this program's path")?;
-            crate::service_windows::install(&exe)
+            crate::sys::windows::service::install(&exe)
         }
-        Action::Uninstall => crate::service_windows::uninstall(),
+        Action::Uninstall => crate::sys::windows::service::uninstall(),
     }
 }

@@ -111,7 +111,7 @@ async fn foreground(args: Args) -> anyhow::Result<()> {
     };
     let prepared = Prepared::new(spec).await?;
     // Installed before any change, so a signal during setup is seen, not fatal half-way.
-    let shutdown = crate::shutdown::requested()?;
+    let shutdown = crate::sys::shutdown::requested()?;
     Ok(session::run(prepared, shutdown, |_| {}).await?)
 }
 

@@ -24,7 +24,7 @@
 //!   keepalive; the byte floor keeps our own persistent keepalives, 32 bytes each, which a peer
 //!   does not answer, from counting).
 
-use crate::driver::PeerStats;
+use crate::dataplane::PeerStats;
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use warren_proto::ipc::{DegradedReason, Health, PeerStatus, TunnelState, HANDSHAKE_STALE_SECS};

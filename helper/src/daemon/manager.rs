@@ -4,11 +4,11 @@
 //!
 //! Per tunnel it keeps the lifecycle state ([`lifecycle`]), the session task that runs it
 //! (through [`Settings::runner`]: [`RealSessions`], i.e. [`crate::session`], in the daemon; an
-//! in-memory stand-in in the tests, so every path of the manager runs without root), what it claims on the host ([`Footprint`], for conflicts), the driver's
-//! latest statistics and the liveness verdict. Each session runs in a task of its own and reports
-//! back on an internal channel — `Up` (set up; a control channel to its driver), `Ended` (down,
-//! everything undone, or failed) — tagged with a generation number so a late report from an
-//! earlier session of the same name is ignored.
+//! in-memory stand-in in the tests, so every path of the manager runs without root), what it claims
+//! on the host ([`Footprint`], for conflicts), the driver's latest statistics and the liveness
+//! verdict. Each session runs in a task of its own and reports back on an internal channel — `Up`
+//! (set up; a control channel to its driver), `Ended` (down, everything undone, or failed) — tagged
+//! with a generation number so a late report from an earlier session of the same name is ignored.
 //!
 //! Every [`STATS_INTERVAL_SECS`] the manager asks each running driver for its statistics; a
 //! tunnel becomes `Connected` when the first handshake shows up there, and the statistics and
@@ -27,7 +27,7 @@
 use super::conflict::{self, Footprint};
 use super::lifecycle::{self, Liveness, Transition};
 use super::store::Store;
-use crate::driver::{Control, DeviceSnapshot};
+use crate::dataplane::{Control, DeviceSnapshot};
 use crate::platform::firewall::KillSwitchMode;
 use crate::session::{self, Prepared, Running, Spec};
 use std::collections::BTreeMap;

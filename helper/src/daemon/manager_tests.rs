@@ -8,7 +8,7 @@ use super::manager::{
     Caller, Command, Manager, SessionFuture, SessionRunner, Settings, Source, SHUTDOWN_TIMEOUT_SECS,
 };
 use super::store::Store;
-use crate::driver::{Control, DeviceSnapshot, PeerStats};
+use crate::dataplane::{Control, DeviceSnapshot, PeerStats};
 use crate::platform::firewall::KillSwitchMode;
 use crate::session::{Running, Spec};
 use std::collections::HashMap;

@@ -12,7 +12,7 @@
 
 use super::manager::Caller;
 use super::Incoming;
-use crate::winpipe::SecurityDescriptor;
+use crate::sys::windows::pipe::SecurityDescriptor;
 use anyhow::Context;
 use std::io;
 use std::path::Path;

@@ -34,8 +34,8 @@
 //!     every AllowedIPs prefix, `0.0.0.0/0` / `::/0` included, is a route through the tunnel in
 //!     the one table. The tunnel's own packets stay off it because its UDP sockets are bound
 //!     (`IP_UNICAST_IF`) to the best default-route interface that is not the tunnel's
-//!     (`crate::egress`, called by the session for every tunnel): a bound socket never takes the
-//!     tunnel's route. No step of the plan is needed for that.
+//!     (`crate::dataplane::udp::egress`, called by the session for every tunnel): a bound socket
+//!     never takes the tunnel's route. No step of the plan is needed for that.
 //!
 //!   Neither macOS nor Windows gets a fwmark, a rule or a sysctl; a configured `FwMark` is
 //!   ignored there with a warning ([`PlanWarning::FwMarkIgnored`]), as wireguard-go ignores it.
@@ -149,7 +149,7 @@ pub enum FullTunnelMethod {
     Halves,
     /// Windows (wireguard-windows' `tunnel/`): every AllowedIPs prefix, the default route
     /// included, through the tunnel in the one table; the tunnel's sockets bound to the best
-    /// other interface (`crate::egress`).
+    /// other interface (`crate::dataplane::udp::egress`).
     BoundSockets,
 }
 

@@ -1,5 +1,6 @@
-//! Windows: the primitive network steps through the IP Helper API (wrapped in `crate::winnet`) —
-//! the calls wireguard-windows makes, without a `netsh` process per step.
+//! Windows: the primitive network steps through the IP Helper API (wrapped in
+//! `crate::sys::windows::net`) — the calls wireguard-windows makes, without a `netsh` process per
+//! step.
 //!
 //! - link: the Wintun adapter's alias (its name) → LUID → index;
 //! - address: `CreateUnicastIpAddressEntry` / `DeleteUnicastIpAddressEntry` (DAD skipped:
@@ -18,15 +19,15 @@
 //! planned by the planner ([`super::FullTunnelMethod::BoundSockets`]): every AllowedIPs prefix,
 //! `0.0.0.0/0` and `::/0` themselves included, is a route through the tunnel, and the tunnel's own
 //! UDP sockets are pinned with `IP_UNICAST_IF` to the interface of the best default route that is
-//! not the tunnel's (`crate::egress`, called by the session for every tunnel), so their datagrams
-//! cannot loop into the tunnel. Unlike wireguard-windows, the adapter's interface metric is not
-//! lowered to 0 for a full tunnel yet.
+//! not the tunnel's (`crate::dataplane::udp::egress`, called by the session for every tunnel), so
+//! their datagrams cannot loop into the tunnel. Unlike wireguard-windows, the adapter's interface
+//! metric is not lowered to 0 for a full tunnel yet.
 //!
 //! Removals treat "not found" (`ERROR_NOT_FOUND`, `ERROR_FILE_NOT_FOUND`) and a vanished interface
 //! as [`Removal::AlreadyGone`]. A missing interface is reported as `io::ErrorKind::NotFound`.
 
 use super::{LinkInfo, NetworkOps, Removal, MAIN_TABLE};
-use crate::winnet::{self, Family};
+use crate::sys::windows::net::{self as winnet, Family};
 use ipnet::IpNet;
 use std::io;
 use std::net::IpAddr;

@@ -1,6 +1,11 @@
-//! Small safe wrappers over OS calls that several modules need, so that each `unsafe` block and
-//! its safety argument is written once. Per-OS parts of the helper that belong to no concern of
-//! their own will move under here (`sys/<os>/`).
+//! The OS underneath, where it belongs to no concern of its own: small safe wrappers over OS
+//! calls that several modules need (so that each `unsafe` block and its safety argument is
+//! written once), the OS's stop requests as one future ([`shutdown`]), and the per-OS parts
+//! shared by several concerns (`windows`: the IP Helper API, named-pipe security, the service).
+
+pub mod shutdown;
+#[cfg(windows)]
+pub mod windows;
 
 /// The effective user id of this process (Unix).
 #[cfg(unix)]

@@ -13,7 +13,7 @@
 //! `FILE_FLAG_FIRST_PIPE_INSTANCE`, so a second process serving the same interface is refused.
 
 use super::{handle_connection, Request};
-use crate::winpipe::SecurityDescriptor;
+use crate::sys::windows::pipe::SecurityDescriptor;
 use anyhow::Context;
 use std::time::Duration;
 use tokio::net::windows::named_pipe::NamedPipeServer;

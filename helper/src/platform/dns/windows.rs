@@ -18,7 +18,7 @@
 //!   block (the WFP filters in `firewall/windows.rs`).
 
 use super::{journal, DnsChange, DnsMethod, DnsOps, DnsPlan, DnsPlanError};
-use crate::winnet;
+use crate::sys::windows::net as winnet;
 use anyhow::{anyhow, bail, Context as _};
 use std::io;
 use std::net::IpAddr;

@@ -25,7 +25,8 @@
 //!
 //! It works in the platform layer's "plan, then apply" halves, with the journal contract:
 //! - [`plan`] is pure: it validates a [`KillSwitchInput`] into a [`KillSwitchPlan`] and refuses
-//!   bad input before anything changes. [`ruleset`] renders a plan as the exact nftables script.
+//!   bad input before anything changes. `nft::ruleset` (Linux) and `pf` (macOS) render a plan
+//!   as the exact script.
 //! - [`check`] is the preflight (the firewall tool is there and usable), run before any change.
 //! - [`apply`] journals a [`FirewallChange`] through `record` *before* making it, then makes it;
 //!   on failure it returns the error without rolling back (the caller undoes the journal).
@@ -331,8 +332,9 @@ mod tests {
     /// that `tests/netns/test-killswitch.sh` drives until the CLI has the flag. It does nothing
     /// unless `WARREN_KS_TOOL` is `apply` or `undo`, and runs only inside the network namespace
     /// named by `WARREN_KS_NETNS` (as `ip netns exec` sets it up). Inputs (environment):
-    /// `WARREN_KS_IFNAME`, `WARREN_KS_ENDPOINTS` (comma-separated socket addresses), `WARREN_KS_FWMARK` (`0x..` or decimal), `WARREN_KS_LISTEN_PORT`,
-    /// `WARREN_KS_DNS`, `WARREN_KS_ADDRESSES` (comma-separated), `WARREN_KS_ALLOW_LAN` (`1`), and
+    /// `WARREN_KS_IFNAME`, `WARREN_KS_ENDPOINTS` (comma-separated socket addresses),
+    /// `WARREN_KS_FWMARK` (`0x..` or decimal), `WARREN_KS_LISTEN_PORT`, `WARREN_KS_DNS`,
+    /// `WARREN_KS_ADDRESSES` (comma-separated), `WARREN_KS_ALLOW_LAN` (`1`), and
     /// `WARREN_KS_JOURNAL`: a file of JSON lines, one per recorded change, that `undo` replays
     /// newest first.
     #[test]

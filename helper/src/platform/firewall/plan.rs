@@ -87,8 +87,9 @@ pub(super) enum SocketMatch {
     SourcePort(u16),
 }
 
-/// A validated, normalised kill switch, ready to be rendered ([`super::ruleset`]) and applied
-/// ([`super::apply`]). Built only by [`plan`], so its contents are always safe to put in a rule.
+/// A validated, normalised kill switch, ready to be rendered (per OS: `nft::ruleset`, `pf`) and
+/// applied ([`super::apply`]). Built only by [`plan`], so its contents are always safe to put in a
+/// rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KillSwitchPlan {
     pub(super) ifname: String,

@@ -29,7 +29,7 @@
 
 use super::plan::{LAN_V4, LAN_V4_MULTICAST, LAN_V6, LAN_V6_MULTICAST};
 use super::{FirewallChange, KillSwitchError, KillSwitchOps, KillSwitchPlan};
-use crate::winnet;
+use crate::sys::windows::net as winnet;
 use ipnet::IpNet;
 use std::io;
 use std::net::IpAddr;

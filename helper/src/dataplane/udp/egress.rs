@@ -43,7 +43,7 @@ mod imp {
 
 #[cfg(windows)]
 mod imp {
-    use crate::winnet::{self, Family};
+    use crate::sys::windows::net::{self as winnet, Family};
     use std::io;
     use std::os::windows::io::AsRawSocket as _;
 

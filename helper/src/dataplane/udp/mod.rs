@@ -1,17 +1,42 @@
-//! The UDP side of the data plane: the tunnel's IPv4 and IPv6 sockets on one port, with batched
-//! I/O through the `quinn-udp` crate (`recvmmsg` and UDP GRO on receive, UDP GSO on send where
-//! the OS has them), the fwmark, and the re-bind a UAPI `listen_port` change asks for.
+//! The UDP side of the data plane: the [`Transport`] trait the driver sends and receives
+//! through, and its real implementation, the tunnel's IPv4 and IPv6 sockets on one port, with
+//! batched I/O through the `quinn-udp` crate (`recvmmsg` and UDP GRO on receive, UDP GSO on send
+//! where the OS has them), the fwmark, and the re-bind a UAPI `listen_port` change asks for.
 //!
 //! `quinn-udp` tunes its sockets for QUIC, which sets "don't fragment" to probe the path MTU;
 //! WireGuard keeps the OS's default (learn the path MTU, fragment locally above it), as
-//! wireguard-go and the kernel module do. [`fragmentation`] puts that default back.
+//! wireguard-go and the kernel module do. [`fragmentation`] puts that default back. [`egress`]
+//! keeps the sockets' datagrams off the tunnel where the OS needs the socket told (Windows).
 
-use crate::driver::{Received, Transport, UdpRecvBatch, UDP_RECV_BUFFERS};
+pub mod egress;
+
+use super::batch::{Received, UdpRecvBatch, UDP_RECV_BUFFERS};
 use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
+use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket as StdUdpSocket};
 use tokio::net::UdpSocket;
+
+/// The UDP side as the driver sees it.
+pub trait Transport {
+    /// Waits for datagrams and puts them, with their sources, into `batch`.
+    fn recv(&self, batch: &mut UdpRecvBatch) -> impl Future<Output = io::Result<()>>;
+    /// Sends `datagrams` to `to` now: one datagram, or several of `segment` bytes each (the last
+    /// may be shorter), at most [`Self::max_segments`]. Fails with `WouldBlock` when the queue is
+    /// full.
+    fn try_send(&self, to: SocketAddr, datagrams: &[u8], segment: usize) -> io::Result<()>;
+    /// How many datagrams one [`Self::try_send`] may carry (1 without UDP GSO).
+    fn max_segments(&self) -> usize;
+    /// The local UDP port.
+    fn port(&self) -> u16;
+    /// Moves to another port (0 = any), keeping the fwmark. On error nothing changed.
+    fn set_port(&mut self, port: u16) -> anyhow::Result<()>;
+    /// The mark on outgoing datagrams.
+    fn fwmark(&self) -> Option<u32>;
+    /// Marks outgoing datagrams (`None` clears the mark).
+    fn set_fwmark(&mut self, mark: Option<u32>) -> io::Result<()>;
+}
 
 /// Socket buffer size asked of the kernel: bursts of a fast tunnel overflow the 212 KB default.
 const SOCKET_BUFFER_BYTES: usize = 4 << 20;
@@ -22,7 +47,7 @@ pub struct Sockets {
     v6: Option<Socket4or6>,
     port: u16,
     fwmark: Option<u32>,
-    /// The tunnel interface the sockets are kept off (see [`crate::egress`]), once pinned.
+    /// The tunnel interface the sockets are kept off (see [`egress`]), once pinned.
     pinned_off: Option<String>,
 }
 
@@ -66,11 +91,11 @@ impl Sockets {
     }
 
     /// Keeps both sockets' datagrams off the tunnel interface `tunnel` where the OS needs it
-    /// (Windows; see [`crate::egress`]); remembered, so a re-bind pins again.
+    /// (Windows; see [`egress`]); remembered, so a re-bind pins again.
     pub fn pin_off(&mut self, tunnel: &str) -> io::Result<()> {
-        crate::egress::pin(socket2::SockRef::from(&self.v4.socket), false, tunnel)?;
+        egress::pin(socket2::SockRef::from(&self.v4.socket), false, tunnel)?;
         if let Some(v6) = &self.v6 {
-            crate::egress::pin(socket2::SockRef::from(&v6.socket), true, tunnel)?;
+            egress::pin(socket2::SockRef::from(&v6.socket), true, tunnel)?;
         }
         self.pinned_off = Some(tunnel.to_owned());
         Ok(())

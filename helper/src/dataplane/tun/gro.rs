@@ -17,7 +17,8 @@
 //!   arrived broken is written alone and the kernel drops it, as it would without coalescing.
 //!
 //! Anything else is written as it came, with an all-zero header ("one packet, checksums done").
-//! This module is plain byte handling, with no I/O; [`crate::driver`] decides when to use it.
+//! This module is plain byte handling, with no I/O; [`crate::dataplane::driver`] decides when to
+//! use it.
 
 /// Bytes of the virtio-net header in front of every packet written to an offload TUN device.
 pub const VNET_HDR_LEN: usize = 10;

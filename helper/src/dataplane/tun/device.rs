@@ -4,10 +4,10 @@
 //!
 //! - Linux: `/dev/net/tun`, named as asked (`wg0`), created by the `tun-rs` crate with
 //!   `IFF_VNET_HDR` and the TCP/UDP segmentation offloads (TSO, USO), so one read returns a 64 KiB
-//!   super-packet and one write can carry many coalesced segments (see [`crate::driver`]). The
-//!   `tun` crate used elsewhere cannot open a device with a virtio-net header. If the kernel
-//!   refuses the offloads the device is opened without them and the driver moves one packet per
-//!   read, as before.
+//!   super-packet and one write can carry many coalesced segments (see
+//!   [`crate::dataplane::driver`]). The `tun` crate used elsewhere cannot open a device with a
+//!   virtio-net header. If the kernel refuses the offloads the device is opened without them and
+//!   the driver moves one packet per read, as before.
 //! - macOS: a `utun` control socket. The kernel names these `utunN` and nothing else, so a name
 //!   like `wg0` cannot be honoured: a requested `utunN` is used as it is, anything else lets the
 //!   kernel pick the next free unit (as `wireguard-go utun` does). The name the kernel chose is
@@ -21,7 +21,14 @@
 //! The device disappears when the returned value is dropped (its file descriptor or Wintun session
 //! closes), taking its addresses and routes with it.
 
+#[cfg(target_os = "linux")]
+use super::gro;
+use super::TunDevice;
+use crate::dataplane::batch::{TunReadBatch, TunWriteBatch};
+#[cfg(target_os = "linux")]
+use crate::dataplane::batch::{MAX_PACKET_LEN, TUN_BATCH};
 use anyhow::Context as _;
+use std::io;
 
 /// The TUN device type on this OS, as the driver uses it.
 #[cfg(target_os = "linux")]
@@ -163,4 +170,93 @@ mod imp {
             .with_context(|| format!("{} has no parent directory", exe.display()))?;
         Ok(dir.join(WINTUN_DLL))
     }
+}
+
+/// Linux: the `tun-rs` device, with offloads when the kernel granted them.
+#[cfg(target_os = "linux")]
+impl TunDevice for tun_rs::AsyncDevice {
+    async fn recv(&self, batch: &mut TunReadBatch) -> io::Result<()> {
+        let mut buffers = split_storage(&mut batch.storage);
+        let read = self
+            .recv_multiple(&mut batch.raw, &mut buffers, &mut batch.sizes, 0)
+            .await;
+        split_result(batch, read)
+    }
+
+    fn try_recv(&self, batch: &mut TunReadBatch) -> io::Result<()> {
+        let mut buffers = split_storage(&mut batch.storage);
+        let read = self.try_recv_multiple(&mut batch.raw, &mut buffers, &mut batch.sizes, 0);
+        split_result(batch, read)
+    }
+
+    fn send(&self, batch: &mut TunWriteBatch) -> io::Result<()> {
+        let mut result = Ok(());
+        for packet in batch.drain() {
+            if let Err(e) = self.try_send(packet) {
+                result = Err(e);
+            }
+        }
+        result
+    }
+
+    fn coalescing(&self) -> gro::Coalescing {
+        // The virtio-net header is there exactly when the kernel granted the TCP offloads.
+        match (self.tcp_gso(), self.udp_gso()) {
+            (false, _) => gro::Coalescing::Off,
+            (true, false) => gro::Coalescing::Tcp,
+            (true, true) => gro::Coalescing::TcpUdp,
+        }
+    }
+}
+
+/// A TUN read's outcome. A super-packet the device could not split (malformed offload metadata)
+/// is one dropped read, not a failed device: only OS errors are passed on.
+#[cfg(target_os = "linux")]
+fn split_result(batch: &mut TunReadBatch, read: io::Result<usize>) -> io::Result<()> {
+    match read {
+        Ok(count) => {
+            batch.count = count;
+            Ok(())
+        }
+        Err(e) if e.raw_os_error().is_none() && e.kind() != io::ErrorKind::WouldBlock => {
+            tracing::debug!("dropped a TUN read: {e}");
+            batch.clear();
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// macOS and Windows: the `tun` crate's device, one packet per read and per write.
+#[cfg(not(target_os = "linux"))]
+impl TunDevice for tun::AsyncDevice {
+    async fn recv(&self, batch: &mut TunReadBatch) -> io::Result<()> {
+        let n = tun::AsyncDevice::recv(self, batch.single_buffer()).await?;
+        batch.set_single(n);
+        Ok(())
+    }
+
+    fn try_recv(&self, _batch: &mut TunReadBatch) -> io::Result<()> {
+        // The crate offers no non-blocking read here: let the loop wait again.
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+
+    fn send(&self, batch: &mut TunWriteBatch) -> io::Result<()> {
+        // `AsyncDevice` derefs to the non-blocking device; a direct write never waits.
+        let device = std::ops::Deref::deref(self);
+        let mut result = Ok(());
+        for packet in batch.drain() {
+            if let Err(e) = device.send(packet) {
+                result = Err(e);
+            }
+        }
+        result
+    }
+}
+
+/// The [`TunReadBatch`] storage as the separate buffers a batched read fills.
+#[cfg(target_os = "linux")]
+fn split_storage(storage: &mut [u8]) -> [&mut [u8]; TUN_BATCH] {
+    let mut chunks = storage.chunks_mut(MAX_PACKET_LEN);
+    std::array::from_fn(|_| chunks.next().unwrap_or_default())
 }

@@ -1,7 +1,8 @@
-//! The packet driver: the only place that moves bytes between the TUN device, the UDP sockets
-//! ([`crate::udp`]) and the sans-IO core (`warren_tunnel::Device`), and the only reader of the
-//! clock. It owns the batches those bytes travel in and the [`TunDevice`] and [`Transport`]
-//! traits that the real devices, and the in-memory ones of the tests, implement.
+//! The packet driver: the only place that moves bytes between the TUN device ([`super::tun`]),
+//! the UDP sockets ([`super::udp`]) and the sans-IO core (`warren_tunnel::Device`), and the only
+//! reader of the clock. The batches the bytes travel in are [`super::batch`]'s; the devices are
+//! reached through the [`TunDevice`] and [`Transport`] traits, which the real devices and the
+//! in-memory ones of `super::testing` implement.
 //!
 //! Pipeline, in the order the loop in [`Driver::run`] serves it:
 //! 1. **TUN → core → UDP**: an IP packet read from the TUN goes to `Device::handle_tun_packet`,
@@ -19,11 +20,11 @@
 //! sans-IO core):
 //! - a TUN read may return many packets: on Linux the device has a virtio-net header and TCP/UDP
 //!   segmentation offload, so the kernel hands over a 64 KiB super-packet that the `tun-rs`
-//!   crate splits ([`crate::tun_device`]); after a wake-up the loop keeps reading without waiting, up to
-//!   [`MAX_READS_PER_WAKE`] reads;
+//!   crate splits ([`super::tun::device`]); after a wake-up the loop keeps reading without waiting,
+//!   up to [`MAX_READS_PER_WAKE`] reads;
 //! - datagrams for the same endpoint leave in one `sendmsg` with UDP GSO (`UDP_SEGMENT`) where the
 //!   kernel has it ([`GsoBatch`]); datagrams arrive by `recvmmsg`, coalesced by UDP GRO (both
-//!   through the `quinn-udp` crate, in [`crate::udp`]);
+//!   through the `quinn-udp` crate, in [`super::udp`]);
 //! - decrypted packets are collected and written at the end of the batch; on Linux consecutive
 //!   segments of one TCP or UDP flow are coalesced back into one super-packet per write (GRO).
 //!
@@ -34,356 +35,17 @@
 //! would, and the peers' congestion control backs off. Buffers are allocated once; the large
 //! ones are mapped lazily by the OS, so an idle tunnel does not hold them in memory.
 
-use crate::tun_gro;
+use super::batch::{TunReadBatch, TunWriteBatch, UdpRecvBatch, MAX_GSO_BYTES, MAX_READS_PER_WAKE};
+use super::tun::{gro, TunDevice};
+use super::udp::Transport;
 use crate::uapi::{self, Request, SetRequest};
 use anyhow::Context;
 use std::future::Future;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::SystemTime;
 use tokio::sync::{mpsc, oneshot};
-use warren_tunnel::{Device, Instant, Output, MAX_DATAGRAM_LEN, TIMER_TICK};
-
-/// The largest IP packet a TUN read returns.
-const MAX_PACKET_LEN: usize = 65_535;
-/// Packets one TUN read can split into (a 64 KiB super-packet of small segments), and packets
-/// collected for one batched TUN write.
-const TUN_BATCH: usize = 128;
-/// TUN reads served per wake-up before the loop looks at its other sources again.
-pub const MAX_READS_PER_WAKE: usize = 8;
-/// Receive buffers per `recvmmsg`; each holds one datagram, or many coalesced by GRO.
-pub const UDP_RECV_BUFFERS: usize = 16;
-/// Bytes one GSO send may carry: a UDP payload's limit (65 507 over IPv4) with room to spare.
-const MAX_GSO_BYTES: usize = 65_000;
-/// Room in front of each packet of a [`TunWriteBatch`] for the virtio-net header that
-/// [`crate::tun_gro`] fills in on a Linux device with offloads.
-const TUN_HEADROOM: usize = tun_gro::VNET_HDR_LEN;
-
-/// The packets of one TUN read: one packet, or the segments of a super-packet.
-///
-/// Buffers live in one large allocation, which the allocator maps fresh from the OS: its pages
-/// stay out of the resident set until a read reaches them, so an idle tunnel costs no memory
-/// for them (separate 64 KiB vectors would be zeroed, and resident, from the start).
-pub struct TunReadBatch {
-    /// The raw read (virtio-net header and super-packet) where the device splits packets.
-    #[cfg(target_os = "linux")]
-    raw: Vec<u8>,
-    /// [`TUN_BATCH`] buffers of [`MAX_PACKET_LEN`] bytes, back to back.
-    storage: Vec<u8>,
-    sizes: Vec<usize>,
-    count: usize,
-}
-
-impl TunReadBatch {
-    fn new() -> Self {
-        Self {
-            #[cfg(target_os = "linux")]
-            raw: vec![0; TUN_HEADROOM + MAX_PACKET_LEN],
-            storage: vec![0; TUN_BATCH * MAX_PACKET_LEN],
-            sizes: vec![0; TUN_BATCH],
-            count: 0,
-        }
-    }
-
-    /// The packets read.
-    pub fn packets(&self) -> impl Iterator<Item = &[u8]> {
-        self.storage
-            .chunks(MAX_PACKET_LEN)
-            .zip(&self.sizes[..self.count])
-            .map(|(buf, &len)| &buf[..len])
-    }
-
-    #[cfg(any(test, not(target_os = "linux")))]
-    /// For a device that reads one packet at a time: the buffer to read it into.
-    pub fn single_buffer(&mut self) -> &mut [u8] {
-        &mut self.storage[..MAX_PACKET_LEN]
-    }
-
-    #[cfg(any(test, not(target_os = "linux")))]
-    /// For a device that reads one packet at a time: the read put `len` bytes into
-    /// [`Self::single_buffer`].
-    pub fn set_single(&mut self, len: usize) {
-        self.sizes[0] = len;
-        self.count = 1;
-    }
-
-    /// Nothing was read (e.g. a malformed super-packet was dropped).
-    #[cfg(target_os = "linux")]
-    pub fn clear(&mut self) {
-        self.count = 0;
-    }
-}
-
-/// The [`TunReadBatch`] storage as the separate buffers a batched read fills.
-#[cfg(target_os = "linux")]
-fn split_storage(storage: &mut [u8]) -> [&mut [u8]; TUN_BATCH] {
-    let mut chunks = storage.chunks_mut(MAX_PACKET_LEN);
-    std::array::from_fn(|_| chunks.next().unwrap_or_default())
-}
-
-/// Decrypted packets waiting to be written to the TUN. Each buffer holds [`TUN_HEADROOM`] bytes
-/// (the virtio-net header, on a device with offloads) and then a packet. When the device takes
-/// coalesced packets ([`TunDevice::coalescing`]), consecutive segments of one TCP or UDP flow
-/// share a buffer as one super-packet ([`crate::tun_gro`]).
-pub struct TunWriteBatch {
-    bufs: Vec<Vec<u8>>,
-    count: usize,
-    coalescing: tun_gro::Coalescing,
-    /// The super-packet being built in the last buffer, while it can take more segments.
-    open: Option<tun_gro::Open>,
-}
-
-impl TunWriteBatch {
-    fn new(coalescing: tun_gro::Coalescing) -> Self {
-        Self {
-            bufs: (0..TUN_BATCH).map(|_| Vec::new()).collect(),
-            count: 0,
-            coalescing,
-            open: None,
-        }
-    }
-
-    fn is_full(&self) -> bool {
-        self.count == self.bufs.len()
-    }
-
-    fn push(&mut self, packet: &[u8]) {
-        let segment = tun_gro::inspect(packet, self.coalescing);
-        if let (Some(seg), Some(open), Some(last)) =
-            (&segment, &mut self.open, self.count.checked_sub(1))
-        {
-            if tun_gro::join(open, &mut self.bufs[last], packet, seg) {
-                return;
-            }
-        }
-        self.finish_last();
-        let buf = &mut self.bufs[self.count];
-        buf.clear();
-        buf.resize(TUN_HEADROOM, 0);
-        buf.extend_from_slice(packet);
-        self.open = segment.as_ref().map(tun_gro::start);
-        self.count += 1;
-    }
-
-    /// Completes the last buffer's headers (the others were completed when the next began).
-    fn finish_last(&mut self) {
-        let headers = self.coalescing != tun_gro::Coalescing::Off;
-        if let (true, Some(last)) = (headers, self.count.checked_sub(1)) {
-            tun_gro::finish(self.open.as_ref(), &mut self.bufs[last]);
-        }
-        self.open = None;
-    }
-
-    /// The packets to write, each as the device takes it: with its virtio-net header when the
-    /// device coalesces, without otherwise. Empties the batch once the caller is done with them.
-    pub fn drain(&mut self) -> impl Iterator<Item = &[u8]> {
-        self.finish_last();
-        let skip = match self.coalescing {
-            tun_gro::Coalescing::Off => TUN_HEADROOM,
-            _ => 0,
-        };
-        let count = std::mem::take(&mut self.count);
-        self.bufs[..count].iter().map(move |b| &b[skip..])
-    }
-}
-
-/// Datagrams of one receive: each buffer holds one datagram, or several of `stride` bytes (the
-/// last may be shorter) when the OS coalesced them. One large allocation, as in [`TunReadBatch`].
-pub struct UdpRecvBatch {
-    /// [`UDP_RECV_BUFFERS`] buffers of [`MAX_DATAGRAM_LEN`] bytes, back to back.
-    storage: Vec<u8>,
-    meta: Vec<Received>,
-    count: usize,
-}
-
-/// What arrived in one buffer of a [`UdpRecvBatch`].
-#[derive(Debug, Clone, Copy)]
-pub struct Received {
-    /// The sender.
-    pub from: SocketAddr,
-    /// Bytes in the buffer.
-    pub len: usize,
-    /// Size of each datagram in the buffer (= `len` for a single datagram).
-    pub stride: usize,
-}
-
-impl UdpRecvBatch {
-    fn new() -> Self {
-        Self {
-            storage: vec![0; UDP_RECV_BUFFERS * MAX_DATAGRAM_LEN],
-            meta: vec![
-                Received {
-                    from: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
-                    len: 0,
-                    stride: 0,
-                };
-                UDP_RECV_BUFFERS
-            ],
-            count: 0,
-        }
-    }
-
-    /// The buffers, as a batched receive (`recvmmsg`) fills them.
-    pub fn io_slices(&mut self) -> [io::IoSliceMut<'_>; UDP_RECV_BUFFERS] {
-        let mut chunks = self.storage.chunks_mut(MAX_DATAGRAM_LEN);
-        std::array::from_fn(|_| io::IoSliceMut::new(chunks.next().unwrap_or_default()))
-    }
-
-    /// A batched receive filled the first buffers, as `received` describes them.
-    pub fn set_received(&mut self, received: impl IntoIterator<Item = Received>) {
-        self.count = 0;
-        for (slot, r) in self.meta.iter_mut().zip(received) {
-            *slot = r;
-            self.count += 1;
-        }
-    }
-
-    /// Every datagram received, with its sender.
-    pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
-        self.storage
-            .chunks(MAX_DATAGRAM_LEN)
-            .zip(&self.meta[..self.count])
-            .flat_map(|(buf, m)| {
-                buf[..m.len]
-                    .chunks(m.stride.max(1))
-                    .map(move |datagram| (m.from, datagram))
-            })
-    }
-
-    #[cfg(test)]
-    /// For a transport that receives one datagram at a time: the buffer to receive it into.
-    pub fn single_buffer(&mut self) -> &mut [u8] {
-        &mut self.storage[..MAX_DATAGRAM_LEN]
-    }
-
-    #[cfg(test)]
-    /// For a transport that receives one datagram at a time: `len` bytes from `from` arrived in
-    /// [`Self::single_buffer`].
-    pub fn set_single(&mut self, from: SocketAddr, len: usize) {
-        self.meta[0] = Received {
-            from,
-            len,
-            stride: len,
-        };
-        self.count = 1;
-    }
-}
-
-/// The TUN side as the driver sees it: read packets, write packets without waiting.
-pub trait TunDevice {
-    /// Waits for the next read and puts its packets into `batch`.
-    fn recv(&self, batch: &mut TunReadBatch) -> impl Future<Output = io::Result<()>>;
-    /// Reads now into `batch`, or fails with `WouldBlock` when nothing is pending.
-    fn try_recv(&self, batch: &mut TunReadBatch) -> io::Result<()>;
-    /// Writes the batch's packets now; those that do not fit in the kernel's queue are dropped.
-    fn send(&self, batch: &mut TunWriteBatch) -> io::Result<()>;
-    /// Which coalesced super-packets the device takes (behind a virtio-net header).
-    fn coalescing(&self) -> tun_gro::Coalescing {
-        tun_gro::Coalescing::Off
-    }
-}
-
-/// The UDP side as the driver sees it.
-pub trait Transport {
-    /// Waits for datagrams and puts them, with their sources, into `batch`.
-    fn recv(&self, batch: &mut UdpRecvBatch) -> impl Future<Output = io::Result<()>>;
-    /// Sends `datagrams` to `to` now: one datagram, or several of `segment` bytes each (the last
-    /// may be shorter), at most [`Self::max_segments`]. Fails with `WouldBlock` when the queue is
-    /// full.
-    fn try_send(&self, to: SocketAddr, datagrams: &[u8], segment: usize) -> io::Result<()>;
-    /// How many datagrams one [`Self::try_send`] may carry (1 without UDP GSO).
-    fn max_segments(&self) -> usize;
-    /// The local UDP port.
-    fn port(&self) -> u16;
-    /// Moves to another port (0 = any), keeping the fwmark. On error nothing changed.
-    fn set_port(&mut self, port: u16) -> anyhow::Result<()>;
-    /// The mark on outgoing datagrams.
-    fn fwmark(&self) -> Option<u32>;
-    /// Marks outgoing datagrams (`None` clears the mark).
-    fn set_fwmark(&mut self, mark: Option<u32>) -> io::Result<()>;
-}
-
-/// Linux: the `tun-rs` device, with offloads when the kernel granted them.
-#[cfg(target_os = "linux")]
-impl TunDevice for tun_rs::AsyncDevice {
-    async fn recv(&self, batch: &mut TunReadBatch) -> io::Result<()> {
-        let mut buffers = split_storage(&mut batch.storage);
-        let read = self
-            .recv_multiple(&mut batch.raw, &mut buffers, &mut batch.sizes, 0)
-            .await;
-        split_result(batch, read)
-    }
-
-    fn try_recv(&self, batch: &mut TunReadBatch) -> io::Result<()> {
-        let mut buffers = split_storage(&mut batch.storage);
-        let read = self.try_recv_multiple(&mut batch.raw, &mut buffers, &mut batch.sizes, 0);
-        split_result(batch, read)
-    }
-
-    fn send(&self, batch: &mut TunWriteBatch) -> io::Result<()> {
-        let mut result = Ok(());
-        for packet in batch.drain() {
-            if let Err(e) = self.try_send(packet) {
-                result = Err(e);
-            }
-        }
-        result
-    }
-
-    fn coalescing(&self) -> tun_gro::Coalescing {
-        // The virtio-net header is there exactly when the kernel granted the TCP offloads.
-        match (self.tcp_gso(), self.udp_gso()) {
-            (false, _) => tun_gro::Coalescing::Off,
-            (true, false) => tun_gro::Coalescing::Tcp,
-            (true, true) => tun_gro::Coalescing::TcpUdp,
-        }
-    }
-}
-
-/// A TUN read's outcome. A super-packet the device could not split (malformed offload metadata)
-/// is one dropped read, not a failed device: only OS errors are passed on.
-#[cfg(target_os = "linux")]
-fn split_result(batch: &mut TunReadBatch, read: io::Result<usize>) -> io::Result<()> {
-    match read {
-        Ok(count) => {
-            batch.count = count;
-            Ok(())
-        }
-        Err(e) if e.raw_os_error().is_none() && e.kind() != io::ErrorKind::WouldBlock => {
-            tracing::debug!("dropped a TUN read: {e}");
-            batch.clear();
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// macOS and Windows: the `tun` crate's device, one packet per read and per write.
-#[cfg(not(target_os = "linux"))]
-impl TunDevice for tun::AsyncDevice {
-    async fn recv(&self, batch: &mut TunReadBatch) -> io::Result<()> {
-        let n = tun::AsyncDevice::recv(self, batch.single_buffer()).await?;
-        batch.set_single(n);
-        Ok(())
-    }
-
-    fn try_recv(&self, _batch: &mut TunReadBatch) -> io::Result<()> {
-        // The crate offers no non-blocking read here: let the loop wait again.
-        Err(io::ErrorKind::WouldBlock.into())
-    }
-
-    fn send(&self, batch: &mut TunWriteBatch) -> io::Result<()> {
-        // `AsyncDevice` derefs to the non-blocking device; a direct write never waits.
-        let device = std::ops::Deref::deref(self);
-        let mut result = Ok(());
-        for packet in batch.drain() {
-            if let Err(e) = device.send(packet) {
-                result = Err(e);
-            }
-        }
-        result
-    }
-}
+use warren_tunnel::{Device, Instant, Output, TIMER_TICK};
 
 /// A request from the driver's owner (the session), answered between packets like UAPI requests.
 pub enum Control {
@@ -490,7 +152,7 @@ struct Outbox {
 }
 
 impl Outbox {
-    fn new(coalescing: tun_gro::Coalescing) -> Self {
+    fn new(coalescing: gro::Coalescing) -> Self {
         Self {
             udp: GsoBatch::new(),
             tun: TunWriteBatch::new(coalescing),
@@ -692,92 +354,15 @@ async fn recv_control(control: &mut Option<mpsc::Receiver<Control>>) -> Option<C
 
 #[cfg(test)]
 mod tests {
-    //! Two drivers wired together in memory: a TUN made of channels and a UDP "network" that
-    //! delivers by address. They exercise the real loop, timer and UAPI path without root.
+    //! Two drivers wired together in memory (the doubles of [`crate::dataplane::testing`]): they
+    //! exercise the real loop, timer and UAPI path without root.
 
     use super::*;
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
+    use crate::dataplane::testing::{MemNetwork, MemTun};
     use std::time::Duration;
-    use tokio::sync::{
-        mpsc::UnboundedReceiver, mpsc::UnboundedSender, oneshot, Mutex as AsyncMutex,
-    };
+    use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
     use warren_proto::key::PrivateKey;
     use warren_tunnel::PeerSettings;
-
-    struct MemTun {
-        inbound: AsyncMutex<UnboundedReceiver<Vec<u8>>>,
-        written: UnboundedSender<Vec<u8>>,
-    }
-
-    impl TunDevice for MemTun {
-        async fn recv(&self, batch: &mut TunReadBatch) -> io::Result<()> {
-            let packet = self.inbound.lock().await.recv().await;
-            let packet = packet.ok_or_else(|| io::Error::other("TUN closed"))?;
-            batch.single_buffer()[..packet.len()].copy_from_slice(&packet);
-            batch.set_single(packet.len());
-            Ok(())
-        }
-        fn try_recv(&self, batch: &mut TunReadBatch) -> io::Result<()> {
-            let packet = match self.inbound.try_lock().map(|mut rx| rx.try_recv()) {
-                Ok(Ok(packet)) => packet,
-                _ => return Err(io::ErrorKind::WouldBlock.into()),
-            };
-            batch.single_buffer()[..packet.len()].copy_from_slice(&packet);
-            batch.set_single(packet.len());
-            Ok(())
-        }
-        fn send(&self, batch: &mut TunWriteBatch) -> io::Result<()> {
-            for packet in batch.drain() {
-                let _ = self.written.send(packet.to_vec());
-            }
-            Ok(())
-        }
-    }
-
-    type Wires = Arc<Mutex<HashMap<SocketAddr, UnboundedSender<(SocketAddr, Vec<u8>)>>>>;
-
-    struct MemSocket {
-        addr: SocketAddr,
-        wires: Wires,
-        inbound: AsyncMutex<UnboundedReceiver<(SocketAddr, Vec<u8>)>>,
-        fwmark: Option<u32>,
-    }
-
-    impl Transport for MemSocket {
-        async fn recv(&self, batch: &mut UdpRecvBatch) -> io::Result<()> {
-            let got = self.inbound.lock().await.recv().await;
-            let (from, datagram) = got.ok_or_else(|| io::Error::other("network gone"))?;
-            batch.single_buffer()[..datagram.len()].copy_from_slice(&datagram);
-            batch.set_single(from, datagram.len());
-            Ok(())
-        }
-        fn try_send(&self, to: SocketAddr, datagrams: &[u8], segment: usize) -> io::Result<()> {
-            // Segments arrive one by one, as the kernel's GSO delivers them.
-            if let Some(wire) = self.wires.lock().unwrap().get(&to) {
-                for datagram in datagrams.chunks(segment) {
-                    let _ = wire.send((self.addr, datagram.to_vec()));
-                }
-            }
-            Ok(())
-        }
-        fn max_segments(&self) -> usize {
-            4
-        }
-        fn port(&self) -> u16 {
-            self.addr.port()
-        }
-        fn set_port(&mut self, _port: u16) -> anyhow::Result<()> {
-            anyhow::bail!("fixed in memory")
-        }
-        fn fwmark(&self) -> Option<u32> {
-            self.fwmark
-        }
-        fn set_fwmark(&mut self, mark: Option<u32>) -> io::Result<()> {
-            self.fwmark = mark;
-            Ok(())
-        }
-    }
 
     struct Host {
         key: PrivateKey,
@@ -788,25 +373,13 @@ mod tests {
         control: mpsc::Sender<Control>,
     }
 
-    fn start(addr: &str, key: PrivateKey, peer: PeerSettings, wires: &Wires) -> Host {
+    fn start(addr: &str, key: PrivateKey, peer: PeerSettings, network: &MemNetwork) -> Host {
         let addr: SocketAddr = addr.parse().unwrap();
-        let (to_tun, tun_in) = mpsc::unbounded_channel();
-        let (tun_out, from_tun) = mpsc::unbounded_channel();
-        let (wire, net_in) = mpsc::unbounded_channel();
-        wires.lock().unwrap().insert(addr, wire);
+        let (tun, to_tun, from_tun) = MemTun::new();
+        let socket = network.socket(addr);
         let mut device = Device::new(key.clone());
         device.upsert_peer(peer);
         let (uapi, requests) = mpsc::channel(4);
-        let tun = MemTun {
-            inbound: AsyncMutex::new(tun_in),
-            written: tun_out,
-        };
-        let socket = MemSocket {
-            addr,
-            wires: wires.clone(),
-            inbound: AsyncMutex::new(net_in),
-            fwmark: None,
-        };
         let (control, control_rx) = mpsc::channel(4);
         let mut driver = Driver::new(device, tun, socket, requests).with_control(control_rx);
         tokio::spawn(async move { driver.run(std::future::pending()).await });
@@ -838,15 +411,15 @@ mod tests {
 
     #[tokio::test]
     async fn two_drivers_carry_packets_both_ways_and_answer_uapi() {
-        let wires = Wires::default();
+        let network = MemNetwork::default();
         let (ka, kb) = (PrivateKey::generate(), PrivateKey::generate());
         let mut to_b = PeerSettings::new(kb.public_key());
         to_b.endpoint = Some("198.18.0.2:51820".parse().unwrap());
         to_b.allowed_ips = vec!["198.19.0.2/32".parse().unwrap()];
         let mut to_a = PeerSettings::new(ka.public_key());
         to_a.allowed_ips = vec!["198.19.0.1/32".parse().unwrap()];
-        let a = start("198.18.0.1:51820", ka, to_b, &wires);
-        let mut b = start("198.18.0.2:51820", kb, to_a, &wires);
+        let a = start("198.18.0.1:51820", ka, to_b, &network);
+        let mut b = start("198.18.0.2:51820", kb, to_a, &network);
         let mut a = a;
 
         let ping = ipv4([198, 19, 0, 1], [198, 19, 0, 2], b"ping");
@@ -996,38 +569,6 @@ mod tests {
         assert_eq!(
             sent.iter().map(|(_, b, _)| b.len()).sum::<usize>(),
             100 * 1452
-        );
-    }
-
-    #[test]
-    fn udp_batch_splits_coalesced_buffers_at_the_stride() {
-        let mut batch = UdpRecvBatch::new();
-        let from: SocketAddr = "198.18.0.2:51820".parse().unwrap();
-        let coalesced = [vec![1u8; 100], vec![2; 100], vec![3; 50]].concat();
-        batch.storage[..250].copy_from_slice(&coalesced);
-        batch.meta[0] = Received {
-            from,
-            len: 250,
-            stride: 100,
-        };
-        let other: SocketAddr = "198.18.0.3:1".parse().unwrap();
-        batch.storage[MAX_DATAGRAM_LEN..MAX_DATAGRAM_LEN + 7].copy_from_slice(&[4; 7]);
-        batch.meta[1] = Received {
-            from: other,
-            len: 7,
-            stride: 7,
-        };
-        batch.count = 2;
-        let got: Vec<(SocketAddr, Vec<u8>)> =
-            batch.datagrams().map(|(f, d)| (f, d.to_vec())).collect();
-        assert_eq!(
-            got,
-            vec![
-                (from, vec![1; 100]),
-                (from, vec![2; 100]),
-                (from, vec![3; 50]),
-                (other, vec![4; 7]),
-            ]
         );
     }
 }

@@ -1,8 +1,8 @@
 //! Windows only: safe wrappers around the IP Helper API (`iphlpapi.dll`) calls the helper makes —
 //! interface lookups, unicast addresses, routes, the per-family interface MTU, the best default
-//! route — and the `IP_UNICAST_IF` socket option. Shared by `platform/windows.rs` (the network
-//! steps), `egress.rs` (keeping the tunnel's own UDP sockets off the tunnel) and the Windows DNS
-//! module (which needs an interface's GUID).
+//! route — and the `IP_UNICAST_IF` socket option. Shared by `platform::windows` (the network
+//! steps), `dataplane::udp::egress` (keeping the tunnel's own UDP sockets off the tunnel) and the
+//! Windows DNS module (which needs an interface's GUID).
 //!
 //! Every `unsafe` block is one FFI call (or one read of a C union the call filled in) with its
 //! `// SAFETY:` reasoning. Errors are the Win32 error codes as `io::Error`s, so messages read as
