@@ -250,7 +250,9 @@ impl Prepared {
             resolved_endpoints: resolved_endpoints.clone(),
             ..PlanInputs::default()
         };
-        platform::plan(config, ifname, &validation).map_err(|e| SessionError::config(&spec, e))?;
+        let network_plan = platform::plan(config, ifname, &validation)
+            .map_err(|e| SessionError::config(&spec, e))?;
+        platform::preflight(&network_plan).map_err(|e| SessionError::missing(&spec, e))?;
         let kill_switch = spec.kill_switch.enabled(config.is_full_tunnel());
         if kill_switch {
             // Validate with what the file says; the real plan needs the bound port and the mark.

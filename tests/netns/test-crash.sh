@@ -35,6 +35,8 @@ route_state() {
     ip -n "$full" -br addr show
     echo "== net.ipv4.conf.all.src_valid_mark"
     ip netns exec "$full" sysctl -n net.ipv4.conf.all.src_valid_mark
+    echo "== nft list ruleset"
+    ip netns exec "$full" nft list ruleset
 }
 
 # expect_same_state WHAT BEFORE AFTER — fail with a diff unless the two route_state outputs match.
@@ -44,7 +46,7 @@ expect_same_state() {
         diff -u <(printf '%s\n' "$before") <(printf '%s\n' "$after") >&2 || true
         fail "$what: the namespace is not as it was before (diff above: - before, + after)"
     fi
-    log "$what: rules, routes, links, addresses and src_valid_mark are exactly as before"
+    log "$what: rules, routes, links, addresses, src_valid_mark and nftables are exactly as before"
 }
 
 # wait_link_local NS DEV — DEV has its (non-tentative) IPv6 link-local address, which the kernel adds
@@ -125,6 +127,10 @@ $rules"
     if [[ " $1 " == *" 4 "* ]]; then
         [[ $(ns_exec c sysctl -n net.ipv4.conf.all.src_valid_mark) == 1 ]] || fail "src_valid_mark is not 1"
     fi
+    # The reverse-path guard (wg-quick's connmark rules), one table for the tunnel.
+    rules="$(ns_exec c nft list table inet "warren_rp_${IF_C//[^A-Za-z0-9]/_}" 2>&1)" ||
+        fail "no reverse-path guard table for $IF_C: $rules"
+    grep -q 'meta mark set ct mark' <<<"$rules" || fail "the guard does not restore the mark: $rules"
     [[ -f $WARREN_STATE_DIR/$IF_C.journal ]] || fail "no journal at $WARREN_STATE_DIR/$IF_C.journal"
 }
 

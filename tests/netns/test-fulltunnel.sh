@@ -13,6 +13,11 @@
 # rules, fwmark and src_valid_mark are in place; SIGTERM puts c back exactly as it was.
 #   fulltunnel/underlay4   endpoint 198.18.2.1:51820
 #   fulltunnel/underlay6   endpoint [fd00:9::1]:51820
+#   fulltunnel/rp-strict   endpoint 198.18.2.1:51820 with strict reverse-path filtering in c
+#                          (net.ipv4.conf.{all,vc}.rp_filter=1, RHEL's default): works because the
+#                          guard gives the endpoint's replies the tunnel's mark back; with the guard's
+#                          table deleted while up, the replies are dropped (the proof that it is
+#                          the guard, not luck)
 # Uses route_state/expect_same_state/expect_no_journal from test-crash.sh (run.sh sources every
 # group file).
 
@@ -51,6 +56,9 @@ t_fulltunnel() {
     ns_sysctl p net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
         net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0
     export WARREN_STATE_DIR="$WRT_TMP/state"
+    if [[ $underlay == rp-strict ]]; then
+        ns_sysctl c net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.vc.rp_filter=1
+    fi
 
     key_new c
     key_new p
@@ -99,6 +107,16 @@ t_fulltunnel() {
         grep -qF "$UNDER4_A:" <<<"$out" || fail "p sees c at '$out', expected $UNDER4_A:port"
     fi
     [[ $(rx_bytes "$IF_C") -gt 0 ]] || fail "$IF_C received nothing from p"
+    if [[ $underlay == rp-strict ]]; then
+        # Without the guard, strict filtering drops the endpoint's (unmarked) replies.
+        ns_exec c nft delete table inet "warren_rp_${IF_C//[^A-Za-z0-9]/_}"
+        expect_no_ping c "$FAR4"
+        log "with the guard's table deleted, strict rp_filter drops the tunnel's replies"
+        peer_stop "$IF_C" TERM 10 || fail "warren-helper did not exit within 10 s of SIGTERM"
+        expect_same_state "full tunnel, guard deleted by hand, SIGTERM" "$before" "$(route_state c)"
+        expect_no_journal
+        return
+    fi
 
     # The routing decisions behind it.
     for far in "$FAR4" "$FAR6"; do
@@ -126,3 +144,4 @@ t_fulltunnel() {
 
 register fulltunnel/underlay4 t_fulltunnel 4
 register fulltunnel/underlay6 t_fulltunnel 6
+register fulltunnel/rp-strict t_fulltunnel rp-strict

@@ -19,6 +19,8 @@
 //! Kernel errors come back as `io::Error`s carrying the errno (`File exists`); on removal, "no such
 //! device/address/route/rule" means something (usually the interface closing) removed it already.
 
+use super::firewall::{nft_program, run_nft};
+use super::mark_guard::{self, MarkGuard};
 use super::{Family, LinkInfo, NetworkOps, PolicyRule, Removal, MAIN_TABLE};
 use anyhow::Context as _;
 use futures_util::TryStreamExt as _;
@@ -131,6 +133,19 @@ impl NetworkOps for Ops {
     async fn remove_rule(&mut self, rule: &PolicyRule) -> io::Result<Removal> {
         let result = self.handle.rule().del(rule_message(rule)).execute().await;
         removal(result)
+    }
+
+    async fn add_mark_guard(&mut self, guard: &MarkGuard) -> io::Result<()> {
+        run_nft(&mark_guard::script(guard))
+            .await
+            .map_err(io::Error::other)
+    }
+
+    async fn remove_mark_guard(&mut self, table: &str) -> io::Result<Removal> {
+        run_nft(&mark_guard::delete_script(table))
+            .await
+            .map(|()| Removal::Removed)
+            .map_err(io::Error::other)
     }
 
     async fn read_sysctl(&mut self, name: &str) -> io::Result<String> {
@@ -333,6 +348,33 @@ fn to_io(err: rtnetlink::Error) -> io::Error {
         rtnetlink::Error::NetlinkError(message) => message.to_io(),
         other => io::Error::other(other.to_string()),
     }
+}
+
+/// Whether `nft` can be found (in `PATH` or where Debian installs it).
+pub(super) fn nft_found() -> bool {
+    nft_program().is_file()
+}
+
+/// The first interface of this network namespace whose reverse-path filtering is strict, as
+/// `net.ipv4.conf.<name>.rp_filter = 1`; `None` when it is off or loose everywhere. The kernel
+/// filters by the larger of `all`'s value and the interface's own (2, loose, wins over 1).
+pub(super) fn strict_reverse_path_filter() -> Option<String> {
+    let read = |name: &str| -> Option<u8> {
+        let path = format!("/proc/sys/net/ipv4/conf/{name}/rp_filter");
+        std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    };
+    let all = read("all").unwrap_or(0);
+    let mut names: Vec<String> = std::fs::read_dir("/proc/sys/net/ipv4/conf")
+        .ok()?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name != "all" && name != "default")
+        .collect();
+    names.sort();
+    names.into_iter().find_map(|name| {
+        let own = read(&name)?;
+        let setting = if all >= own { "all" } else { name.as_str() };
+        (all.max(own) == 1).then(|| format!("net.ipv4.conf.{setting}.rp_filter = 1"))
+    })
 }
 
 #[cfg(test)]
@@ -549,6 +591,7 @@ mod tests {
             method: FullTunnelMethod::PolicyRouting,
             full_tunnel_families: vec![],
             endpoint_routes: vec![],
+            mark_guard: None,
             warnings: vec![],
         }
     }
@@ -808,8 +851,21 @@ mod tests {
                 name: super::super::SRC_VALID_MARK.into(),
                 value: "1".into(),
             }];
+            full.mark_guard = Some(MarkGuard {
+                ifname: "wtest0".into(),
+                fwmark: 51820,
+                families: vec![Family::Ipv4, Family::Ipv6],
+                addresses: vec!["198.18.1.1".parse().unwrap()],
+            });
             let mut journal = Vec::new();
             apply(&full, &mut journal).await.unwrap();
+            let guard = nft_list("warren_rp_wtest0").expect("the guard's table is loaded");
+            assert!(
+                guard.contains("meta mark set ct mark")
+                    && guard.contains("ct mark set meta mark")
+                    && guard.contains("ip daddr 198.18.1.1 fib saddr type != local drop"),
+                "{guard}"
+            );
 
             assert_eq!(sysctl(super::super::SRC_VALID_MARK), "1");
             let rules = dump_rules().await;
@@ -838,10 +894,28 @@ mod tests {
             undo_all(&journal).await;
             assert_eq!(dump_rules().await, rules_before);
             assert_eq!(sysctl(super::super::SRC_VALID_MARK), "0");
+            assert_eq!(
+                nft_list("warren_rp_wtest0"),
+                None,
+                "the guard's table is gone"
+            );
             // Idempotent: the rules and the sysctl are already back.
             undo_all(&journal).await;
             assert_eq!(dump_rules().await, rules_before);
         });
+    }
+
+    /// `nft list table inet <table>` in this thread's namespace; `None` when there is no such
+    /// table.
+    fn nft_list(table: &str) -> Option<String> {
+        let output = std::process::Command::new(nft_program())
+            .args(["list", "table", "inet", table])
+            .output()
+            .expect("nft runs (Debian's nftables is installed by scripts/setup.sh)");
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     #[test]

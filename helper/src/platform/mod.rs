@@ -46,6 +46,8 @@
 
 pub mod dns;
 pub mod firewall;
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+mod mark_guard;
 mod plan;
 
 #[cfg(target_os = "linux")]
@@ -79,6 +81,9 @@ pub use plan::{
 use crate::journal::{Change, Recorder};
 use anyhow::anyhow;
 use ipnet::IpNet;
+#[cfg(target_os = "linux")]
+use linux::{nft_found, strict_reverse_path_filter};
+use mark_guard::MarkGuard;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -156,6 +161,12 @@ pub enum NetworkChange {
         /// The rule.
         rule: PolicyRule,
     },
+    /// `nft -f -` of a Linux full tunnel's reverse-path guard: the table `inet <table>` (see
+    /// [`mark_guard`]). Not on the tunnel's interface, so it outlives the tunnel unless undone.
+    MarkGuardAdded {
+        /// The table's name (`warren_rp_<interface>`).
+        table: String,
+    },
     /// `sysctl <name>=<value>`, which was `<previous>` before.
     SysctlSet {
         /// The dotted name, e.g. `net.ipv4.conf.all.src_valid_mark`.
@@ -174,6 +185,7 @@ impl NetworkChange {
             NetworkChange::AddressAdded { .. }
             | NetworkChange::RouteAdded { .. }
             | NetworkChange::EndpointRouteAdded { .. }
+            | NetworkChange::MarkGuardAdded { .. }
             | NetworkChange::RuleAdded { .. } => "add",
             NetworkChange::MtuSet { .. }
             | NetworkChange::LinkUp { .. }
@@ -209,6 +221,9 @@ impl fmt::Display for NetworkChange {
                 write!(f, "host route {host} via {gateway}")
             }
             NetworkChange::RuleAdded { rule } => write!(f, "{rule}"),
+            NetworkChange::MarkGuardAdded { table } => {
+                write!(f, "nftables table {} {table}", mark_guard::TABLE_FAMILY)
+            }
             NetworkChange::SysctlSet {
                 name,
                 value,
@@ -363,6 +378,14 @@ trait NetworkOps: Sized {
     ) -> io::Result<Removal> {
         unsupported("host routes to the endpoints")
     }
+    /// Loads a Linux full tunnel's reverse-path guard (replacing a table of the same name).
+    async fn add_mark_guard(&mut self, _guard: &MarkGuard) -> io::Result<()> {
+        unsupported("nftables")
+    }
+    /// Removes the guard table `table` added by [`NetworkOps::add_mark_guard`].
+    async fn remove_mark_guard(&mut self, _table: &str) -> io::Result<Removal> {
+        unsupported("nftables")
+    }
 }
 
 /// An OS error without the " (os error N)" suffix that `io::Error` adds: `File exists`.
@@ -405,8 +428,15 @@ fn steps(plan: &NetworkPlan, link: &Link) -> Vec<NetworkChange> {
         route: route.prefix,
         table: route.table,
     }));
-    // The sysctl before the rules: once the rules steer traffic, reverse-path filtering must
-    // already see the mark.
+    // The guard and the sysctl before the rules: once the rules steer traffic, the endpoint's
+    // replies must already get their mark back, and reverse-path filtering must see it.
+    steps.extend(
+        plan.mark_guard
+            .iter()
+            .map(|guard| NetworkChange::MarkGuardAdded {
+                table: guard.table(),
+            }),
+    );
     steps.extend(plan.sysctls.iter().map(|sysctl| NetworkChange::SysctlSet {
         name: sysctl.name.clone(),
         value: sysctl.value.clone(),
@@ -473,6 +503,10 @@ async fn apply_with<O: NetworkOps>(
                 ops.add_host_route(*host, gateway).await
             }
             NetworkChange::RuleAdded { rule } => ops.add_rule(rule).await,
+            NetworkChange::MarkGuardAdded { .. } => match &plan.mark_guard {
+                Some(guard) => ops.add_mark_guard(guard).await,
+                None => unreachable!("a guard step comes from the plan's guard"),
+            },
             NetworkChange::SysctlSet { name, value, .. } => ops.write_sysctl(name, value).await,
         };
         match result {
@@ -537,6 +571,13 @@ async fn undo_with<O: NetworkOps>(ops: &mut O, change: &NetworkChange) -> anyhow
             ops.remove_host_route(*host, gateway).await
         }
         NetworkChange::RuleAdded { rule } => ops.remove_rule(rule).await,
+        // A damaged journal must never make Warren delete another program's table.
+        NetworkChange::MarkGuardAdded { table } if !mark_guard::is_guard_table(table) => {
+            return Err(anyhow!(
+                "refusing to remove nftables table {table}: not a name Warren gives its tables"
+            ));
+        }
+        NetworkChange::MarkGuardAdded { table } => ops.remove_mark_guard(table).await,
         NetworkChange::SysctlSet {
             name,
             value,
@@ -619,7 +660,49 @@ async fn read_inputs_with<O: NetworkOps>(
         resolved_endpoints: Vec::new(),
         method: FullTunnelMethod::native(),
         default_gateways,
+        nft_missing: !nft_found(),
     })
+}
+
+/// What `plan` needs of the system that cannot be found, checked before anything changes: a
+/// Linux full tunnel on a host with strict reverse-path filtering needs `nft` for its guard
+/// (without strict filtering it goes without, with [`PlanWarning::NoMarkGuard`]).
+pub fn preflight(plan: &NetworkPlan) -> Result<(), MissingTool> {
+    if plan.mark_guard.is_none() || nft_found() {
+        return Ok(());
+    }
+    match strict_reverse_path_filter() {
+        Some(setting) => Err(MissingTool {
+            tool: "nft (Debian's nftables)",
+            why: format!(
+                "{setting} (strict reverse-path filtering) drops the endpoint's replies to a full \
+                 tunnel unless nftables rules give them the tunnel's mark back"
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Whether `nft` can be found (only Linux uses nftables).
+#[cfg(not(target_os = "linux"))]
+fn nft_found() -> bool {
+    false
+}
+
+/// The first reverse-path filter setting that is strict (only Linux's matter here).
+#[cfg(not(target_os = "linux"))]
+fn strict_reverse_path_filter() -> Option<String> {
+    None
+}
+
+/// A program the tunnel needs that this system lacks ([`preflight`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{tool} is needed and not installed: {why}")]
+pub struct MissingTool {
+    /// The program, and where it comes from.
+    pub tool: &'static str,
+    /// Why this tunnel needs it here.
+    pub why: String,
 }
 
 #[cfg(test)]
@@ -643,6 +726,8 @@ mod tests {
         sysctls: BTreeMap<String, String>,
         /// Host routes outside the tunnel (macOS endpoint routes), by host and gateway.
         host_routes: BTreeSet<(IpAddr, Gateway)>,
+        /// The reverse-path guards' tables loaded (Linux full tunnels).
+        guards: BTreeSet<String>,
         /// What `default_gateway` answers.
         gateways: BTreeMap<Family, Gateway>,
         mtu: Option<u16>,
@@ -692,6 +777,7 @@ mod tests {
                 && self.routes.is_empty()
                 && self.rules.is_empty()
                 && self.host_routes.is_empty()
+                && self.guards.is_empty()
                 && self.sysctls[SRC_VALID_MARK] == "0"
         }
     }
@@ -792,6 +878,21 @@ mod tests {
             self.call(format!("remove host route {host} via {gateway}"))?;
             Ok(gone(self.host_routes.remove(&(host, gateway.clone()))))
         }
+        async fn add_mark_guard(&mut self, guard: &MarkGuard) -> io::Result<()> {
+            let families: Vec<&str> = guard.families.iter().map(|f| f.name()).collect();
+            self.call(format!(
+                "load nftables table {} (mark {:#x}, {})",
+                guard.table(),
+                guard.fwmark,
+                families.join(", ")
+            ))?;
+            self.guards.insert(guard.table());
+            Ok(())
+        }
+        async fn remove_mark_guard(&mut self, table: &str) -> io::Result<Removal> {
+            self.call(format!("delete nftables table {table}"))?;
+            Ok(gone(self.guards.remove(table)))
+        }
     }
 
     /// A journal double that logs into the fake kernel's log.
@@ -865,6 +966,7 @@ mod tests {
             method: FullTunnelMethod::PolicyRouting,
             full_tunnel_families: vec![],
             endpoint_routes: vec![],
+            mark_guard: None,
             warnings: vec![],
         }
     }
@@ -896,6 +998,12 @@ mod tests {
             method: FullTunnelMethod::PolicyRouting,
             full_tunnel_families: vec![Family::Ipv4],
             endpoint_routes: vec![],
+            mark_guard: Some(MarkGuard {
+                ifname: "wg0".into(),
+                fwmark: 51820,
+                families: vec![Family::Ipv4],
+                addresses: vec!["198.18.1.1".parse().unwrap()],
+            }),
             warnings: vec![],
         }
     }
@@ -933,6 +1041,7 @@ mod tests {
                 host: "198.18.250.2".parse().unwrap(),
                 gateway: en0_gateway(),
             }],
+            mark_guard: None,
             warnings: vec![],
         }
     }
@@ -1019,6 +1128,8 @@ mod tests {
             [
                 "journal route 0.0.0.0/0 dev wg0 table 51820",
                 "add route 0.0.0.0/0 table 51820 link 7",
+                "journal nftables table inet warren_rp_wg0",
+                "load nftables table warren_rp_wg0 (mark 0xca6c, IPv4)",
                 "journal sysctl net.ipv4.conf.all.src_valid_mark = 1 (was 0)",
                 "sysctl net.ipv4.conf.all.src_valid_mark=1",
                 "journal IPv4 rule not fwmark 0xca6c table 51820",
@@ -1038,11 +1149,27 @@ mod tests {
                 "remove IPv4 rule table main suppress_prefixlength 0",
                 "remove IPv4 rule not fwmark 0xca6c table 51820",
                 "sysctl net.ipv4.conf.all.src_valid_mark=0",
+                "delete nftables table warren_rp_wg0",
                 "remove route 0.0.0.0/0 table 51820 link 7",
                 "remove address 198.18.1.1/24 link 7",
             ]
         );
         assert!(ops.is_pristine());
+    }
+
+    #[test]
+    fn a_damaged_journal_never_deletes_another_programs_table() {
+        let mut ops = FakeOps::new();
+        ops.guards.insert("filter".into());
+        let change = NetworkChange::MarkGuardAdded {
+            table: "filter".into(),
+        };
+        let err = block_on(undo_with(&mut ops, &change)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "refusing to remove nftables table filter: not a name Warren gives its tables"
+        );
+        assert!(ops.log().is_empty() && ops.guards.contains("filter"));
     }
 
     #[test]
@@ -1226,6 +1353,7 @@ mod tests {
                 "remove IPv4 rule table main suppress_prefixlength 0",
                 "remove IPv4 rule not fwmark 0xca6c table 51820",
                 "sysctl net.ipv4.conf.all.src_valid_mark=0",
+                "delete nftables table warren_rp_wg0",
             ]
         );
         // The interface is gone altogether: still nothing is removed from any interface.

@@ -19,7 +19,11 @@
 //!     is the tunnel) and `ip rule add table main suppress_prefixlength 0` (added second, so the
 //!     kernel gives it the higher priority: the main table still decides for its more specific
 //!     routes, such as the LAN, but its default route is ignored). For IPv4,
-//!     `net.ipv4.conf.all.src_valid_mark=1` as well, so that reverse-path filtering sees the mark.
+//!     `net.ipv4.conf.all.src_valid_mark=1` as well, so that reverse-path filtering sees the mark,
+//!     and for every full-tunnel family wg-quick's nftables rules that put the mark back on the
+//!     endpoint's replies and drop spoofed packets for the tunnel's addresses
+//!     ([`NetworkPlan::mark_guard`], see [`super::mark_guard`]); without them a host with strict
+//!     reverse-path filtering drops every reply.
 //!   - **macOS, [`FullTunnelMethod::Halves`]** — wg-quick's `darwin.bash` and wireguard-apple:
 //!     macOS has one routing table and no policy rules, so the default route is taken over by
 //!     being *more specific* than it: `0.0.0.0/1` + `128.0.0.0/1` (`::/1` + `8000::/1`) through
@@ -74,6 +78,7 @@
 //! kept at or above 1280 when the tunnel carries IPv6 (the outer packets are then fragmented rather
 //! than IPv6 disabled).
 
+use super::mark_guard::MarkGuard;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -235,6 +240,9 @@ pub enum PlanWarning {
         /// The method in use.
         method: FullTunnelMethod,
     },
+    /// A Linux full tunnel without its reverse-path guard, because `nft` is not installed: it
+    /// works where reverse-path filtering is off or loose, not where it is strict.
+    NoMarkGuard,
 }
 
 impl fmt::Display for PlanWarning {
@@ -262,6 +270,11 @@ impl fmt::Display for PlanWarning {
                     FullTunnelMethod::BoundSockets => "by binding its sockets to another interface",
                 }
             ),
+            PlanWarning::NoMarkGuard => f.write_str(
+                "nft (Debian's nftables) is not installed, so the full tunnel has no \
+                 reverse-path guard: replies from the endpoint would be dropped if reverse-path \
+                 filtering became strict (rp_filter=1)",
+            ),
         }
     }
 }
@@ -287,6 +300,9 @@ pub struct PlanInputs {
     /// The current default gateway of each family that has one, read before the tunnel's routes
     /// exist. Only [`FullTunnelMethod::Halves`] uses it (for the endpoints' host routes).
     pub default_gateways: BTreeMap<Family, Gateway>,
+    /// `nft` cannot be found (Linux): a full tunnel then goes without its reverse-path guard
+    /// ([`NetworkPlan::mark_guard`]), with a warning. `false` (the default) plans the guard.
+    pub nft_missing: bool,
 }
 
 /// An address family.
@@ -305,6 +321,14 @@ impl Family {
         match net {
             IpNet::V4(_) => Family::Ipv4,
             IpNet::V6(_) => Family::Ipv6,
+        }
+    }
+
+    /// The family of `addr`.
+    pub fn of_addr(addr: &IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::Ipv4,
+            IpAddr::V6(_) => Family::Ipv6,
         }
     }
 
@@ -430,6 +454,9 @@ pub struct NetworkPlan {
     /// Host routes to the peer endpoints via the default gateway, outside the tunnel (macOS full
     /// tunnels; empty otherwise). Added before the routes through the tunnel.
     pub endpoint_routes: Vec<EndpointRoute>,
+    /// The reverse-path guard of a Linux full tunnel (wg-quick's connmark and anti-spoofing
+    /// rules; see [`super::mark_guard`]); `None` otherwise, or when `nft` is missing.
+    pub mark_guard: Option<MarkGuard>,
     /// What the plan cannot do as well as it should (see [`PlanWarning`]), for the session to log.
     pub warnings: Vec<PlanWarning>,
 }
@@ -735,8 +762,10 @@ pub fn plan(
         .collect();
     let mut rules = Vec::new();
     let mut sysctls = Vec::new();
+    let mut guarded = Vec::new();
     for family in Family::ALL {
         if let (Routing::Policy(table), Some(fwmark)) = (routing_of(family), fwmark) {
+            guarded.push(family);
             rules.push(PolicyRule::NotFwmark {
                 family,
                 fwmark,
@@ -752,6 +781,25 @@ pub fn plan(
         }
     }
 
+    let mark_guard = match (fwmark, guarded.is_empty(), inputs.nft_missing) {
+        (Some(fwmark), false, false) => Some(MarkGuard {
+            ifname: ifname.to_owned(),
+            fwmark,
+            addresses: interface
+                .addresses
+                .iter()
+                .map(IpNet::addr)
+                .filter(|a| guarded.contains(&Family::of_addr(a)))
+                .collect(),
+            families: guarded,
+        }),
+        (Some(_), false, true) => {
+            warnings.push(PlanWarning::NoMarkGuard);
+            None
+        }
+        _ => None,
+    };
+
     Ok(NetworkPlan {
         ifname: ifname.to_owned(),
         addresses: interface.addresses.clone(),
@@ -763,6 +811,7 @@ pub fn plan(
         method,
         full_tunnel_families,
         endpoint_routes,
+        mark_guard,
         warnings,
     })
 }
@@ -956,6 +1005,7 @@ mod tests {
                 method: FullTunnelMethod::PolicyRouting,
                 full_tunnel_families: vec![],
                 endpoint_routes: vec![],
+                mark_guard: None,
                 warnings: vec![],
             }
         );
@@ -1119,6 +1169,57 @@ mod tests {
         // Nothing in use: 51820, as wg-quick picks it.
         let plan = super::plan(&config, "wg0", &linux()).unwrap();
         assert_eq!(plan.fwmark, Some(FIRST_AUTO_TABLE));
+    }
+
+    #[test]
+    fn linux_full_tunnel_gets_the_reverse_path_guard_for_its_full_families_only() {
+        // IPv4 full, IPv6 split: only IPv4 is guarded, and only the IPv4 address.
+        let config = config(
+            &["198.18.1.1/24", "fd00:1::1/64"],
+            vec![peer(
+                &["0.0.0.0/0", "fd00:4::/64"],
+                Some("198.18.250.2:51820"),
+            )],
+        );
+        let plan = super::plan(&config, "wg0", &linux()).unwrap();
+        assert_eq!(
+            plan.mark_guard,
+            Some(MarkGuard {
+                ifname: "wg0".into(),
+                fwmark: FIRST_AUTO_TABLE,
+                families: vec![Family::Ipv4],
+                addresses: vec!["198.18.1.1".parse().unwrap()],
+            })
+        );
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+
+        // Split tunnels, macOS and Windows have none.
+        let split = config_split();
+        assert_eq!(
+            super::plan(&split, "wg0", &linux()).unwrap().mark_guard,
+            None
+        );
+        for inputs in [macos(), windows()] {
+            let plan = super::plan(&config, "wg0", &inputs).unwrap();
+            assert_eq!(plan.mark_guard, None, "{:?}", inputs.method);
+        }
+
+        // Without nft: no guard, and a warning that says what it costs.
+        let inputs = PlanInputs {
+            nft_missing: true,
+            ..linux()
+        };
+        let plan = super::plan(&config, "wg0", &inputs).unwrap();
+        assert_eq!(plan.mark_guard, None);
+        assert_eq!(plan.warnings, [PlanWarning::NoMarkGuard]);
+        assert!(plan.warnings[0].to_string().contains("rp_filter=1"));
+    }
+
+    fn config_split() -> TunnelConfig {
+        config(
+            &["198.18.1.1/24"],
+            vec![peer(&["198.18.4.0/24"], Some("198.18.250.2:51820"))],
+        )
     }
 
     #[test]
@@ -1415,6 +1516,7 @@ mod tests {
                 },
             )]
             .into(),
+            nft_missing: true,
         };
         assert_eq!(
             plan(&bad, "wg0").unwrap_err(),

@@ -108,7 +108,7 @@ impl KillSwitchOps for Ops {
 }
 
 /// `nft`: from `PATH`, else where Debian installs it (a service's `PATH` may lack `/usr/sbin`).
-fn nft_program() -> PathBuf {
+pub(crate) fn nft_program() -> PathBuf {
     let in_path = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
             .map(|dir| dir.join("nft"))
@@ -126,7 +126,7 @@ fn nft_program() -> PathBuf {
 
 /// Runs `nft --file -` with `script` on stdin; on failure, says how (not found, timed out, or the
 /// exit status and nft's own message).
-async fn run_nft(script: &str) -> Result<(), String> {
+pub(crate) async fn run_nft(script: &str) -> Result<(), String> {
     let program = nft_program();
     let mut child = tokio::process::Command::new(&program)
         .args(["--file", "-"])

@@ -56,6 +56,9 @@ mod plan;
 mod linux;
 #[cfg(target_os = "linux")]
 use linux as imp;
+/// nft itself, shared with the full tunnel's reverse-path guard (`platform::mark_guard`).
+#[cfg(target_os = "linux")]
+pub(crate) use linux::{nft_program, run_nft};
 
 #[cfg(target_os = "macos")]
 mod macos;
