@@ -11,7 +11,8 @@
 #   bookkeeping  wrt_record_pid, wrt_cleanup (the EXIT trap), wrt_dump_diagnostics
 #   namespaces   ns_new, ns_exec, veth_new, addr_add, wait_link_ready
 #   keys/config  key_new, key_priv, key_pub, psk_new, conf_interface, conf_peer
-#   peers        need_kinds, peer_up (warren | wggo | boringtun | boringtun1), peer_stop, peer_pid, note_log,
+#   peers        need_kinds, peer_up (warren | wggo | wggo25 | gotatun | boringtun | boringtun1), peer_stop,
+#                peer_pid, note_log,
 #                uapi_sockets, ifname
 #   checks       wait_until, wg_show, latest_handshake, handshake_of, wait_handshake, peer_endpoint,
 #                rx_bytes, ping_ok, expect_ping, expect_no_ping, transfer_check
@@ -19,7 +20,9 @@
 #
 # Conventions: peer kinds are "wggo" (wireguard-go + wg), "warren" (warren-helper up --foreground,
 # override with WARREN_BIN), "boringtun" (boringtun-cli with its default 4 threads) and "boringtun1"
-# (boringtun-cli --threads 1); the boringtun kinds are for scripts/bench.sh. Interface names are
+# (boringtun-cli --threads 1); the boringtun kinds are for scripts/bench.sh. "wggo25" (wireguard-go
+# 0.0.20250522, with offloads) and "gotatun" (Mullvad's gotatun 0.10.2) are the modern references,
+# prebuilt in ../shared/anchors beside the checkout (override with WARREN_ANCHORS=DIR). Interface names are
 # unique across namespaces because /var/run/wireguard/<iface>.sock is shared by all of them.
 
 # Variables set here are used by the test-*.sh files and scripts/bench.sh:
@@ -29,6 +32,9 @@ WRT_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 WRT_ROOT="$(cd "$WRT_LIB_DIR/../.." && pwd)"
 WARREN_BIN="${WARREN_BIN:-$WRT_ROOT/target/release/warren-helper}"
 BORINGTUN_BIN="${BORINGTUN_BIN:-boringtun-cli}"
+WARREN_ANCHORS="${WARREN_ANCHORS:-$WRT_ROOT/../shared/anchors}"
+WGGO25_BIN="$WARREN_ANCHORS/wireguard-go-0.0.20250522"
+GOTATUN_BIN="$WARREN_ANCHORS/gotatun-0.10.2"
 WG_RUN_DIR=/var/run/wireguard
 WRT_RUN="${WRT_RUN:-$$}"
 WRT_TEST_NO="${WRT_TEST_NO:-0}"
@@ -407,6 +413,8 @@ need_kinds() {
             warren) need_warren_bin ;;
             wggo) command -v wireguard-go >/dev/null || fail "wireguard-go not installed (scripts/setup.sh)" ;;
             boringtun | boringtun1) command -v "$BORINGTUN_BIN" >/dev/null || fail "$BORINGTUN_BIN not installed (set BORINGTUN_BIN)" ;;
+            wggo25) [[ -x $WGGO25_BIN ]] || fail "the reference wireguard-go is not at $WGGO25_BIN (../shared/anchors beside the checkout; set WARREN_ANCHORS)" ;;
+            gotatun) [[ -x $GOTATUN_BIN ]] || fail "the reference gotatun is not at $GOTATUN_BIN (../shared/anchors beside the checkout; set WARREN_ANCHORS)" ;;
             *) fail "unknown peer kind '$k'" ;;
         esac
     done
@@ -440,6 +448,20 @@ peer_up() {
             log "starting wireguard-go peer in $full: wireguard-go -f $iface"
             LOG_LEVEL="${WGGO_LOG_LEVEL:-verbose}" WG_PROCESS_FOREGROUND=1 env --default-signal=INT,QUIT \
                 ip netns exec "$full" wireguard-go -f "$iface" >"$logf" 2>&1 &
+            pid=$!
+            ;;
+        wggo25)
+            need_kinds wggo25
+            log "starting wireguard-go 0.0.20250522 peer in $full: $(basename "$WGGO25_BIN") -f $iface"
+            LOG_LEVEL="${WGGO_LOG_LEVEL:-verbose}" WG_PROCESS_FOREGROUND=1 WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 \
+                env --default-signal=INT,QUIT ip netns exec "$full" "$WGGO25_BIN" -f "$iface" >"$logf" 2>&1 &
+            pid=$!
+            ;;
+        gotatun)
+            need_kinds gotatun
+            log "starting gotatun peer in $full: $(basename "$GOTATUN_BIN") -f --disable-drop-privileges $iface"
+            WG_LOG_LEVEL=info env --default-signal=INT,QUIT \
+                ip netns exec "$full" "$GOTATUN_BIN" -f --disable-drop-privileges "$iface" >"$logf" 2>&1 &
             pid=$!
             ;;
         boringtun | boringtun1)
