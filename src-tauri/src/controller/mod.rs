@@ -5,7 +5,7 @@
 //! Layout:
 //! - `mod.rs`: [`Controller`], its configuration and the requests that go to the helper
 //!   (connect, disconnect, options, logs);
-//! - [`session`]: the connection loop — connect, subscribe, resync, mirror events, and reconnect
+//! - [`connection`]: the connection loop — connect, subscribe, resync, mirror events, and reconnect
 //!   with backoff when the helper goes away;
 //! - [`mirror`]: the pure picture of the world and how it becomes a [`Snapshot`];
 //! - [`demo`]: the local demo the app may be started to offer (`--offer-demo FILE`);
@@ -19,10 +19,10 @@
 //! Locking: one `std::sync::Mutex` around the [`Mirror`]; it is never held across an `.await` or
 //! a keyring call.
 
+pub mod connection;
 pub mod demo;
 pub mod library;
 pub mod mirror;
-pub mod session;
 #[cfg(test)]
 mod tests;
 
