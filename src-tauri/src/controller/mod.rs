@@ -8,9 +8,11 @@
 //! - [`connection`]: the connection loop — connect, subscribe, resync, mirror events, and reconnect
 //!   with backoff when the helper goes away;
 //! - [`mirror`]: the pure picture of the world and how it becomes a [`Snapshot`];
-//! - [`demo`]: the local demo the app may be started to offer (`--offer-demo FILE`);
+//! - [`demo`]: the local demo (`warren-helper demo`) the app may be started to offer
+//!   (`--offer-demo FILE`);
 //! - [`library`]: the stored tunnels — import, create, edit, rename, delete, export — and where
-//!   their keys go.
+//!   their keys go;
+//! - `tests.rs`: all of it against the fake helper (`crate::fake_helper`), in memory.
 //!
 //! Every change is published on a broadcast channel as an [`Update`] (a whole [`Snapshot`], a
 //! state [`Transition`] for notifications, or a log line), which the Tauri layer forwards to the
