@@ -246,8 +246,8 @@ impl FakeHelper {
         self.state().connections
     }
 
-    /// Sends `event` to every connection subscribed to it, as the helper would. Returns whether
-    /// any connection was there to get it.
+    /// Sends `event` to every connection subscribed to its topic, as the helper would. Returns
+    /// whether any connection was open (subscribed or not).
     pub fn push(&self, event: Event) -> bool {
         self.shared
             .outbox
@@ -339,7 +339,7 @@ impl FakeHelper {
                                 let helper = self.clone();
                                 tokio::spawn(async move {
                                     tokio::time::sleep(wait).await;
-                                    helper.complete_handshake(&name, None);
+                                    helper.complete_handshake(&name);
                                 });
                             }
                         }
@@ -514,7 +514,7 @@ impl FakeHelper {
     }
 
     /// A delayed handshake completes, if the tunnel is still connecting.
-    fn complete_handshake(&self, name: &TunnelName, from: Option<u64>) {
+    fn complete_handshake(&self, name: &TunnelName) {
         let connected = connected_now();
         {
             let mut state = self.state();
@@ -528,7 +528,7 @@ impl FakeHelper {
                 name: name.clone(),
                 state: connected,
             },
-            from,
+            from: None,
         });
     }
 }
