@@ -155,7 +155,7 @@ fn setup<R: Runtime>(
     Ok(())
 }
 
-/// Creates the tray if this session can have one; otherwise says why, once, in the log.
+/// Creates the tray if this desktop session can have one; otherwise says why, once, in the log.
 fn install_tray<R: Runtime>(app: &AppHandle<R>, snapshot: &Snapshot) -> TrayStatus {
     let result = tray_support::detect().and_then(|()| {
         tray::install(app, snapshot).map_err(|e| tray_support::NoTray::CreateFailed(e.to_string()))

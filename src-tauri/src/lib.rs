@@ -16,12 +16,17 @@
 //!   Tauri glue for them; [`tray_support`]: whether there can be a tray at all (probes and a
 //!   pure decision);
 //! - [`launch`]: the command line (`--offer-demo`, `.conf` files to import);
-//! - [`commands`]: the thin Tauri commands; [`app`]: plugins, window behaviour, wiring.
+//! - [`commands`]: the thin Tauri commands; [`app`]: plugins, window behaviour, wiring;
+//! - `fake_helper`: a helper that speaks the protocol from a table of tunnels and changes
+//!   nothing, for the controller's tests and `examples/fake_helper.rs` (only in test builds and
+//!   with the feature `fake-helper`; not in the app).
 
 pub mod app;
 pub mod commands;
 pub mod conf;
 pub mod controller;
+#[cfg(any(test, feature = "fake-helper"))]
+pub mod fake_helper;
 pub mod icons;
 pub mod launch;
 pub mod model;

@@ -14,7 +14,7 @@
 //! by hand into TypeScript.
 //!
 //! Numbers: `u64` fields (bytes, Unix times) become TypeScript `number`; byte counters stay exact
-//! up to 2^53 (9 PB), far beyond a session's traffic.
+//! up to 2^53 (9 PB), far beyond what one tunnel carries while it is up.
 
 use serde::{Deserialize, Serialize};
 use warren_proto::ipc::{

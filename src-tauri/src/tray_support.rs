@@ -1,4 +1,4 @@
-//! Whether this session can show a tray icon at all: decided once at start, before the tray is
+//! Whether this desktop session can show a tray icon at all: decided once at start, before the tray is
 //! created ([`detect`]), so the app never panics, and never hides its only window, for want of a
 //! tray.
 //!
@@ -163,7 +163,7 @@ pub fn decide(library: &LibraryProbe, host: &HostProbe) -> Result<(), NoTray> {
     }
 }
 
-/// Probes this session and decides: `Ok` if a tray can be created.
+/// Probes this desktop session and decides: `Ok` if a tray can be created.
 pub fn detect() -> Result<(), NoTray> {
     imp::detect()
 }

@@ -3,13 +3,14 @@
 #
 # Usage: tests/gui/run.sh [STAGE...]     all stages, or the named ones, in this order:
 #   ui          npm ci, typecheck, Vitest (UI logic and views in jsdom), vite build → ui/dist
-#   rust        cargo clippy -p warren-app --all-targets -D warnings; cargo test -p warren-app
-#               (controller against a fake helper, stores, tray/notification models, and the
+#   rust        cargo clippy -p warren-app --all-targets -D warnings, without and with the feature
+#               fake-helper (which the example fake_helper needs); cargo test -p warren-app
+#               (controller against the fake helper, stores, tray/notification models, and the
 #               check that ui/src/generated/bindings.ts matches the Rust types)
 #   keyring     the real keyring round trip: kernel keyutils (under `keyctl session -`) and
 #               Secret Service (private D-Bus session + throwaway unlocked gnome-keyring)
 #   screenshot  build the app, start it under Xvfb (1) with no helper running and (2) against the
-#               demo helper (src-tauri/examples/demo_helper.rs, a connected tunnel), screenshot
+#               fake helper (src-tauri/examples/fake_helper.rs, a connected tunnel), screenshot
 #               each to $WARREN_GUI_SCREENSHOT (default $CARGO_TARGET_DIR/gui-screenshot.png) and
 #               …-connected.png, and check the window rendered (not a blank or one-colour screen)
 #   tray        (root, for a private mount namespace) the real app under Xvfb without a tray —
@@ -53,6 +54,13 @@ SELECTED=("$@")
 for s in "${SELECTED[@]}"; do
     [[ " ${ALL[*]} " == *" $s "* ]] || { echo "unknown stage '$s' (see --list)" >&2; exit 2; }
 done
+
+# The app and the fake helper (src-tauri/examples/fake_helper.rs, feature fake-helper), in one
+# command that every stage which runs the app uses: a build of the app alone resolves its
+# dependencies' features without the example's dev-dependencies and rebuilds most of them. So the app
+# these stages run has the fake helper compiled in, unused; release builds and the .deb do not.
+BUILD_APP=(cargo build --manifest-path "$ROOT/Cargo.toml" -p warren-app --features fake-helper
+    --bin warren-app --example fake_helper)
 
 passed=0 failed=0 notrun=0
 declare -a FAILED=()
@@ -100,6 +108,8 @@ stage_rust() {
         echo "note: ui/dist has no built UI (run the ui stage first for a real one); the app's build warns and embeds a placeholder page"
     fi
     check "rust: clippy" cargo clippy --manifest-path "$ROOT/Cargo.toml" -p warren-app --all-targets -- -D warnings
+    check "rust: clippy with the fake helper" cargo clippy --manifest-path "$ROOT/Cargo.toml" -p warren-app \
+        --all-targets --features fake-helper -- -D warnings
     check "rust: tests" cargo test --manifest-path "$ROOT/Cargo.toml" -p warren-app
 }
 
@@ -113,12 +123,12 @@ stage_keyring() {
         --lib -- --ignored --exact store::secrets::tests::keyring_round_trip
 }
 
-# screenshot_renders OUT [DEMO_HELPER] — the screenshot must show a rendered window: many
+# screenshot_renders OUT [FAKE_HELPER] — the screenshot must show a rendered window: many
 # colours, not a blank or black screen.
 screenshot_renders() {
-    local out=$1 demo=${2:-} colours
-    if [[ -n $demo ]]; then
-        WARREN_SCREENSHOT_DEMO="$demo" WARREN_SCREENSHOT_WAIT=12 \
+    local out=$1 fake=${2:-} colours
+    if [[ -n $fake ]]; then
+        WARREN_SCREENSHOT_FAKE_HELPER="$fake" WARREN_SCREENSHOT_WAIT=12 \
             "$HERE/screenshot.sh" "$out" "$TARGET/debug/warren-app" || return
     else
         "$HERE/screenshot.sh" "$out" "$TARGET/debug/warren-app" || return
@@ -130,18 +140,16 @@ screenshot_renders() {
 
 stage_screenshot() {
     check "screenshot: tools" need xvfb-run xwininfo import convert dbus-run-session || return
-    check "screenshot: build the app and the demo helper" cargo build --manifest-path "$ROOT/Cargo.toml" \
-        -p warren-app --bin warren-app --example demo_helper || return
+    check "screenshot: build the app and the fake helper" "${BUILD_APP[@]}" || return
     local out="${WARREN_GUI_SCREENSHOT:-$TARGET/gui-screenshot.png}"
     check "screenshot: the helper-missing screen renders ($out)" screenshot_renders "$out"
-    local demo="${out%.png}-connected.png"
-    check "screenshot: the connection view renders ($demo)" \
-        screenshot_renders "$demo" "$TARGET/debug/examples/demo_helper"
+    local connected="${out%.png}-connected.png"
+    check "screenshot: the connection view renders ($connected)" \
+        screenshot_renders "$connected" "$TARGET/debug/examples/fake_helper"
 }
 
 stage_tray() {
-    check "tray: build the app and the stand-in StatusNotifier watcher" cargo build \
-        --manifest-path "$ROOT/Cargo.toml" -p warren-app --bin warren-app --example demo_helper \
+    check "tray: build the app and the stand-in StatusNotifier watcher" "${BUILD_APP[@]}" \
         --example sni_watcher || return
     local case flag rc
     for case in hidden-library no-host host; do
@@ -181,8 +189,7 @@ stage_e2e() {
     fi
     # The same build command as the screenshot stage (the same features), so after it this is
     # a no-op; the helper on its own, as the other stages build it.
-    check "e2e: build the app" cargo build --manifest-path "$ROOT/Cargo.toml" \
-        -p warren-app --bin warren-app --example demo_helper || return
+    check "e2e: build the app" "${BUILD_APP[@]}" || return
     check "e2e: build the helper" cargo build --manifest-path "$ROOT/Cargo.toml" -p warren-helper || return
     # Streamed, not summarised: each step's line is the useful part. Kept next to the screenshots.
     mkdir -p "$dir"

@@ -3,8 +3,8 @@
 # session with throwaway HOME and XDG dirs, wait until its window is mapped, and save a
 # screenshot of the whole screen to OUT.png (ImageMagick `import`), then stop the app.
 # Environment: WARREN_HELPER_SOCKET (default: a path where nothing listens, so the app shows its
-# "helper is not running" screen); WARREN_SCREENSHOT_DEMO=PATH runs that demo helper binary
-# (cargo build -p warren-app --example demo_helper) and points the app at it;
+# "helper is not running" screen); WARREN_SCREENSHOT_FAKE_HELPER=PATH runs that fake helper binary
+# (cargo build -p warren-app --features fake-helper --example fake_helper) and points the app at it;
 # WARREN_SCREENSHOT_WAIT (seconds to let the page render, default 5).
 set -euo pipefail
 
@@ -23,13 +23,13 @@ if [[ ${1:-} != --inside ]] && [[ -z ${WARREN_SHOT_INSIDE:-} ]]; then
     mkdir -p "$HOME" "$XDG_CONFIG_HOME" "$XDG_DATA_HOME" "$XDG_CACHE_HOME" "$XDG_RUNTIME_DIR"
     chmod 700 "$XDG_RUNTIME_DIR"
     export WARREN_HELPER_SOCKET=${WARREN_HELPER_SOCKET:-$tmp/no-helper.sock}
-    demo_pid=""
-    if [[ -n ${WARREN_SCREENSHOT_DEMO:-} ]]; then
-        # The stand-in helper (src-tauri/examples/demo_helper.rs): a connected tunnel to show.
-        export WARREN_HELPER_SOCKET="$tmp/demo.sock"
-        "$WARREN_SCREENSHOT_DEMO" "$WARREN_HELPER_SOCKET" 2>"$tmp/demo.log" &
-        demo_pid=$!
-        trap '[[ -n $demo_pid ]] && kill "$demo_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+    fake_pid=""
+    if [[ -n ${WARREN_SCREENSHOT_FAKE_HELPER:-} ]]; then
+        # The fake helper (src-tauri/examples/fake_helper.rs): a connected tunnel to show.
+        export WARREN_HELPER_SOCKET="$tmp/fake-helper.sock"
+        "$WARREN_SCREENSHOT_FAKE_HELPER" "$WARREN_HELPER_SOCKET" 2>"$tmp/fake-helper.log" &
+        fake_pid=$!
+        trap '[[ -n $fake_pid ]] && kill "$fake_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
         for _ in $(seq 50); do [[ -S $WARREN_HELPER_SOCKET ]] && break; sleep 0.1; done
     fi
     WARREN_SHOT_INSIDE=1 WARREN_SHOT_TMP="$tmp" xvfb-run -a -s "-screen 0 1280x800x24" \

@@ -5,12 +5,14 @@
 //! Layout:
 //! - `mod.rs`: [`Controller`], its configuration and the requests that go to the helper
 //!   (connect, disconnect, options, logs);
-//! - [`session`]: the connection loop — connect, subscribe, resync, mirror events, and reconnect
+//! - [`connection`]: the connection loop — connect, subscribe, resync, mirror events, and reconnect
 //!   with backoff when the helper goes away;
 //! - [`mirror`]: the pure picture of the world and how it becomes a [`Snapshot`];
-//! - [`demo`]: the local demo the app may be started to offer (`--offer-demo FILE`);
+//! - [`demo`]: the local demo (`warren-helper demo`) the app may be started to offer
+//!   (`--offer-demo FILE`);
 //! - [`library`]: the stored tunnels — import, create, edit, rename, delete, export — and where
-//!   their keys go.
+//!   their keys go;
+//! - `tests.rs`: all of it against the fake helper (`crate::fake_helper`), in memory.
 //!
 //! Every change is published on a broadcast channel as an [`Update`] (a whole [`Snapshot`], a
 //! state [`Transition`] for notifications, or a log line), which the Tauri layer forwards to the
@@ -19,10 +21,10 @@
 //! Locking: one `std::sync::Mutex` around the [`Mirror`]; it is never held across an `.await` or
 //! a keyring call.
 
+pub mod connection;
 pub mod demo;
 pub mod library;
 pub mod mirror;
-pub mod session;
 #[cfg(test)]
 mod tests;
 

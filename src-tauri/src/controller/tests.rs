@@ -1,28 +1,25 @@
-//! The controller against an in-memory fake helper that speaks the real protocol (frames over
-//! `tokio::io::duplex`, the real [`Client`] on our side), without Tauri.
+//! The controller against the fake helper (`crate::fake_helper`), which speaks the real protocol
+//! in memory (frames over `tokio::io::duplex`, the real [`Client`](warren_proto::ipc::Client) on
+//! our side), without Tauri.
 //!
-//! The fake keeps a table of tunnels and answers like the helper will: `connect_*` publishes
-//! `connecting`, answers, then publishes `connected` (unless told to stall, like a peer that never
-//! answers); `disconnect` publishes `disconnecting`, answers, publishes `disconnected`. Tests can
-//! push any event, refuse connections the way the real socket would, or drop the connection.
+//! The fake keeps a table of tunnels and answers as the helper does: `connect_*` publishes
+//! `connecting`, answers, then publishes `connected` (unless its handshakes never complete, like
+//! a peer that never answers); `disconnect` publishes `disconnecting`, answers, publishes
+//! `disconnected`. Tests push any event, refuse connections the way the real socket would, hold
+//! answers back, or drop the connection.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::DuplexStream;
-use tokio::sync::mpsc;
-use tokio_util::codec::Framed;
 use warren_proto::ipc::{
-    Client, ClientError, ClientMessage, Event, EventTopic, Health, HelperCodec, HelperMessage,
-    IpcError, KillSwitch, LogLevel, LogLine, PeerStatus, Request, Response, TunnelKind, TunnelName,
-    TunnelOptions, TunnelState, TunnelStatus, TunnelSummary,
+    Event, EventTopic, Health, KillSwitch, Request, TunnelKind, TunnelName, TunnelOptions,
+    TunnelState,
 };
 use warren_proto::key::PrivateKey;
 
-use super::{BoxFuture, Connector, Controller, ControllerConfig, Update};
+use super::{Controller, ControllerConfig, Update};
+use crate::fake_helper::{self, Door, FakeHelper, FakeTunnel, Handshake, PEER};
 use crate::model::{
     HealthView, HelperStatus, KillSwitchView, OptionsView, PendingRequest, SecretsStatus,
     StateView, TunnelView, UiErrorKind,
@@ -30,315 +27,15 @@ use crate::model::{
 use crate::store::secrets::{MemoryStore, SecretStore};
 use crate::store::tests::TempDir;
 
-const PEER: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
-
 fn name(s: &str) -> TunnelName {
     TunnelName::new(s).unwrap()
 }
 
-// ---------------------------------------------------------------------------------------------
-// The fake helper
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone)]
-struct FakeTunnel {
-    kind: TunnelKind,
-    state: TunnelState,
-    options: TunnelOptions,
-}
-
-/// How the next connection attempt goes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Door {
-    Open,
-    NotRunning,
-    PermissionDenied,
-}
-
-#[derive(Default)]
-struct HelperState {
-    tunnels: BTreeMap<String, FakeTunnel>,
-    /// Every request received, in order.
-    requests: Vec<Request>,
-    /// `connect_*` answers but the handshake never completes.
-    stall: bool,
-    /// Pushes events into the live connection; `None` when nobody is connected.
-    push: Option<mpsc::UnboundedSender<Option<HelperMessage>>>,
-    connections: usize,
-}
-
-#[derive(Clone)]
-struct FakeHelper {
-    state: Arc<Mutex<HelperState>>,
-    door: Arc<Mutex<Door>>,
-    /// Requests are answered only while this can be read-locked; a test holds the write lock
-    /// to keep an answer back.
-    gate: Arc<tokio::sync::RwLock<()>>,
-}
-
-impl FakeHelper {
-    fn new() -> Self {
-        Self {
-            state: Arc::new(Mutex::new(HelperState::default())),
-            door: Arc::new(Mutex::new(Door::Open)),
-            gate: Arc::new(tokio::sync::RwLock::new(())),
-        }
-    }
-
-    fn with_system_tunnel(self, n: &str) -> Self {
-        self.state.lock().unwrap().tunnels.insert(
-            n.into(),
-            FakeTunnel {
-                kind: TunnelKind::System,
-                state: TunnelState::Disconnected,
-                options: TunnelOptions::default(),
-            },
-        );
-        self
-    }
-
-    fn set_door(&self, door: Door) {
-        *self.door.lock().unwrap() = door;
-    }
-
-    fn requests(&self) -> Vec<Request> {
-        self.state.lock().unwrap().requests.clone()
-    }
-
-    fn connections(&self) -> usize {
-        self.state.lock().unwrap().connections
-    }
-
-    /// Sends `event` to the connected client as the helper would.
-    fn push(&self, event: Event) {
-        let state = self.state.lock().unwrap();
-        state
-            .push
-            .as_ref()
-            .expect("a connected client")
-            .send(Some(HelperMessage::Event(event)))
-            .unwrap();
-    }
-
-    /// Drops the connection (the helper crashed or restarted).
-    fn hang_up(&self) {
-        let mut state = self.state.lock().unwrap();
-        if let Some(push) = state.push.take() {
-            let _ = push.send(None);
-        }
-    }
-
-    /// One connection: hello, then requests and pushed events until either side ends.
-    async fn serve(self, stream: DuplexStream) {
-        let mut frames = Framed::new(stream, HelperCodec::new());
-        match frames.next().await {
-            Some(Ok(ClientMessage::Hello { .. })) => {}
-            other => panic!("expected a hello, got {other:?}"),
-        }
-        frames.send(HelperMessage::hello("9.9.9")).await.unwrap();
-        let (push, mut pushed) = mpsc::unbounded_channel();
-        {
-            let mut state = self.state.lock().unwrap();
-            state.push = Some(push.clone());
-            state.connections += 1;
-        }
-        let mut subscribed: Vec<EventTopic> = Vec::new();
-        loop {
-            tokio::select! {
-                message = frames.next() => {
-                    let Some(Ok(ClientMessage::Request { id, request })) = message else { return };
-                    let _open = self.gate.read().await;
-                    if let Request::Subscribe { topics } = &request {
-                        subscribed.extend(topics);
-                    }
-                    for out in self.answer(id, request) {
-                        let topic = match &out {
-                            HelperMessage::Event(Event::TunnelState { .. }) => Some(EventTopic::State),
-                            HelperMessage::Event(Event::Stats { .. }) => Some(EventTopic::Stats),
-                            _ => None,
-                        };
-                        if topic.is_none_or(|t| subscribed.contains(&t)) {
-                            frames.send(out).await.unwrap();
-                        }
-                    }
-                }
-                message = pushed.recv() => {
-                    match message {
-                        Some(Some(message)) => frames.send(message).await.unwrap(),
-                        _ => return,
-                    }
-                }
-            }
-        }
-    }
-
-    /// The messages the helper sends for one request, in order.
-    fn answer(&self, id: u64, request: Request) -> Vec<HelperMessage> {
-        let mut state = self.state.lock().unwrap();
-        state.requests.push(request.clone());
-        let done = |result| HelperMessage::Response { id, result };
-        let event = |n: &TunnelName, s: TunnelState| {
-            HelperMessage::Event(Event::TunnelState {
-                name: n.clone(),
-                state: s,
-            })
-        };
-        match request {
-            Request::Subscribe { .. } | Request::Unsubscribe { .. } => {
-                vec![done(Ok(Response::Done))]
-            }
-            Request::ListTunnels => vec![done(Ok(Response::Tunnels {
-                tunnels: state
-                    .tunnels
-                    .iter()
-                    .map(|(n, t)| TunnelSummary {
-                        name: name(n),
-                        kind: t.kind,
-                        state: t.state.clone(),
-                        options: t.options,
-                    })
-                    .collect(),
-            }))],
-            Request::Status { .. } => vec![done(Ok(Response::Status {
-                tunnels: state
-                    .tunnels
-                    .iter()
-                    .filter(|(_, t)| t.state != TunnelState::Disconnected)
-                    .map(|(n, t)| TunnelStatus {
-                        name: name(n),
-                        kind: t.kind,
-                        state: t.state.clone(),
-                        interface: Some(n.clone()),
-                        options: t.options,
-                        peers: vec![peer(10, 20)],
-                        health: Some(Health::Healthy),
-                    })
-                    .collect(),
-            }))],
-            Request::Logs { .. } => vec![done(Ok(Response::Logs {
-                lines: vec![LogLine {
-                    unix_ms: 1,
-                    level: LogLevel::Info,
-                    target: "warren_helper".into(),
-                    message: "helper started".into(),
-                }],
-            }))],
-            Request::ConnectUser {
-                name: n, options, ..
-            } => {
-                if state
-                    .tunnels
-                    .get(n.as_str())
-                    .is_some_and(|t| t.state != TunnelState::Disconnected)
-                {
-                    return vec![done(Err(IpcError::conflict(None, format!("'{n}' is up"))))];
-                }
-                state.tunnels.insert(
-                    n.to_string(),
-                    FakeTunnel {
-                        kind: TunnelKind::User,
-                        state: TunnelState::Connecting,
-                        options,
-                    },
-                );
-                Self::come_up(&mut state, &n, done, event)
-            }
-            Request::ConnectSystem { name: n } => match state.tunnels.get_mut(n.as_str()) {
-                None => vec![done(Err(IpcError::not_found(format!(
-                    "no system tunnel named '{n}'"
-                ))))],
-                Some(t) => {
-                    t.state = TunnelState::Connecting;
-                    Self::come_up(&mut state, &n, done, event)
-                }
-            },
-            Request::Disconnect { name: n } => {
-                let Some(t) = state.tunnels.get_mut(n.as_str()) else {
-                    return vec![done(Err(IpcError::not_found(format!(
-                        "no tunnel named '{n}' is up"
-                    ))))];
-                };
-                t.state = TunnelState::Disconnected;
-                if t.kind == TunnelKind::User {
-                    state.tunnels.remove(n.as_str());
-                }
-                vec![
-                    event(&n, TunnelState::Disconnecting),
-                    done(Ok(Response::Done)),
-                    event(&n, TunnelState::Disconnected),
-                ]
-            }
-            Request::SetOptions { name: n, options } => match state.tunnels.get_mut(n.as_str()) {
-                Some(t) => {
-                    t.options = options;
-                    vec![done(Ok(Response::Done))]
-                }
-                None => vec![done(Err(IpcError::not_found("no such tunnel")))],
-            },
-            Request::ImportSystemTunnel { .. } | Request::RemoveSystemTunnel { .. } => {
-                vec![done(Err(IpcError::not_authorized("administrators only")))]
-            }
-        }
-    }
-
-    fn come_up(
-        state: &mut HelperState,
-        n: &TunnelName,
-        done: impl Fn(Result<Response, IpcError>) -> HelperMessage,
-        event: impl Fn(&TunnelName, TunnelState) -> HelperMessage,
-    ) -> Vec<HelperMessage> {
-        let mut out = vec![event(n, TunnelState::Connecting), done(Ok(Response::Done))];
-        if !state.stall {
-            let connected = TunnelState::Connected {
-                since_unix_secs: 1_700_000_000,
-            };
-            if let Some(t) = state.tunnels.get_mut(n.as_str()) {
-                t.state = connected.clone();
-            }
-            out.push(event(n, connected));
-        }
-        out
-    }
-}
-
-impl Connector for FakeHelper {
-    fn connect(&self) -> BoxFuture<Result<Client, ClientError>> {
-        let helper = self.clone();
-        Box::pin(async move {
-            let path = PathBuf::from("/run/warren/helper.sock");
-            match *helper.door.lock().unwrap() {
-                Door::Open => {}
-                Door::NotRunning => {
-                    return Err(ClientError::NotRunning {
-                        path,
-                        hint: "start it with `systemctl start warren-helper`",
-                        source: std::io::Error::from(std::io::ErrorKind::NotFound),
-                    })
-                }
-                Door::PermissionDenied => {
-                    return Err(ClientError::PermissionDenied {
-                        path,
-                        hint: "add yourself to group `warren` (`sudo usermod -aG warren \"$USER\"`) and log in again",
-                        source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
-                    })
-                }
-            }
-            let (client_end, helper_end) = tokio::io::duplex(64 * 1024);
-            tokio::spawn(helper.serve(helper_end));
-            Client::handshake(client_end, "warren-app test").await
-        })
-    }
-}
-
-fn peer(rx: u64, tx: u64) -> PeerStatus {
-    PeerStatus {
-        public_key: PEER.parse().unwrap(),
-        endpoint: Some("198.18.0.1:51820".parse().unwrap()),
-        allowed_ips: vec!["198.18.200.0/24".parse().unwrap()],
-        last_handshake_unix_secs: Some(1_700_000_000),
-        rx_bytes: rx,
-        tx_bytes: tx,
-    }
+/// The fake with these system tunnels, all down.
+fn helper_with(tunnels: &[&str]) -> FakeHelper {
+    tunnels
+        .iter()
+        .fold(FakeHelper::new(), |h, n| h.with_system_tunnel(name(n)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -407,6 +104,11 @@ impl Harness {
         }
     }
 
+    /// Pushes `event` from the helper; a connection must be there to get it.
+    fn push(&self, event: Event) {
+        assert!(self.helper.push(event), "no connection to push to");
+    }
+
     async fn until_connected(&self) {
         self.until("the helper is connected", |s| s.helper.is_connected())
             .await;
@@ -450,7 +152,7 @@ fn conf(key: &PrivateKey) -> String {
 
 #[tokio::test]
 async fn a_missing_helper_is_explained_and_picked_up_when_it_starts() {
-    let helper = FakeHelper::new().with_system_tunnel("office");
+    let helper = helper_with(&["office"]);
     helper.set_door(Door::NotRunning);
     let h = Harness::start("not-running", helper).await;
     h.until("not running", |s| {
@@ -480,10 +182,13 @@ async fn a_missing_helper_is_explained_and_picked_up_when_it_starts() {
     assert_eq!(
         h.controller.snapshot().helper,
         HelperStatus::Connected {
-            version: "9.9.9".into()
+            version: fake_helper::VERSION.into()
         }
     );
-    assert_eq!(h.controller.logs()[0].message, "helper started");
+    assert_eq!(
+        h.controller.logs()[0].message,
+        "fake helper started (nothing on this system changes)"
+    );
     // Subscribed to state and stats before asking for the list.
     let requests = h.helper.requests();
     assert!(matches!(&requests[0], Request::Subscribe { topics }
@@ -493,8 +198,7 @@ async fn a_missing_helper_is_explained_and_picked_up_when_it_starts() {
 
 #[tokio::test]
 async fn states_come_from_the_helper_only() {
-    let helper = FakeHelper::new().with_system_tunnel("office");
-    helper.state.lock().unwrap().stall = true;
+    let helper = helper_with(&["office"]).with_handshake(Handshake::Never);
     let h = Harness::start("mirror", helper).await;
     let mut updates = h.controller.subscribe();
     h.until_connected().await;
@@ -511,7 +215,7 @@ async fn states_come_from_the_helper_only() {
     assert_eq!(h.tunnel("office").pending, None);
     assert_eq!(h.controller.snapshot().last_used.as_deref(), Some("office"));
 
-    h.helper.push(Event::TunnelState {
+    h.push(Event::TunnelState {
         name: name("office"),
         state: TunnelState::Connected {
             since_unix_secs: 42,
@@ -524,7 +228,7 @@ async fn states_come_from_the_helper_only() {
     })
     .await;
 
-    h.helper.push(Event::TunnelState {
+    h.push(Event::TunnelState {
         name: name("office"),
         state: TunnelState::Error {
             reason: "no route to 198.18.0.1".into(),
@@ -642,15 +346,15 @@ async fn a_user_tunnel_goes_to_the_helper_with_its_key_and_options() {
 
 #[tokio::test]
 async fn stats_fill_the_connection_view() {
-    let h = Harness::start("stats", FakeHelper::new().with_system_tunnel("office")).await;
+    let h = Harness::start("stats", helper_with(&["office"])).await;
     h.until_connected().await;
     h.controller.connect("office").await.unwrap();
     h.until_state("office", |s| matches!(s, StateView::Connected { .. }))
         .await;
     for i in 1..=3u64 {
-        h.helper.push(Event::Stats {
+        h.push(Event::Stats {
             name: name("office"),
-            peers: vec![peer(i * 1000, i * 500)],
+            peers: vec![fake_helper::peer_status(i * 1000, i * 500)],
             health: Some(Health::Degraded {
                 reasons: vec![warren_proto::ipc::DegradedReason::NoHandshake {
                     peer: PEER.parse().unwrap(),
@@ -674,7 +378,7 @@ async fn stats_fill_the_connection_view() {
 
 #[tokio::test]
 async fn a_helper_restart_makes_states_unknown_until_it_is_back() {
-    let h = Harness::start("restart", FakeHelper::new().with_system_tunnel("office")).await;
+    let h = Harness::start("restart", helper_with(&["office"])).await;
     h.until_connected().await;
     h.controller.connect("office").await.unwrap();
     h.until_state("office", |s| matches!(s, StateView::Connected { .. }))
@@ -686,14 +390,10 @@ async fn a_helper_restart_makes_states_unknown_until_it_is_back() {
     assert!(!h.controller.snapshot().helper.is_connected());
 
     // The restarted helper brought the tunnel back down.
-    h.helper
-        .state
-        .lock()
-        .unwrap()
-        .tunnels
-        .get_mut("office")
-        .unwrap()
-        .state = TunnelState::Disconnected;
+    h.helper.insert(
+        name("office"),
+        FakeTunnel::new(TunnelKind::System, TunnelState::Disconnected),
+    );
     h.helper.set_door(Door::Open);
     h.until_connected().await;
     assert_eq!(h.tunnel("office").state, StateView::Disconnected);
@@ -711,18 +411,11 @@ async fn an_unknown_tunnel_triggers_a_resync_not_a_guess() {
         .filter(|r| **r == Request::ListTunnels)
         .count();
     // An administrator brings up a system tunnel with the CLI.
-    {
-        let mut state = h.helper.state.lock().unwrap();
-        state.tunnels.insert(
-            "admin".into(),
-            FakeTunnel {
-                kind: TunnelKind::System,
-                state: TunnelState::Connecting,
-                options: TunnelOptions::default(),
-            },
-        );
-    }
-    h.helper.push(Event::TunnelState {
+    h.helper.insert(
+        name("admin"),
+        FakeTunnel::new(TunnelKind::System, TunnelState::Connecting),
+    );
+    h.push(Event::TunnelState {
         name: name("admin"),
         state: TunnelState::Connecting,
     });
@@ -751,13 +444,7 @@ async fn a_refused_request_is_reported_on_the_tunnel() {
 
 #[tokio::test]
 async fn the_tray_toggle_uses_the_last_tunnel() {
-    let h = Harness::start(
-        "toggle",
-        FakeHelper::new()
-            .with_system_tunnel("office")
-            .with_system_tunnel("lab"),
-    )
-    .await;
+    let h = Harness::start("toggle", helper_with(&["office", "lab"])).await;
     h.until_connected().await;
     let error = h.controller.toggle_last_used().await.unwrap_err();
     assert_eq!(
@@ -790,12 +477,7 @@ async fn connect_on_launch_connects_the_last_tunnel_once() {
     config.reconnect_min = Duration::from_millis(20);
     let controller = Controller::new(config);
     assert!(controller.snapshot().settings.connect_on_launch);
-    let h = Harness::run(
-        controller,
-        FakeHelper::new().with_system_tunnel("office"),
-        keyring,
-        dir,
-    );
+    let h = Harness::run(controller, helper_with(&["office"]), keyring, dir);
     h.until_state("office", |s| matches!(s, StateView::Connected { .. }))
         .await;
     let connects = |h: &Harness| {
@@ -807,14 +489,10 @@ async fn connect_on_launch_connects_the_last_tunnel_once() {
     };
     assert_eq!(connects(&h), 1);
     // After a helper restart the tunnel is down, and it is not reconnected behind the user's back.
-    h.helper
-        .state
-        .lock()
-        .unwrap()
-        .tunnels
-        .get_mut("office")
-        .unwrap()
-        .state = TunnelState::Disconnected;
+    h.helper.insert(
+        name("office"),
+        FakeTunnel::new(TunnelKind::System, TunnelState::Disconnected),
+    );
     h.helper.hang_up();
     h.until("a second connection", |_| h.helper.connections() == 2)
         .await;
@@ -1030,10 +708,10 @@ async fn without_a_keyring_say_so_and_offer_the_warned_fallback() {
 
 #[tokio::test]
 async fn pending_is_shown_while_a_request_is_in_flight() {
-    let h = Harness::start("pending", FakeHelper::new().with_system_tunnel("office")).await;
+    let h = Harness::start("pending", helper_with(&["office"])).await;
     h.until_connected().await;
     // Hold the helper's answer back while the request is out.
-    let guard = h.helper.gate.write().await;
+    let guard = h.helper.hold_answers().await;
     let controller = h.controller.clone();
     let request = tokio::spawn(async move { controller.connect("office").await });
     let deadline = std::time::Instant::now() + Duration::from_secs(5);

@@ -73,7 +73,7 @@ impl Controller {
             match connector.connect().await {
                 Ok(client) => {
                     attempt = 0;
-                    let reason = self.session(Arc::new(client)).await;
+                    let reason = self.follow_connection(Arc::new(client)).await;
                     *lock(&self.inner.client) = None;
                     tracing::info!("the connection to the helper ended: {}", reason.message);
                     self.with_mirror(|m| {
@@ -101,8 +101,8 @@ impl Controller {
         }
     }
 
-    /// One connection, from subscribe to its end. Returns why it ended.
-    async fn session(&self, client: Arc<Client>) -> IpcError {
+    /// Follows one connection, from subscribe to its end. Returns why it ended.
+    async fn follow_connection(&self, client: Arc<Client>) -> IpcError {
         let mut events = client.events();
         let topics = vec![EventTopic::State, EventTopic::Stats];
         if let Err(e) = client.request(Request::Subscribe { topics }).await {
