@@ -4,8 +4,8 @@
 //! Two halves, so that "bad input changes nothing":
 //! - [`Prepared::new`] checks everything that depends on the configuration alone, *before* the
 //!   first change to the system: the interface name, host names resolved (once, now), the whole
-//!   network plan, the kill switch's plan and preflight, the DNS plan. An error here changed
-//!   nothing.
+//!   network plan, the kill switch's plan and preflight, the DNS plan, whether the TUN driver is
+//!   there (Windows: `wintun.dll`). An error here changed nothing.
 //! - [`run`] then changes the system, in this order:
 //!   1. recovery: a journal that a crashed run left for this interface is undone (and what it
 //!      restored is logged) — refused if a running helper still holds it;
@@ -269,6 +269,9 @@ impl Prepared {
         let dns_plan = plan_dns(config, ifname, &spec.state_dir)
             .await
             .map_err(|e| SessionError::dns(&spec, e))?;
+        // A TUN driver that is not installed (Windows: wintun.dll) is a missing feature, found
+        // before anything changes — not a system failure half-way through `run`.
+        crate::dataplane::tun::check(ifname).map_err(|e| SessionError::missing(&spec, e))?;
         if !config.interface.hooks.is_empty() && !spec.run_hooks {
             tracing::warn!(
                 "{}: PreUp/PostUp/PreDown/PostDown commands are NOT run (they would run as root); \

@@ -4,12 +4,15 @@
 # by tests/windows/run.sh, which has built the helper, the stub DLL, pipeprobe.exe and the prefix.
 #
 # Checks, each printed as `ok: ...` (the first failure stops the run, with the daemon's log):
-#   - `warren-helper.exe daemon` (console mode) serves the pipe; a second daemon is refused
-#     (FILE_FLAG_FIRST_PIPE_INSTANCE) and exits 1 while the first keeps serving;
+#   - `warren-helper.exe daemon` (console mode) serves the pipe; a second server of the pipe is
+#     refused (FILE_FLAG_FIRST_PIPE_INSTANCE): a second daemon exits 1 while the first keeps
+#     serving — if Wine lets a second instance be created, that is reported as Wine not enforcing
+#     the flag (README, per-OS notes) and no second daemon is started;
 #   - import of a .conf (198.18.x.x addresses only), list, status and status --json;
 #     an invalid .conf refused with exit 7, naming the line;
-#   - up without wintun.dll: exit 1 and the message naming the missing wintun.dll (a missing
-#     feature, not "invalid configuration"); the tunnel is then not up;
+#   - up without wintun.dll: exit 1 and the message naming the missing wintun.dll, and the daemon's
+#     answer (read raw by pipeprobe.exe) of kind missing_feature, not "invalid configuration";
+#     the same for a full tunnel, whose kill switch (WFP) is checked first; nothing is then up;
 #   - down of a tunnel that is not up, remove, list empty again;
 #   - raw frames (pipeprobe.exe): garbage after the hello and a frame that is not JSON answered
 #     with a `closing` reason, an oversized length prefix refused on its length, a request before
@@ -49,13 +52,19 @@ fail() {
 # A path under / as Wine's drive Z: sees it.
 winpath() { printf 'Z:%s' "${1//\//\\}"; }
 
-# helper ARGS... — run the Windows CLI (bounded), output in OUT (stdout+stderr), status in RC.
-helper() {
-    OUT="$(timeout 60 "$RUN" "$HELPER" "$@" 2>&1)"
+# capture CMD... — run CMD (bounded), its stdout+stderr in OUT, its status in RC. Through a file,
+# not a pipe: a Windows program can leave Wine's helper processes behind holding its stdout, so
+# reading a pipe to its end could wait for as long as the wineserver lives.
+capture() {
+    timeout 60 "$@" >"$DIR/out" 2>&1 </dev/null
     RC=$?
+    OUT="$(<"$DIR/out")"
     # Wine's console output ends lines with CR LF.
     OUT=${OUT//$'\r'/}
 }
+
+# helper ARGS... — the Windows CLI.
+helper() { capture "$RUN" "$HELPER" "$@"; }
 
 expect_rc() {
     local want=$1 what=$2
@@ -82,7 +91,13 @@ write_confs() {
     expect_rc 0 "genkey"
     key=$OUT
     helper genkey
-    peer="$(printf '%s\n' "$OUT" | timeout 60 "$RUN" "$HELPER" pubkey 2>&1 | tr -d '\r')"
+    expect_rc 0 "genkey"
+    printf '%s\n' "$OUT" >"$DIR/peer.key"
+    timeout 60 "$RUN" "$HELPER" pubkey <"$DIR/peer.key" >"$DIR/out" 2>&1
+    RC=$?
+    expect_rc 0 "pubkey"
+    peer="$(tr -d '\r' <"$DIR/out")"
+    rm -f "$DIR/peer.key"
     [[ $key =~ ^[A-Za-z0-9+/]{43}=$ && $peer =~ ^[A-Za-z0-9+/]{43}=$ ]] ||
         fail "genkey/pubkey under Wine gave '$key' / '$peer'"
     ok "genkey and pubkey"
@@ -96,6 +111,17 @@ PublicKey = $peer
 AllowedIPs = 198.18.77.0/24
 Endpoint = 198.18.78.1:51820
 PersistentKeepalive = 25
+EOF
+    # A full tunnel: the kill switch (auto) is on for it, so the WFP check runs first.
+    cat >"$DIR/wine1.conf" <<EOF
+[Interface]
+PrivateKey = $key
+Address = 198.18.79.1/24
+
+[Peer]
+PublicKey = $peer
+AllowedIPs = 0.0.0.0/0
+Endpoint = 198.18.78.1:51820
 EOF
     cat >"$DIR/bad.conf" <<EOF
 [Interface]
@@ -124,7 +150,17 @@ start_daemon() {
     ok "the daemon serves $PIPE (pid $DAEMON_PID)"
 }
 
+# A second server of the pipe must be refused (FILE_FLAG_FIRST_PIPE_INSTANCE), so no second daemon
+# can serve or squat it. Wine 8 does not enforce the flag: probed first, and then not tried with
+# a second daemon (it would take a share of the connections).
 check_second_daemon() {
+    probe first
+    expect_rc 0 "pipeprobe first"
+    if grep -qE '^created$' <<<"$OUT"; then
+        say "NOTE: Wine created a second instance of $PIPE with FILE_FLAG_FIRST_PIPE_INSTANCE while the daemon serves it: Wine does not enforce the flag (README, per-OS notes); a second daemon's refusal is not testable here"
+        return 0
+    fi
+    grep -qE '^refused 5$' <<<"$OUT" || fail "pipeprobe first: unexpected: $OUT"
     helper daemon --state-dir "$(winpath "$DIR/state2")" --tunnels-dir "$(winpath "$DIR/tunnels")" \
         --no-log-files
     expect_rc 1 "a second daemon on the same pipe"
@@ -141,7 +177,7 @@ check_tunnels() {
 
     helper import "$(winpath "$DIR/bad.conf")"
     expect_rc 7 "import bad.conf"
-    expect_out 'bad\.conf.*line 6|line 6.*PublicKey' "import bad.conf"
+    expect_out 'bad\.conf:6: PublicKey: not a valid WireGuard key' "import bad.conf"
     [[ ! -e $DIR/tunnels/bad.conf ]] || fail "the invalid bad.conf was installed"
     ok "an invalid .conf is refused with exit 7 (${OUT##*$'\n'})"
 
@@ -160,9 +196,30 @@ check_tunnels() {
 
     helper up wine0
     expect_rc 1 "up wine0 without wintun.dll"
-    expect_out 'wintun\.dll is missing' "up wine0 without wintun.dll"
+    expect_out 'wintun\.dll is missing; download Wintun from https://www\.wintun\.net/' \
+        "up wine0 without wintun.dll"
     ok "up without Wintun: exit 1, ${OUT##*$'\n'}"
+    probe connect wine0
+    expect_out '^frame \{"response":\{"id":1,"result":\{"error":\{"kind":"missing_feature"' \
+        "the daemon's answer to connecting wine0"
+    ok "the daemon's answer is a missing feature: ${OUT##*$'\n'}"
     kill -0 "$DAEMON_PID" 2>/dev/null || fail "the daemon died on a failed up"
+
+    # The full tunnel: WFP (the kill switch) is checked before the TUN driver.
+    helper import "$(winpath "$DIR/wine1.conf")"
+    expect_rc 0 "import wine1.conf"
+    helper up wine1
+    expect_rc 1 "up wine1 (full tunnel, kill switch on)"
+    # Wine 8's FwpmEngineOpen0 fails (1764, RPC_S_CANNOT_SUPPORT): the kill switch's check says so.
+    expect_out "kill switch cannot work here: .FwpmEngineOpen0 \\(Windows Filtering Platform\\). failed" \
+        "up wine1 (full tunnel, kill switch on)"
+    ok "up of a full tunnel: exit 1, ${OUT##*$'\n'}"
+    probe connect wine1
+    expect_out '^frame \{"response":\{"id":1,"result":\{"error":\{"kind":"missing_feature"' \
+        "the daemon's answer to connecting wine1"
+    ok "the daemon's answer is a missing feature"
+    helper remove wine1
+    expect_rc 0 "remove wine1"
 
     helper status --json
     expect_rc 0 "status --json after the failed up"
@@ -186,11 +243,7 @@ check_tunnels() {
 }
 
 # probe MODE — run pipeprobe.exe, output in OUT.
-probe() {
-    OUT="$(timeout 60 "$RUN" "$PROBE" "$1" "$PIPE" "$PROTOCOL_VERSION" 2>&1)"
-    RC=$?
-    OUT=${OUT//$'\r'/}
-}
+probe() { capture "$RUN" "$PROBE" "$1" "$PIPE" "$PROTOCOL_VERSION" "${@:2}"; }
 
 check_frames() {
     probe garbage

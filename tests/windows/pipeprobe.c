@@ -2,15 +2,19 @@
  * (built there with x86_64-w64-mingw32-gcc, run under Wine). It does what the real CLI never
  * does: bad frames, and opening the pipe with a token the pipe's DACL must refuse.
  *
- * Usage: pipeprobe MODE PIPE [VERSION]
+ * Usage: pipeprobe MODE PIPE [VERSION [NAME]]
+ *   connect    hello, then the request to bring up the system tunnel NAME: prints the response
+ *              itself, whose error kind the script checks (the CLI shows only its exit code)
  *   garbage    hello (protocol VERSION), then a frame that is not JSON
  *   oversized  hello, then a length prefix of 0xFFFFFFFF
  *   early      a request before any hello
  *   truncated  hello, then half a frame, then the client goes away
+ *   first      create an instance of PIPE with FILE_FLAG_FIRST_PIPE_INSTANCE while the daemon
+ *              serves it: Windows refuses (`refused 5`); prints `created` if the system allows it
  *   restricted open PIPE while impersonating a restricted copy of this process's token: every
  *              group deny-only (SYSTEM and Administrators included, so the DACL's grants do not
  *              apply), which Windows must refuse with ERROR_ACCESS_DENIED
- * Prints one line per event on stdout: `opened`, `denied <error>`, `frame <json>`, `eof`,
+ * Prints one line per event on stdout: `opened`, `denied <error>`, `created`, `refused <error>`, `frame <json>`, `eof`,
  * `error <what> <code>`; the script checks them. Exit 0 when the exchange ran (whatever the
  * daemon answered), 2 on bad usage, 1 when the pipe could not be used at all. */
 #include <windows.h>
@@ -178,21 +182,44 @@ static int restricted(const char *path)
     return 0;
 }
 
+static int first_instance(const char *path)
+{
+    HANDLE h = CreateNamedPipeA(path, PIPE_ACCESS_DUPLEX | FILE_FLAG_FIRST_PIPE_INSTANCE,
+                                PIPE_TYPE_BYTE | PIPE_REJECT_REMOTE_CLIENTS, PIPE_UNLIMITED_INSTANCES,
+                                4096, 4096, 0, NULL);
+    if (h == INVALID_HANDLE_VALUE) {
+        printf("refused %lu\n", GetLastError());
+        return 0;
+    }
+    printf("created\n");
+    CloseHandle(h);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc < 3) {
-        fprintf(stderr, "usage: pipeprobe garbage|oversized|early|truncated|restricted PIPE [VERSION]\n");
+        fprintf(stderr, "usage: pipeprobe connect|garbage|oversized|early|truncated|first|restricted PIPE [VERSION [NAME]]\n");
         return 2;
     }
     const char *mode = argv[1], *path = argv[2], *version = argc > 3 ? argv[3] : "0";
     if (strcmp(mode, "restricted") == 0)
         return restricted(path);
+    if (strcmp(mode, "first") == 0)
+        return first_instance(path);
     HANDLE h = open_pipe(path);
     if (h == INVALID_HANDLE_VALUE)
         return 1;
     printf("opened\n");
-    if (strcmp(mode, "garbage") == 0) {
+    if (strcmp(mode, "connect") == 0 && argc > 4) {
+        char json[512];
+        snprintf(json, sizeof json,
+                 "{\"request\":{\"id\":1,\"request\":{\"command\":\"connect_system\",\"args\":{\"name\":\"%s\"}}}}",
+                 argv[4]);
+        if (hello(h, version) && write_frame(h, json))
+            read_frame(h);
+    } else if (strcmp(mode, "garbage") == 0) {
         if (hello(h, version) && write_frame(h, "this is not json"))
             drain(h);
     } else if (strcmp(mode, "oversized") == 0) {

@@ -107,6 +107,16 @@ prepare() {
     say "Wine: $("$WINE" --version 2>/dev/null); prefix: $WARREN_WINE_PREFIX"
 }
 
+# A persistent wineserver for this prefix, and Wine's own service processes (services.exe,
+# winedevice.exe, ...) started once here with their output in a log: started by a test program
+# instead, they would keep that program's stdout open for as long as they live.
+start_wineserver() {
+    WINEPREFIX="$WARREN_WINE_PREFIX" "$WINESERVER" -p >>"$WORK/wine.log" 2>&1 ||
+        die "cannot start the wineserver ($WORK/wine.log)"
+    timeout 120 "$RUNNER" cmd.exe /c exit 0 >>"$WORK/wine.log" 2>&1 </dev/null ||
+        die "Wine cannot run cmd.exe in $WARREN_WINE_PREFIX ($WORK/wine.log)"
+}
+
 unit() {
     local skip_args=() entry name reason
     for entry in "${WINE_SKIPS[@]}"; do
@@ -138,6 +148,7 @@ main() {
     done
     check_tools
     prepare
+    start_wineserver
     for p in "${parts[@]}"; do
         start=$SECONDS
         "$p"
