@@ -161,7 +161,7 @@ install_rust_bits() {
         [[ $RUN_ONLY == 1 ]] && return 0
         as_builder cargo clippy --version >/dev/null 2>&1 || die "cargo clippy is missing: apt-get install rust-web-clippy"
         as_builder cargo fmt --version >/dev/null 2>&1 || die "cargo fmt is missing: apt-get install rustfmt-web"
-        warn "no rustup, so no Rust targets ${RUST_TARGETS[*]}: the Windows/macOS stages of scripts/test.sh (clippy-windows, build-windows, clippy-macos) will stop and say how to install rustup; everything else works"
+        warn "no rustup, so no Rust targets ${RUST_TARGETS[*]}: the Windows/macOS stages of scripts/test.sh (clippy-windows, build-windows, windows, clippy-macos) will stop and say how to install rustup; everything else works"
         return 0
     fi
     as_builder sh -c 'command -v rustup' >/dev/null 2>&1 ||

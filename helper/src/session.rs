@@ -699,6 +699,36 @@ mod tests {
         assert!(matches!(error.kind(), ErrorKind::InvalidConfig { .. }));
     }
 
+    /// No `wintun.dll` next to the test executable (as under Wine in the `windows` stage, or a
+    /// fresh build): a missing feature, found before anything changes, naming the DLL.
+    #[cfg(windows)]
+    #[tokio::test]
+    async fn a_missing_wintun_dll_is_a_missing_feature() {
+        let dll = std::env::current_exe()
+            .unwrap()
+            .with_file_name("wintun.dll");
+        assert!(
+            !dll.exists(),
+            "{} exists: this test needs it absent",
+            dll.display()
+        );
+        let split = spec(&format!(
+            "[Interface]\nPrivateKey = {KEY_A}\nAddress = 198.18.5.1/24\n\n[Peer]\n\
+             PublicKey = {KEY_B}\nAllowedIPs = 198.18.6.0/24\nEndpoint = 198.18.1.2:51820\n"
+        ));
+        let error = Prepared::new(split)
+            .await
+            .err()
+            .expect("prepared without wintun.dll");
+        assert_eq!(error.kind(), ErrorKind::MissingFeature, "{error:?}");
+        let text = error.message();
+        assert!(
+            text.starts_with("test.conf: cannot bring up wrt0: ")
+                && text.contains(&format!("{} is missing", dll.display())),
+            "{text}"
+        );
+    }
+
     #[test]
     fn each_failure_maps_to_its_kind() {
         let s = spec(&format!(
