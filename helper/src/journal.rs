@@ -10,7 +10,8 @@
 //!   and the list of [`Change`]s, oldest first. Every update rewrites it atomically: a temporary
 //!   file (0600) is written and fsynced, renamed over the journal, and the directory fsynced, so a
 //!   crash leaves the old list or the new one, never a torn file;
-//! - per interface `<ifname>.lock`, `flock`ed by the live [`Journal`] for as long as it exists.
+//! - per interface `<ifname>.lock`, `flock`ed by the live [`Journal`] for as long as it exists
+//!   (on Windows: held open without read/write sharing, so no other open succeeds).
 //!   The kernel drops the lock when the process dies, however it dies, which is how a journal left
 //!   by a crash ("leftover") is told from the journal of a tunnel that is still up: recovery never
 //!   touches a locked one.
@@ -959,19 +960,31 @@ impl Lock {
         ))
     }
 
-    /// Without `flock`, a plain file: no protection against a second process.
-    #[cfg(not(unix))]
+    /// Windows has no `flock`: the file is opened sharing only deletion (so [`Lock::release`]
+    /// can remove it), and any other open of it — another process's, or another `Lock` here —
+    /// fails with a sharing violation until this handle closes, which the system does when the
+    /// process dies.
+    #[cfg(windows)]
     fn acquire(path: &Path) -> io::Result<Option<Lock>> {
-        let file = OpenOptions::new()
+        use std::os::windows::fs::OpenOptionsExt as _;
+        use windows_sys::Win32::Foundation::ERROR_SHARING_VIOLATION;
+        /// winnt.h's FILE_SHARE_DELETE (windows-sys has it behind a feature nothing else needs).
+        const FILE_SHARE_DELETE: u32 = 0x0000_0004;
+        let opened = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(path)?;
-        Ok(Some(Lock {
-            path: path.to_owned(),
-            _file: file,
-        }))
+            .share_mode(FILE_SHARE_DELETE)
+            .open(path);
+        match opened {
+            Ok(file) => Ok(Some(Lock {
+                path: path.to_owned(),
+                _file: file,
+            })),
+            Err(err) if err.raw_os_error() == Some(ERROR_SHARING_VIOLATION as i32) => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// Removes the lock file while still holding the lock, then releases it.
@@ -1153,6 +1166,7 @@ mod tests {
                 .unwrap();
             assert_eq!(mode(&tmp.state()), 0o700);
         }
+        fs::create_dir_all(&tmp.0).unwrap();
         let file = tmp.0.join("file");
         fs::write(&file, "").unwrap();
         let err = Journal::create(&file, "wg0").unwrap_err();
@@ -1427,6 +1441,11 @@ mod tests {
         // Read-only: the test runner may run tests in parallel, so the variable is not set here.
         match std::env::var_os(STATE_DIR_ENV) {
             Some(dir) if !dir.is_empty() => assert_eq!(state_dir(), PathBuf::from(dir)),
+            _ if cfg!(windows) => {
+                let program_data =
+                    std::env::var_os("ProgramData").unwrap_or(r"C:\ProgramData".into());
+                assert_eq!(state_dir(), PathBuf::from(program_data).join("Warren"));
+            }
             _ => assert_eq!(state_dir(), PathBuf::from(DEFAULT_STATE_DIR)),
         }
     }

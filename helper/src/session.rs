@@ -4,8 +4,8 @@
 //! Two halves, so that "bad input changes nothing":
 //! - [`Prepared::new`] checks everything that depends on the configuration alone, *before* the
 //!   first change to the system: the interface name, host names resolved (once, now), the whole
-//!   network plan, the kill switch's plan and preflight, the DNS plan. An error here changed
-//!   nothing.
+//!   network plan, the kill switch's plan and preflight, the DNS plan, whether the TUN driver is
+//!   there (Windows: `wintun.dll`). An error here changed nothing.
 //! - [`run`] then changes the system, in this order:
 //!   1. recovery: a journal that a crashed run left for this interface is undone (and what it
 //!      restored is logged) — refused if a running helper still holds it;
@@ -271,6 +271,9 @@ impl Prepared {
         let dns_plan = plan_dns(config, ifname, &spec.state_dir)
             .await
             .map_err(|e| SessionError::dns(&spec, e))?;
+        // A TUN driver that is not installed (Windows: wintun.dll) is a missing feature, found
+        // before anything changes — not a system failure half-way through `run`.
+        crate::dataplane::tun::check(ifname).map_err(|e| SessionError::missing(&spec, e))?;
         if !config.interface.hooks.is_empty() && !spec.run_hooks {
             tracing::warn!(
                 "{}: PreUp/PostUp/PreDown/PostDown commands are NOT run (they would run as root); \
@@ -696,6 +699,36 @@ mod tests {
         bad.ifname = "wg 0".into();
         let error = Prepared::new(bad).await.err().expect("accepted 'wg 0'");
         assert!(matches!(error.kind(), ErrorKind::InvalidConfig { .. }));
+    }
+
+    /// No `wintun.dll` next to the test executable (as under Wine in the `windows` stage, or a
+    /// fresh build): a missing feature, found before anything changes, naming the DLL.
+    #[cfg(windows)]
+    #[tokio::test]
+    async fn a_missing_wintun_dll_is_a_missing_feature() {
+        let dll = std::env::current_exe()
+            .unwrap()
+            .with_file_name("wintun.dll");
+        assert!(
+            !dll.exists(),
+            "{} exists: this test needs it absent",
+            dll.display()
+        );
+        let split = spec(&format!(
+            "[Interface]\nPrivateKey = {KEY_A}\nAddress = 198.18.5.1/24\n\n[Peer]\n\
+             PublicKey = {KEY_B}\nAllowedIPs = 198.18.6.0/24\nEndpoint = 198.18.1.2:51820\n"
+        ));
+        let error = Prepared::new(split)
+            .await
+            .err()
+            .expect("prepared without wintun.dll");
+        assert_eq!(error.kind(), ErrorKind::MissingFeature, "{error:?}");
+        let text = error.message();
+        assert!(
+            text.starts_with("test.conf: cannot bring up wrt0: ")
+                && text.contains(&format!("{} is missing", dll.display())),
+            "{text}"
+        );
     }
 
     #[test]

@@ -543,7 +543,8 @@ async fn live_link<O: NetworkOps>(ops: &mut O, link: &Link) -> io::Result<Option
             Ok(None)
         }
         Err(err)
-            if err.raw_os_error() == Some(libc::ENODEV)
+            // ENODEV is an errno: on Windows error 19 is another error (ERROR_WRITE_PROTECT).
+            if (cfg!(unix) && err.raw_os_error() == Some(libc::ENODEV))
                 || err.kind() == io::ErrorKind::NotFound =>
         {
             Ok(None)
@@ -717,6 +718,18 @@ mod tests {
 
     type Log = Rc<RefCell<Vec<String>>>;
 
+    /// An OS error as the real ops return it. On Unix the errno itself, so `describe` reads the
+    /// system's words (`File exists`). On Windows the errno means another Win32 error and the
+    /// system's wording differs (Windows vs. Wine), so the double says the Unix words itself,
+    /// with the `kind` the Windows ops give (a missing interface is `NotFound` there).
+    fn os_error(errno: i32, kind: io::ErrorKind, words: &str) -> io::Error {
+        if cfg!(unix) {
+            io::Error::from_raw_os_error(errno)
+        } else {
+            io::Error::new(kind, words)
+        }
+    }
+
     /// An in-memory "kernel" with one link, `wg0` (index 7), that can be told to fail one step.
     #[derive(Default)]
     struct FakeOps {
@@ -756,9 +769,17 @@ mod tests {
             let failed_removal = self.fail_removal.contains(&what);
             self.log.borrow_mut().push(what);
             if failed {
-                Err(io::Error::from_raw_os_error(libc::EEXIST))
+                Err(os_error(
+                    libc::EEXIST,
+                    io::ErrorKind::AlreadyExists,
+                    "File exists",
+                ))
             } else if failed_removal {
-                Err(io::Error::from_raw_os_error(libc::EBUSY))
+                Err(os_error(
+                    libc::EBUSY,
+                    io::ErrorKind::ResourceBusy,
+                    "Device or resource busy",
+                ))
             } else {
                 Ok(())
             }
@@ -797,7 +818,11 @@ mod tests {
         async fn link(&mut self, ifname: &str) -> io::Result<LinkInfo> {
             match self.wg0 {
                 Some(index) if ifname == "wg0" => Ok(LinkInfo { index }),
-                _ => Err(io::Error::from_raw_os_error(libc::ENODEV)),
+                _ => Err(os_error(
+                    libc::ENODEV,
+                    io::ErrorKind::NotFound,
+                    "No such device",
+                )),
             }
         }
         async fn add_address(&mut self, link: u32, address: IpNet) -> io::Result<()> {
@@ -849,7 +874,7 @@ mod tests {
             self.sysctls
                 .get(name)
                 .cloned()
-                .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+                .ok_or_else(|| os_error(libc::ENOENT, io::ErrorKind::NotFound, "No such file"))
         }
         async fn write_sysctl(&mut self, name: &str, value: &str) -> io::Result<()> {
             self.call(format!("sysctl {name}={value}"))?;
@@ -1549,10 +1574,17 @@ mod tests {
 
     #[test]
     fn os_errors_read_without_the_errno_suffix() {
+        // ERROR_ALREADY_EXISTS on Windows, worded by the system.
+        let code = if cfg!(windows) { 183 } else { libc::EEXIST };
+        let err = io::Error::from_raw_os_error(code);
         assert_eq!(
-            describe(&io::Error::from_raw_os_error(libc::EEXIST)),
-            "File exists"
+            format!("{} (os error {code})", describe(&err)),
+            err.to_string()
         );
+        assert!(!describe(&err).is_empty());
+        if cfg!(target_os = "linux") {
+            assert_eq!(describe(&err), "File exists");
+        }
         assert_eq!(describe(&io::Error::other("plain")), "plain");
     }
 

@@ -45,6 +45,18 @@ pub struct CreatedTun {
     pub name: String,
 }
 
+/// Whether a TUN interface for `requested` can be created here at all, checked before the first
+/// change to the system, so that a missing driver is reported as such (a missing feature) and
+/// changes nothing: on Windows, that `wintun.dll` is next to `warren-helper.exe`. Nothing to
+/// check ahead on the other OSes.
+pub fn check(requested: &str) -> anyhow::Result<()> {
+    #[cfg(windows)]
+    imp::wintun_dll(requested)?;
+    #[cfg(not(windows))]
+    let _ = requested;
+    Ok(())
+}
+
 /// Creates the TUN interface for a tunnel that the user calls `requested`.
 #[cfg(target_os = "linux")]
 pub fn create(requested: &str) -> anyhow::Result<CreatedTun> {
@@ -139,15 +151,7 @@ mod imp {
         config: &mut tun::Configuration,
         requested: &str,
     ) -> anyhow::Result<()> {
-        let dll = wintun_path()?;
-        if !dll.is_file() {
-            anyhow::bail!(
-                "cannot create TUN interface {requested}: {} is missing; download Wintun from \
-                 https://www.wintun.net/ and put the wintun.dll for this architecture next to \
-                 warren-helper.exe",
-                dll.display()
-            );
-        }
+        let dll = wintun_dll(requested)?;
         config.tun_name(requested);
         config.platform_config(|p| {
             p.wintun_file(dll.as_os_str());
@@ -160,6 +164,20 @@ mod imp {
             "failed to create Wintun adapter {requested} (is this process running as an \
              Administrator? is wintun.dll the right architecture?)"
         )
+    }
+
+    /// The `wintun.dll` to load, or why there is none.
+    pub(super) fn wintun_dll(requested: &str) -> anyhow::Result<PathBuf> {
+        let dll = wintun_path()?;
+        if !dll.is_file() {
+            anyhow::bail!(
+                "cannot create TUN interface {requested}: {} is missing; download Wintun from \
+                 https://www.wintun.net/ and put the wintun.dll for this architecture next to \
+                 warren-helper.exe",
+                dll.display()
+            );
+        }
+        Ok(dll)
     }
 
     /// `wintun.dll` in the directory of the running executable.

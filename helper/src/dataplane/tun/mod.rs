@@ -5,7 +5,7 @@
 pub mod device;
 pub mod gro;
 
-pub use device::create;
+pub use device::{check, create};
 
 use super::batch::{TunReadBatch, TunWriteBatch};
 use std::future::Future;
