@@ -49,6 +49,7 @@ TEST_PACKAGES=(
     xvfb xauth x11-utils imagemagick keyutils       # tests/gui (window, screenshots, keyring)
     webkit2gtk-driver xdotool                       # tests/gui e2e: WebKitWebDriver; answering the file chooser
     debootstrap lintian shellcheck libxml2-utils desktop-file-utils systemd   # tests/installer
+    systemd-container                               # tests/installer: the unit run by systemd booted in a container (nspawn)
     zsh fish                                        # tests/installer: the packaged completions parse (zsh -n, fish -n)
 )
 # Debian's current Rust (bookworm-security), when neither the builder nor root has rustup.

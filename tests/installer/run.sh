@@ -45,7 +45,11 @@
 #                    `systemd-analyze verify` and `security --offline` there, against the real binary
 #                    at /usr/bin/warren-helper; and the installed daemon started there, under the
 #                    unit's capability bounding set: its socket is 0660 root:warren, alice (added by
-#                    postinst) may use it, bob may not, SIGTERM stops it and removes the socket
+#                    postinst) may use it, bob may not, SIGTERM stops it and removes the socket;
+#                    then a copy of that root booted with systemd-nspawn (service_boot): the unit
+#                    starts at boot as Type=notify with the daemon's STATUS=, an autostart failure
+#                    is in `journalctl -p err -u warren-helper`, WATCHDOG=1 keeps it up under
+#                    WatchdogSec=2s, `systemctl stop` stops it
 #   chroot-desktop   `warren` into a root WITH systemd and the app's libraries (what apt would pull;
 #                    cached): first `warren-helper` as on a server, then `warren` over it as
 #                    alice: it replaces warren-helper, the service stays enabled (not masked),
@@ -660,6 +664,9 @@ chroot_cycle() {
         expect_exposure in_root "$r" systemd-analyze security --offline=true "/lib/systemd/system/$UNIT_NAME"
         daemon_smoke "$r"
     fi
+    if [[ $kind == systemd ]]; then
+        service_boot "$r"
+    fi
 
     echo "--- dpkg -r $pkg"
     in_root "$r" dpkg -r "$pkg"
@@ -743,6 +750,114 @@ daemon_smoke() {
     grep -q 'socket left behind' <<<"$out" && { echo "the daemon left its socket behind"; return 1; }
     in_root "$r" userdel --remove bob
     echo "ok: the daemon runs with the unit's capabilities; members only; clean stop"
+}
+
+# service_boot ROOT — a copy of ROOT (with the package installed) booted with its own systemd in a
+# container (systemd-nspawn --boot: a loopback-only network, not registered with any machined), so
+# the real unit runs under the real service manager: enabled, it starts at boot as Type=notify and
+# is active (running) with the daemon's STATUS= (its socket served, the autostart outcome); a
+# system tunnel that fails at autostart is in `journalctl -u warren-helper -p err`, an info line
+# is not; with WatchdogSec=2s (a drop-in) it stays up, pinging, past several watchdog periods;
+# `systemctl stop` leaves it inactive with its socket gone. The copy goes afterwards.
+service_boot() {
+    local r="$1-boot" machine="warren-test-$$" nspawn pid="" i out key
+    if ! command -v systemd-nspawn >/dev/null 2>&1 || ! command -v nsenter >/dev/null 2>&1; then
+        cannot_run "systemd-nspawn or nsenter is missing (systemd-container, util-linux; scripts/setup.sh)"
+        return
+    fi
+    cp -a "$1" "$r"
+    # An autostart tunnel that fails before changing anything: its endpoint is inside its own
+    # AllowedIPs (a routing loop).
+    key="$(in_root "$r" warren-helper genkey)"
+    printf '[Interface]\nPrivateKey = %s\nAddress = 198.19.5.1/24\n\n[Peer]\nPublicKey = %s\nAllowedIPs = 198.18.0.0/15\nEndpoint = 198.18.0.2:51820\n' \
+        "$key" "$(in_root "$r" sh -c "echo $key | warren-helper pubkey")" >"$r/etc/warren/tunnels/wrtbad.conf"
+    chmod 600 "$r/etc/warren/tunnels/wrtbad.conf"
+    touch "$r/etc/warren/tunnels/wrtbad.autostart"
+    mkdir -p "$r/etc/systemd/system/$UNIT_NAME.d"
+    printf '[Service]\nWatchdogSec=2s\n' >"$r/etc/systemd/system/$UNIT_NAME.d/watchdog.conf"
+
+    echo "--- systemd-nspawn --boot (machine $machine)"
+    systemd-nspawn -D "$r" --machine="$machine" --register=no --keep-unit --private-network \
+        --boot --console=pipe -q </dev/null >"$WORK/nspawn.log" 2>&1 &
+    nspawn=$!
+    for ((i = 0; i < 100; i++)); do
+        pid="$(pgrep -P "$nspawn" -x systemd | head -n 1 || true)"
+        [[ -n $pid ]] && break
+        sleep 0.1
+    done
+    [[ -n $pid ]] || { cat "$WORK/nspawn.log"; echo "the container's systemd did not start"; return 1; }
+    local rc=0
+    CONTAINER_PID=$pid
+    service_boot_checks || rc=$?
+    in_container systemctl poweroff >/dev/null 2>&1 || true
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$nspawn" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$nspawn" 2>/dev/null; then
+        echo "the container did not power off within 30 s: killing it"
+        kill -KILL "$nspawn"
+    fi
+    wait "$nspawn" 2>/dev/null || true
+    # What nspawn leaves on a host whose /run is not a tmpfs: its propagation directory.
+    rm -rf --one-file-system "/run/systemd/nspawn/propagate/$machine"
+    rm -rf --one-file-system "$r"
+    return "$rc"
+}
+
+# in_container CMD... — CMD in the booted container's namespaces (service_boot).
+in_container() { nsenter -t "$CONTAINER_PID" -a env -i PATH="$CHROOT_PATH" LANG=C.UTF-8 "$@"; }
+
+# service_boot_checks — service_boot's checks, in the booted container.
+service_boot_checks() {
+    local out before_pid after
+    out="$(in_container timeout 60 systemctl is-system-running --wait 2>&1 || true)"
+    echo "system: $out"
+    out="$(in_container systemctl show "$UNIT_NAME" -p Type -p ActiveState -p SubState -p StatusText -p NRestarts -p MainPID -p WatchdogUSec)"
+    echo "$out"
+    grep -qx 'Type=notify' <<<"$out" || { echo "the unit is not Type=notify"; return 1; }
+    if ! grep -qx 'ActiveState=active' <<<"$out" || ! grep -qx 'SubState=running' <<<"$out"; then
+        in_container journalctl -b --no-pager -u "$UNIT_NAME" | tail -n 30
+        echo "warren-helper did not come up at boot"
+        return 1
+    fi
+    grep -qx 'StatusText=serving /run/warren/helper.sock; autostart tunnels: 0 up, 1 failed' <<<"$out" ||
+        { echo "no STATUS= from the daemon's READY=1"; return 1; }
+    grep -qx 'WatchdogUSec=2s' <<<"$out" || { echo "the watchdog drop-in is not in effect"; return 1; }
+    in_container test -S /run/warren/helper.sock || { echo "no socket /run/warren/helper.sock"; return 1; }
+    echo "ok: started at boot as Type=notify: active (running) after READY=1, STATUS= shown"
+
+    out="$(in_container journalctl -b --no-pager -o cat -u "$UNIT_NAME" -p err)"
+    echo "journalctl -u $UNIT_NAME -p err:"
+    echo "$out"
+    grep -q "wrtbad.*routing loop" <<<"$out" || { echo "the failing autostart tunnel is not among the errors"; return 1; }
+    grep -q "ready: serving" <<<"$out" && { echo "an info line is among the errors: no priorities"; return 1; }
+    out="$(in_container journalctl -b --no-pager -o cat -u "$UNIT_NAME" -p info)"
+    grep -q "ready: serving" <<<"$out" || { echo "the info line is not in the journal: $out"; return 1; }
+    echo "ok: journalctl -p err shows the error and not the info lines"
+
+    before_pid="$(in_container systemctl show "$UNIT_NAME" -p MainPID --value)"
+    sleep 6
+    after="$(in_container systemctl show "$UNIT_NAME" -p ActiveState -p NRestarts -p MainPID -p WatchdogTimestampMonotonic)"
+    echo "$after"
+    if ! grep -qx 'ActiveState=active' <<<"$after" || ! grep -qx 'NRestarts=0' <<<"$after" ||
+        ! grep -qx "MainPID=$before_pid" <<<"$after"; then
+        in_container journalctl -b --no-pager -u "$UNIT_NAME" | tail -n 20
+        echo "warren-helper did not survive 6 s with WatchdogSec=2s"
+        return 1
+    fi
+    grep -qx 'WatchdogTimestampMonotonic=0' <<<"$after" && { echo "systemd never got WATCHDOG=1"; return 1; }
+    echo "ok: WATCHDOG=1 kept it running through three watchdog periods"
+
+    in_container systemctl stop "$UNIT_NAME" || { echo "systemctl stop failed"; return 1; }
+    out="$(in_container systemctl show "$UNIT_NAME" -p ActiveState -p Result)"
+    echo "$out"
+    if ! grep -qx 'ActiveState=inactive' <<<"$out" || ! grep -qx 'Result=success' <<<"$out"; then
+        echo "systemctl stop did not leave it inactive and successful"
+        return 1
+    fi
+    in_container test -e /run/warren/helper.sock && { echo "the socket is left after stop"; return 1; }
+    echo "ok: systemctl stop: inactive, socket gone"
 }
 
 # ----------------------------------------------------------------------------------------------------
