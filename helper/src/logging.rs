@@ -146,6 +146,7 @@ fn stderr_is_journal() -> bool {
 }
 
 /// Whether `JOURNAL_STREAM`'s value `device:inode` names the file with `dev` and `ino`.
+#[cfg(any(unix, test))]
 fn journal_stream_is(value: &str, dev: u64, ino: u64) -> bool {
     let Some((d, i)) = value.trim().split_once(':') else {
         return false;

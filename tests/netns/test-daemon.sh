@@ -438,7 +438,7 @@ t_daemon_notify() {
     # own AllowedIPs (a routing loop).
     bad="$WRT_TMP/wrtbad.conf"
     conf_interface "$bad" key=a addr="198.19.5.1/24"
-    conf_peer "$bad" pub="$(key_pub b)" allowed="198.18.0.0/15" endpoint="$UNDER4_B:$WG_PORT"
+    conf_peer "$bad" pub="$(key_pub b)" allowed="198.18.0.0/24" endpoint="$UNDER4_B:$WG_PORT"
     chmod 600 "$bad"
     daemon_start a
     wh_expect 0 "import" import "$CONF_A"
