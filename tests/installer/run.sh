@@ -790,13 +790,14 @@ service_boot() {
     CONTAINER_PID=$pid
     service_boot_checks || rc=$?
     in_container systemctl poweroff >/dev/null 2>&1 || true
-    for ((i = 0; i < 300; i++)); do
+    for ((i = 0; i < 600; i++)); do
         kill -0 "$nspawn" 2>/dev/null || break
         sleep 0.1
     done
     if kill -0 "$nspawn" 2>/dev/null; then
-        echo "the container did not power off within 30 s: killing it"
-        kill -KILL "$nspawn"
+        echo "the container did not power off within 60 s: killing it"
+        # Its init first: that ends every process of its pid namespace.
+        kill -KILL "$pid" "$nspawn" 2>/dev/null || true
     fi
     wait "$nspawn" 2>/dev/null || true
     # What nspawn leaves on a host whose /run is not a tmpfs: its propagation directory.
@@ -810,7 +811,13 @@ in_container() { nsenter -t "$CONTAINER_PID" -a env -i PATH="$CHROOT_PATH" LANG=
 
 # service_boot_checks — service_boot's checks, in the booted container.
 service_boot_checks() {
-    local out before_pid after
+    local out before_pid after i
+    # The manager's bus comes a moment after its process.
+    for ((i = 0; i < 600; i++)); do
+        out="$(in_container systemctl is-system-running 2>&1 || true)"
+        [[ $out == *"connect to bus"* || -z $out ]] || break
+        sleep 0.1
+    done
     out="$(in_container timeout 60 systemctl is-system-running --wait 2>&1 || true)"
     echo "system: $out"
     out="$(in_container systemctl show "$UNIT_NAME" -p Type -p ActiveState -p SubState -p StatusText -p NRestarts -p MainPID -p WatchdogUSec)"
