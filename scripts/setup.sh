@@ -51,6 +51,8 @@ TEST_PACKAGES=(
     xvfb xauth x11-utils imagemagick keyutils       # tests/gui (window, screenshots, keyring)
     webkit2gtk-driver xdotool                       # tests/gui e2e: WebKitWebDriver; answering the file chooser
     debootstrap lintian shellcheck libxml2-utils desktop-file-utils systemd   # tests/installer
+    systemd-container                               # tests/installer: the unit run by systemd booted in a container (nspawn)
+    zsh fish                                        # tests/installer: the packaged completions parse (zsh -n, fish -n)
 )
 # Only with --wine (scripts/test.sh's `windows` stage): Debian's 64-bit Wine 8.0 runs the helper and
 # its unit tests built for x86_64-pc-windows-gnu (tests/windows/run.sh).

@@ -1,6 +1,8 @@
 //! Where the helper's log goes: `tracing` events, filtered by `RUST_LOG`, to
 //! - stderr, for humans (colours only on a terminal) — and for systemd's journal, which captures a
-//!   service's stderr;
+//!   service's stderr: when stderr *is* the journal's stream (`JOURNAL_STREAM` names its device
+//!   and inode, see systemd.exec(5)), each line starts with its syslog priority instead of a time
+//!   stamp (`<3>ERROR ...`, sd-daemon(3)), so `journalctl -p err -u warren-helper` shows the errors;
 //! - for the daemon, rotating files `<log dir>/warren-helper.<date>.log` (daily, the newest
 //!   [`DEFAULT_KEEP_FILES`] kept; `/var/log/warren` by default, `%ProgramData%\Warren\logs` on
 //!   Windows);
@@ -73,14 +75,23 @@ pub fn init(mode: Mode) {
         Mode::Daemon { .. } => "info",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let journal = stderr_is_journal();
+    let stderr = (!journal).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    });
+    let stderr_journal = journal.then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .event_format(JournalFormat)
+    });
     match mode {
         Mode::Stderr { .. } => {
             let _ = tracing_subscriber::registry()
                 .with(filter)
                 .with(stderr)
+                .with(stderr_journal)
                 .try_init();
         }
         Mode::Daemon { dir, keep } => {
@@ -99,6 +110,7 @@ pub fn init(mode: Mode) {
             let _ = tracing_subscriber::registry()
                 .with(filter)
                 .with(stderr)
+                .with(stderr_journal)
                 .with(files)
                 .with(RingLayer)
                 .try_init();
@@ -106,6 +118,82 @@ pub fn init(mode: Mode) {
                 tracing::warn!("logging to stderr only: {error}");
             }
         }
+    }
+}
+
+/// Whether stderr is connected to systemd's journal: `JOURNAL_STREAM` is `<device>:<inode>` of
+/// the stream systemd gave the service, and stderr is that very file (not, say, a redirect a
+/// child of the service made).
+#[cfg(unix)]
+fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(stderr) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    let Ok(metadata) = std::fs::File::from(stderr).metadata() else {
+        return false;
+    };
+    journal_stream_is(&stream.to_string_lossy(), metadata.dev(), metadata.ino())
+}
+
+#[cfg(not(unix))]
+fn stderr_is_journal() -> bool {
+    false
+}
+
+/// Whether `JOURNAL_STREAM`'s value `device:inode` names the file with `dev` and `ino`.
+#[cfg(any(unix, test))]
+fn journal_stream_is(value: &str, dev: u64, ino: u64) -> bool {
+    let Some((d, i)) = value.trim().split_once(':') else {
+        return false;
+    };
+    d.parse() == Ok(dev) && i.parse() == Ok(ino)
+}
+
+/// The syslog priority of a level, as journald reads it from a `<N>` prefix.
+fn priority(level: Level) -> u8 {
+    match level {
+        Level::ERROR => 3,                // err
+        Level::WARN => 4,                 // warning
+        Level::INFO => 6,                 // info
+        Level::DEBUG | Level::TRACE => 7, // debug
+    }
+}
+
+/// Lines for the journal's stream: `<priority>LEVEL target: message fields`, no time stamp (the
+/// journal has its own) and no colour; a message's line breaks become ` | `, because journald
+/// would log each further line as a message of its own, at the default priority.
+struct JournalFormat;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JournalFormat
+where
+    S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let metadata = event.metadata();
+        let mut fields = String::new();
+        ctx.field_format().format_fields(
+            tracing_subscriber::fmt::format::Writer::new(&mut fields),
+            event,
+        )?;
+        writeln!(
+            writer,
+            "<{}>{} {}: {}",
+            priority(*metadata.level()),
+            metadata.level(),
+            metadata.target(),
+            fields.trim_end().replace('\n', " | ")
+        )
     }
 }
 
@@ -299,6 +387,58 @@ mod tests {
         assert_eq!(old.len(), 1);
         ring.push(line(7));
         assert_eq!(new.try_recv().unwrap().unix_ms, 7);
+    }
+
+    /// A writer into a shared buffer, for a subscriber under test.
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn journal_lines_carry_their_priority() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(move || writer.clone())
+                .event_format(JournalFormat),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!("failed to bring up 'office'");
+            tracing::warn!(uid = 7, "refused");
+            tracing::info!("two\nlines");
+            tracing::debug!("detail");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let target = module_path!();
+        assert_eq!(
+            text,
+            format!(
+                "<3>ERROR {target}: failed to bring up 'office'\n\
+                 <4>WARN {target}: refused uid=7\n\
+                 <6>INFO {target}: two | lines\n\
+                 <7>DEBUG {target}: detail\n"
+            )
+        );
+    }
+
+    #[test]
+    fn the_journal_stream_is_recognised_by_device_and_inode() {
+        assert!(journal_stream_is("8:12345", 8, 12345));
+        assert!(journal_stream_is("8:12345\n", 8, 12345));
+        assert!(!journal_stream_is("8:12346", 8, 12345));
+        assert!(!journal_stream_is("9:12345", 8, 12345));
+        assert!(!journal_stream_is("812345", 8, 12345));
+        assert!(!journal_stream_is("", 8, 12345));
     }
 
     #[test]

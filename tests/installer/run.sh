@@ -28,9 +28,15 @@
 #   deb-build        installer/linux/build-deb.sh --fast: both packages (reuses current builds)
 #   deb-contents     dpkg-deb -I/-c of each: name, version, architecture, dependencies (the app's
 #                    WebKitGTK and the dlopen()ed tray library libayatana-appindicator3-1;
-#                    conflicts/replaces/provides warren-helper), the exact file list,
-#                    maintainer scripts present and executable; desktop-file-validate on the entry
-#   deb-lintian      lintian reports no error on either package
+#                    conflicts/replaces/provides warren-helper), the exact file list (with one
+#                    man page per subcommand), maintainer scripts present and executable;
+#                    desktop-file-validate on the entry; the man pages and bash/zsh/fish
+#                    completions are byte for byte what the packaged binary's generate-docs
+#                    writes, each page renders with `man -l` without warnings and the top page
+#                    lists every subcommand, the completions load (bash, `zsh -n`, `fish -n`) and
+#                    bash and fish complete a subcommand
+#   deb-lintian      lintian reports no error on either package, and nothing about their manual
+#                    pages (no-manual-page, groff warnings, uncompressed pages)
 #   chroot-plain     into a fresh Debian 12 minbase root WITHOUT systemd (containers): dpkg -i as if
 #                    `sudo` from user alice; the files, the group (alice added), the directories with
 #                    their modes, the unit enabled (offline), `warren-helper --version`; dpkg -r keeps
@@ -39,7 +45,11 @@
 #                    `systemd-analyze verify` and `security --offline` there, against the real binary
 #                    at /usr/bin/warren-helper; and the installed daemon started there, under the
 #                    unit's capability bounding set: its socket is 0660 root:warren, alice (added by
-#                    postinst) may use it, bob may not, SIGTERM stops it and removes the socket
+#                    postinst) may use it, bob may not, SIGTERM stops it and removes the socket;
+#                    then a copy of that root booted with systemd-nspawn (service_boot): the unit
+#                    starts at boot as Type=notify with the daemon's STATUS=, an autostart failure
+#                    is in `journalctl -p err -u warren-helper`, WATCHDOG=1 keeps it up under
+#                    WatchdogSec=2s, `systemctl stop` stops it
 #   chroot-desktop   `warren` into a root WITH systemd and the app's libraries (what apt would pull;
 #                    cached): first `warren-helper` as on a server, then `warren` over it as
 #                    alice: it replaces warren-helper, the service stays enabled (not masked),
@@ -217,12 +227,15 @@ check_service_files() {
 
     local vroot="$WORK/verify-root"
     verify_root "$vroot"
-    expect_quiet_verify systemd-analyze verify --root="$vroot" "/usr/lib/systemd/system/$UNIT_NAME"
+    # --man=no: verify would run this machine's man(1) for Documentation=man:warren-helper(8), a
+    # page only the package installs; deb-contents checks that page.
+    expect_quiet_verify systemd-analyze verify --man=no --root="$vroot" "/usr/lib/systemd/system/$UNIT_NAME"
     expect_exposure systemd-analyze security --offline=true --root="$vroot" \
         "/usr/lib/systemd/system/$UNIT_NAME"
 
     # What the unit promises, so an edit cannot silently drop it.
-    for c in 'ExecStart=/usr/bin/warren-helper daemon' 'ExecStartPre=-/usr/bin/warren-helper recover' \
+    for c in 'Type=notify' 'WatchdogSec=30s' \
+        'ExecStart=/usr/bin/warren-helper daemon' 'ExecStartPre=-/usr/bin/warren-helper recover' \
         'Restart=always' 'KillMode=mixed' 'ProtectSystem=strict' 'ProtectHome=yes' \
         'DevicePolicy=closed' 'DeviceAllow=/dev/net/tun rw' 'NoNewPrivileges=yes' \
         'ProtectKernelTunables=no' 'StateDirectory=warren' 'LogsDirectory=warren' \
@@ -369,10 +382,86 @@ expect_package() {
     echo "ok: $name: control fields, scripts and the exact file list"
 }
 
+# Where the packages install the manual pages and completions (helper/src/cli/docs.rs writes them
+# in this layout; installer/linux/build-deb.sh gzips the pages).
+MAN_DIR=/usr/share/man/man8
+BASH_COMPLETION=/usr/share/bash-completion/completions/warren-helper
+ZSH_COMPLETION=/usr/share/zsh/vendor-completions/_warren-helper
+FISH_COMPLETION=/usr/share/fish/vendor_completions.d/warren-helper.fish
+
+# package_docs DEB NAME — extracts DEB into $WORK/x-NAME and runs ITS warren-helper's
+# generate-docs into $WORK/docs-NAME; prints the package paths those files must have (so the exact
+# file list below also covers one page per subcommand the packaged binary has).
+package_docs() {
+    local deb=$1 name=$2 x="$WORK/x-$2" docs="$WORK/docs-$2" f
+    rm -rf "$x" "$docs"
+    dpkg-deb -x "$deb" "$x"
+    "$x/usr/bin/warren-helper" generate-docs "$docs" >/dev/null
+    for f in "$docs"/man8/*.8; do
+        printf '.%s/%s.gz\n' "$MAN_DIR" "${f##*/}"
+    done
+    printf '.%s\n' "$BASH_COMPLETION" "$ZSH_COMPLETION" "$FISH_COMPLETION"
+}
+
+# expect_docs NAME — the pages and completions in the package extracted by package_docs are
+# exactly what its binary generates; each page renders with man(1) without a warning; the top page
+# names every subcommand `--help` lists; the completions load in bash, zsh and fish, and bash and
+# fish complete a subcommand.
+expect_docs() {
+    local name=$1 x="$WORK/x-$1" docs="$WORK/docs-$1" f page out subs sub
+    for f in "$docs"/man8/*.8; do
+        page="$x$MAN_DIR/${f##*/}.gz"
+        cmp <(gzip -dc "$page") "$f" || { echo "$name: ${page#"$x"} is not what the binary generates"; return 1; }
+        out="$(LC_ALL=C.UTF-8 MANWIDTH=100 man --warnings -E UTF-8 -l "$page" 2>"$WORK/man.err")"
+        if [[ -s $WORK/man.err || $(wc -l <<<"$out") -lt 8 ]]; then
+            cat "$WORK/man.err"
+            echo "$name: man -l ${page#"$x"} warned or rendered almost nothing:"
+            echo "$out"
+            return 1
+        fi
+    done
+    echo "ok: $name: $(find "$docs/man8" -name '*.8' | wc -l) pages in $MAN_DIR, as the packaged binary generates them; man -l renders each without warnings"
+    out="$(LC_ALL=C.UTF-8 MANWIDTH=200 man -l "$x$MAN_DIR/warren-helper.8.gz")"
+    subs="$("$x/usr/bin/warren-helper" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && $1 != "help" { print $1 }')"
+    [[ $(wc -w <<<"$subs") -ge 10 ]] || { echo "$name: --help lists only: $subs"; return 1; }
+    for sub in $subs; do
+        grep -qF "warren-helper-$sub(8)" <<<"$out" || { echo "$name: warren-helper(8) does not list $sub"; return 1; }
+    done
+    echo "ok: $name: warren-helper(8) lists every subcommand: ${subs//$'\n'/ }"
+    for f in "$BASH_COMPLETION" "$ZSH_COMPLETION" "$FISH_COMPLETION"; do
+        cmp "$x$f" "$docs/$(case $f in *bash*) echo bash-completion ;; *zsh*) echo zsh ;; *) echo fish ;; esac)/${f##*/}" ||
+            { echo "$name: $f is not what the binary generates"; return 1; }
+    done
+    # bash: the script registers a completion function, and that function completes `warren-helper l`.
+    # shellcheck disable=SC2016  # for that bash
+    out="$(bash -c 'source "$1" && complete -p warren-helper &&
+        COMP_WORDS=(warren-helper l) COMP_CWORD=1 COMP_LINE="warren-helper l" COMP_POINT=15 &&
+        _warren__helper warren-helper l warren-helper && echo "replies: ${COMPREPLY[*]}"' bash "$x$BASH_COMPLETION" 2>&1)" ||
+        { echo "$out"; echo "$name: the bash completion does not load"; return 1; }
+    echo "$out"
+    grep -q '^complete .* warren-helper$' <<<"$out" || { echo "$name: bash: no completion registered"; return 1; }
+    grep -qx 'replies: list logs' <<<"$out" || { echo "$name: bash does not complete 'warren-helper l' to list logs"; return 1; }
+    echo "ok: $name: bash completion loads and completes"
+    for sh in zsh fish; do
+        command -v "$sh" >/dev/null 2>&1 || { cannot_run "$sh is missing (scripts/setup.sh)"; return; }
+    done
+    zsh -n "$x$ZSH_COMPLETION" || { echo "$name: zsh -n fails on $ZSH_COMPLETION"; return 1; }
+    fish -n "$x$FISH_COMPLETION" || { echo "$name: fish -n fails on $FISH_COMPLETION"; return 1; }
+    # shellcheck disable=SC2016  # for fish
+    out="$(fish --no-config -c 'source $argv[1]; complete -C "warren-helper sta"' "$x$FISH_COMPLETION" 2>&1)"
+    grep -q '^status' <<<"$out" || { echo "$out"; echo "$name: fish does not complete 'warren-helper sta'"; return 1; }
+    echo "ok: $name: zsh -n and fish -n accept the completions; fish completes a subcommand"
+}
+
 check_deb_contents() {
     need_deb || return 1
-    expect_package "$DEB" warren-helper "${EXPECTED_FILES[@]}"
-    expect_package "$DESKTOP_DEB" warren "${EXPECTED_DESKTOP_FILES[@]}"
+    local -a docs
+    mapfile -t docs < <(package_docs "$DEB" warren-helper)
+    expect_package "$DEB" warren-helper "${EXPECTED_FILES[@]}" "${docs[@]}"
+    expect_docs warren-helper
+    mapfile -t docs < <(package_docs "$DESKTOP_DEB" warren)
+    expect_package "$DESKTOP_DEB" warren "${EXPECTED_DESKTOP_FILES[@]}" "${docs[@]}"
+    expect_docs warren
     local info
     info="$(dpkg-deb -I "$DESKTOP_DEB")"
     grep -Eq '^ Depends: .*libwebkit2gtk-4\.1-0' <<<"$info" || { echo "warren: Depends lacks WebKitGTK"; return 1; }
@@ -403,6 +492,12 @@ check_deb_lintian() {
             return 1
         fi
         echo "ok: no lintian errors in $(basename "$deb")"
+        # The man pages and completions must stay in the package (docs.rs, build-deb.sh).
+        if grep -Eq 'no-manual-page|manpage-not-compressed|groff-message|bad-whatis-entry' <<<"$out"; then
+            echo "lintian finds the manual pages of $(basename "$deb") missing or faulty"
+            return 1
+        fi
+        echo "ok: lintian is content with the manual pages of $(basename "$deb")"
     done
 }
 
@@ -564,9 +659,13 @@ chroot_cycle() {
     fi
 
     if [[ $kind != minbase ]]; then
-        expect_quiet_verify in_root "$r" systemd-analyze verify "/lib/systemd/system/$UNIT_NAME"
+        # --man=no: the root has no man(1) (the page itself is checked by deb-contents).
+        expect_quiet_verify in_root "$r" systemd-analyze verify --man=no "/lib/systemd/system/$UNIT_NAME"
         expect_exposure in_root "$r" systemd-analyze security --offline=true "/lib/systemd/system/$UNIT_NAME"
         daemon_smoke "$r"
+    fi
+    if [[ $kind == systemd ]]; then
+        service_boot "$r"
     fi
 
     echo "--- dpkg -r $pkg"
@@ -651,6 +750,121 @@ daemon_smoke() {
     grep -q 'socket left behind' <<<"$out" && { echo "the daemon left its socket behind"; return 1; }
     in_root "$r" userdel --remove bob
     echo "ok: the daemon runs with the unit's capabilities; members only; clean stop"
+}
+
+# service_boot ROOT — a copy of ROOT (with the package installed) booted with its own systemd in a
+# container (systemd-nspawn --boot: a loopback-only network, not registered with any machined), so
+# the real unit runs under the real service manager: enabled, it starts at boot as Type=notify and
+# is active (running) with the daemon's STATUS= (its socket served, the autostart outcome); a
+# system tunnel that fails at autostart is in `journalctl -u warren-helper -p err`, an info line
+# is not; with WatchdogSec=2s (a drop-in) it stays up, pinging, past several watchdog periods;
+# `systemctl stop` leaves it inactive with its socket gone. The copy goes afterwards.
+service_boot() {
+    local r="$1-boot" machine="warren-test-$$" nspawn pid="" i out key
+    if ! command -v systemd-nspawn >/dev/null 2>&1 || ! command -v nsenter >/dev/null 2>&1; then
+        cannot_run "systemd-nspawn or nsenter is missing (systemd-container, util-linux; scripts/setup.sh)"
+        return
+    fi
+    cp -a "$1" "$r"
+    # An autostart tunnel that fails before changing anything: its endpoint is inside its own
+    # AllowedIPs (a routing loop).
+    key="$(in_root "$r" warren-helper genkey)"
+    printf '[Interface]\nPrivateKey = %s\nAddress = 198.19.5.1/24\n\n[Peer]\nPublicKey = %s\nAllowedIPs = 198.18.0.0/15\nEndpoint = 198.18.0.2:51820\n' \
+        "$key" "$(in_root "$r" sh -c "echo $key | warren-helper pubkey")" >"$r/etc/warren/tunnels/wrtbad.conf"
+    chmod 600 "$r/etc/warren/tunnels/wrtbad.conf"
+    touch "$r/etc/warren/tunnels/wrtbad.autostart"
+    mkdir -p "$r/etc/systemd/system/$UNIT_NAME.d"
+    printf '[Service]\nWatchdogSec=2s\n' >"$r/etc/systemd/system/$UNIT_NAME.d/watchdog.conf"
+
+    echo "--- systemd-nspawn --boot (machine $machine)"
+    systemd-nspawn -D "$r" --machine="$machine" --register=no --keep-unit --private-network \
+        --boot --console=pipe -q </dev/null >"$WORK/nspawn.log" 2>&1 &
+    nspawn=$!
+    for ((i = 0; i < 100; i++)); do
+        pid="$(pgrep -P "$nspawn" -x systemd | head -n 1 || true)"
+        [[ -n $pid ]] && break
+        sleep 0.1
+    done
+    [[ -n $pid ]] || { cat "$WORK/nspawn.log"; echo "the container's systemd did not start"; return 1; }
+    local rc=0
+    CONTAINER_PID=$pid
+    service_boot_checks || rc=$?
+    in_container systemctl poweroff >/dev/null 2>&1 || true
+    for ((i = 0; i < 600; i++)); do
+        kill -0 "$nspawn" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$nspawn" 2>/dev/null; then
+        echo "the container did not power off within 60 s: killing it"
+        # Its init first: that ends every process of its pid namespace.
+        kill -KILL "$pid" "$nspawn" 2>/dev/null || true
+    fi
+    wait "$nspawn" 2>/dev/null || true
+    # What nspawn leaves on a host whose /run is not a tmpfs: its propagation directory.
+    rm -rf --one-file-system "/run/systemd/nspawn/propagate/$machine"
+    rm -rf --one-file-system "$r"
+    return "$rc"
+}
+
+# in_container CMD... — CMD in the booted container's namespaces (service_boot).
+in_container() { nsenter -t "$CONTAINER_PID" -a env -i PATH="$CHROOT_PATH" LANG=C.UTF-8 "$@"; }
+
+# service_boot_checks — service_boot's checks, in the booted container.
+service_boot_checks() {
+    local out before_pid after i
+    # The manager's bus comes a moment after its process.
+    for ((i = 0; i < 600; i++)); do
+        out="$(in_container systemctl is-system-running 2>&1 || true)"
+        [[ $out == *"connect to bus"* || -z $out ]] || break
+        sleep 0.1
+    done
+    out="$(in_container timeout 60 systemctl is-system-running --wait 2>&1 || true)"
+    echo "system: $out"
+    out="$(in_container systemctl show "$UNIT_NAME" -p Type -p ActiveState -p SubState -p StatusText -p NRestarts -p MainPID -p WatchdogUSec)"
+    echo "$out"
+    grep -qx 'Type=notify' <<<"$out" || { echo "the unit is not Type=notify"; return 1; }
+    if ! grep -qx 'ActiveState=active' <<<"$out" || ! grep -qx 'SubState=running' <<<"$out"; then
+        in_container journalctl -b --no-pager -u "$UNIT_NAME" | tail -n 30
+        echo "warren-helper did not come up at boot"
+        return 1
+    fi
+    grep -qx 'StatusText=serving /run/warren/helper.sock; autostart tunnels: 0 up, 1 failed' <<<"$out" ||
+        { echo "no STATUS= from the daemon's READY=1"; return 1; }
+    grep -qx 'WatchdogUSec=2s' <<<"$out" || { echo "the watchdog drop-in is not in effect"; return 1; }
+    in_container test -S /run/warren/helper.sock || { echo "no socket /run/warren/helper.sock"; return 1; }
+    echo "ok: started at boot as Type=notify: active (running) after READY=1, STATUS= shown"
+
+    out="$(in_container journalctl -b --no-pager -o cat -u "$UNIT_NAME" -p err)"
+    echo "journalctl -u $UNIT_NAME -p err:"
+    echo "$out"
+    grep -q "wrtbad.*routing loop" <<<"$out" || { echo "the failing autostart tunnel is not among the errors"; return 1; }
+    grep -q "ready: serving" <<<"$out" && { echo "an info line is among the errors: no priorities"; return 1; }
+    out="$(in_container journalctl -b --no-pager -o cat -u "$UNIT_NAME" -p info)"
+    grep -q "ready: serving" <<<"$out" || { echo "the info line is not in the journal: $out"; return 1; }
+    echo "ok: journalctl -p err shows the error and not the info lines"
+
+    before_pid="$(in_container systemctl show "$UNIT_NAME" -p MainPID --value)"
+    sleep 6
+    after="$(in_container systemctl show "$UNIT_NAME" -p ActiveState -p NRestarts -p MainPID -p WatchdogTimestampMonotonic)"
+    echo "$after"
+    if ! grep -qx 'ActiveState=active' <<<"$after" || ! grep -qx 'NRestarts=0' <<<"$after" ||
+        ! grep -qx "MainPID=$before_pid" <<<"$after"; then
+        in_container journalctl -b --no-pager -u "$UNIT_NAME" | tail -n 20
+        echo "warren-helper did not survive 6 s with WatchdogSec=2s"
+        return 1
+    fi
+    grep -qx 'WatchdogTimestampMonotonic=0' <<<"$after" && { echo "systemd never got WATCHDOG=1"; return 1; }
+    echo "ok: WATCHDOG=1 kept it running through three watchdog periods"
+
+    in_container systemctl stop "$UNIT_NAME" || { echo "systemctl stop failed"; return 1; }
+    out="$(in_container systemctl show "$UNIT_NAME" -p ActiveState -p Result)"
+    echo "$out"
+    if ! grep -qx 'ActiveState=inactive' <<<"$out" || ! grep -qx 'Result=success' <<<"$out"; then
+        echo "systemctl stop did not leave it inactive and successful"
+        return 1
+    fi
+    in_container test -e /run/warren/helper.sock && { echo "the socket is left after stop"; return 1; }
+    echo "ok: systemctl stop: inactive, socket gone"
 }
 
 # ----------------------------------------------------------------------------------------------------

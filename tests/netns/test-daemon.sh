@@ -15,6 +15,12 @@
 #                     a kill switch on a daemon that cannot run nft is 1 naming nft, a routing loop is
 #                     still 7;
 #                     each leaves the tunnel in state error with that reason and the namespace as it was
+#   daemon/notify     sd_notify as under systemd's Type=notify: READY=1 only once the socket serves
+#                     (list --json run the moment it arrives answers) and both autostart tunnels
+#                     have settled (one up, one failed, as STATUS= says and the log's order shows);
+#                     WATCHDOG=1 every half WATCHDOG_USEC, none for another WATCHDOG_PID; STOPPING=1
+#                     on SIGTERM; abstract and path sockets; with JOURNAL_STREAM every stderr line
+#                     has its syslog priority (the failure <3>), without it none
 #   daemon/auth       a member of the daemon's group (a throwaway user and group) is admitted but
 #                     may not install tunnels (the socket in a directory the daemon makes 0750
 #                     root:group); uid 65534 without the group cannot connect; uid 65534
@@ -33,10 +39,12 @@ daemon_paths() {
     D_LOGS="$WRT_TMP/logs"
     D_GROUP=${D_GROUP:-root}
     D_ROUND=0
+    D_ENV=()
 }
 
 # daemon_start NS — start the daemon inside namespace NS; wait for its socket. With D_HIDE=FILE,
 # the daemon runs in a private mount namespace where FILE is /dev/null (a tool it cannot run).
+# D_ENV=(NAME=VALUE ...) adds to its environment (e.g. NOTIFY_SOCKET).
 daemon_start() {
     local n=$1 full logf i
     full="$(ns "$n")"
@@ -48,7 +56,8 @@ daemon_start() {
         # shellcheck disable=SC2016  # for that sh
         hide=(unshare --mount --propagation private sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$D_HIDE")
     fi
-    RUST_LOG="${RUST_LOG:-info}" env --default-signal=INT,QUIT "${hide[@]}" \
+    local -a extra_env=("${D_ENV[@]}")
+    RUST_LOG="${RUST_LOG:-info}" env --default-signal=INT,QUIT "${extra_env[@]}" "${hide[@]}" \
         ip netns exec "$full" "$WARREN_BIN" --socket "$SOCK" daemon --group "$D_GROUP" \
         --state-dir "$D_STATE" --tunnels-dir "$D_TUNNELS" --log-dir "$D_LOGS" >"$logf" 2>&1 &
     DAEMON_PID=$!
@@ -196,6 +205,11 @@ t_daemon_cli() {
     grep -q "latest handshake: .* ago" "$WRT_TMP/status.txt" || fail "status: $(cat "$WRT_TMP/status.txt")"
     list="$(wh list)"
     [[ $list == "$IF_A"$'\t'system$'\t'connected$'\t'auto$'\t'no ]] || fail "list: '$list'"
+    list="$(wh list --json)"
+    [[ $(jq -r '.[] | [.name, .kind, .state.kind, .options.kill_switch, .options.allow_lan] | @tsv' <<<"$list") == \
+        "$IF_A"$'\t'system$'\t'connected$'\t'auto$'\t'false ]] || fail "list --json: $list"
+    [[ $(jq -r '.[0].state.since_unix_secs' <<<"$list") =~ ^[0-9]+$ ]] || fail "list --json: no since_unix_secs: $list"
+    log "list --json: $(jq -c . <<<"$list")"
 
     # Conflicts: the same tunnel again, and a second tunnel whose routes overlap the first's.
     wh_expect 6 "up twice" up "$IF_A"
@@ -399,7 +413,104 @@ t_daemon_auth() {
     daemon_stop
 }
 
+# notify_times FILE KEY — the times of FILE's "<time> KEY" lines (sd-notify-listen's output).
+notify_times() { awk -v k="$2" '$2 == k { print $1 }' "$1"; }
+
+# notify_listen ADDRESS OUT [CMD...] — sd-notify-listen in namespace a (abstract sockets belong to a
+# network namespace); waits until it listens.
+notify_listen() {
+    local i
+    ip netns exec "$(ns a)" python3 "$WRT_ROOT/tests/netns/tools/sd-notify-listen" "$@" >"$2.stderr" 2>&1 &
+    wrt_record_pid "$!"
+    for ((i = 0; i < 50; i++)); do
+        grep -qx listening "$2" 2>/dev/null && return 0
+        kill -0 "$!" 2>/dev/null || fail "sd-notify-listen exited: $(cat "$2.stderr")"
+        sleep 0.1
+    done
+    fail "sd-notify-listen did not bind $1 within 5 s: $(cat "$2.stderr")"
+}
+
+t_daemon_notify() {
+    local notes check bad next_log stream ready_at pings gaps n
+    daemon_pair
+    command -v python3 >/dev/null || fail "python3 not installed"
+    # A second autostart tunnel that fails before changing anything: its endpoint is inside its
+    # own AllowedIPs (a routing loop).
+    bad="$WRT_TMP/wrtbad.conf"
+    conf_interface "$bad" key=a addr="198.19.5.1/24"
+    conf_peer "$bad" pub="$(key_pub b)" allowed="198.18.0.0/24" endpoint="$UNDER4_B:$WG_PORT"
+    chmod 600 "$bad"
+    daemon_start a
+    wh_expect 0 "import" import "$CONF_A"
+    wh_expect 0 "import the failing one" import "$bad"
+    touch "$D_TUNNELS/$IF_A.autostart" "$D_TUNNELS/wrtbad.autostart"
+    daemon_stop
+
+    # Round 1: systemd's way — an abstract notification socket, the watchdog at 1 s (a ping every
+    # 0.5 s), stderr as the journal's stream (JOURNAL_STREAM names its device and inode). The
+    # moment READY=1 arrives, the listener runs `list --json` against the daemon's socket.
+    notes="$WRT_TMP/notify.1"
+    check=(env WARREN_HELPER_SOCKET="$SOCK" "$WARREN_BIN" list --json)
+    notify_listen "@wrt-notify-$WRT_RUN-$WRT_TEST_NO" "$notes" "${check[@]}"
+    next_log="$WRT_TMP/daemon.$((D_ROUND + 1)).log"
+    : >"$next_log"
+    stream="$(stat -c '%d:%i' "$next_log")"
+    D_ENV=(NOTIFY_SOCKET="@wrt-notify-$WRT_RUN-$WRT_TEST_NO" WATCHDOG_USEC=1000000 JOURNAL_STREAM="$stream")
+    daemon_start a
+    [[ $(stat -c '%d:%i' "$DAEMON_LOG") == "$stream" ]] || fail "the daemon's log is not the file JOURNAL_STREAM names"
+    wait_until 30 "READY=1" grep -q ' READY=1$' "$notes"
+    wait_until 10 "the check run at READY=1" test -s "$notes.ready"
+    log "at READY=1, list --json said: $(tr '\n' ' ' <"$notes.ready")"
+    head -n 1 "$notes.ready" | grep -qx 'exit 0' || fail "at READY=1 the daemon's socket did not serve list: $(cat "$notes.ready")"
+    n="$(tail -n +2 "$notes.ready" | jq -r --arg a "$IF_A" '.[] | select(.name == $a) | .state.kind')"
+    [[ $n == connecting || $n == connected ]] || fail "at READY=1 autostart tunnel $IF_A was '$n', not up: $(cat "$notes.ready")"
+    n="$(tail -n +2 "$notes.ready" | jq -r '.[] | select(.name == "wrtbad") | .state.kind')"
+    [[ $n == error ]] || fail "at READY=1 the failing autostart tunnel was '$n', not error: $(cat "$notes.ready")"
+    grep -qx '[0-9.]* STATUS=serving .*; autostart tunnels: 1 up, 1 failed' "$notes" ||
+        fail "READY=1 came without the autostart outcome in STATUS=: $(cat "$notes")"
+    # The order in the daemon's own log: the tunnel was up (TUN, addresses, routes) before "ready".
+    grep -n "$IF_A is up\|: ready: serving" "$DAEMON_LOG" | head -n 1 | grep -q "$IF_A is up" ||
+        fail "the daemon said ready before $IF_A was up: $(grep -n "is up\|ready:" "$DAEMON_LOG")"
+    log "READY=1 after the socket served list and both autostart tunnels settled (1 up, 1 failed)"
+
+    # Journal priorities: every line of stderr starts with <N>; the autostart failure is an error.
+    grep -q '^<3>ERROR .*wrtbad.*routing loop' "$DAEMON_LOG" ||
+        fail "no <3>ERROR line for the failing autostart tunnel: $(head -n 30 "$DAEMON_LOG")"
+    grep -q '^<6>INFO .*ready: serving' "$DAEMON_LOG" || fail "no <6>INFO ready line: $(head -n 30 "$DAEMON_LOG")"
+    n="$(grep -cv '^<[0-7]>' "$DAEMON_LOG" || true)"
+    [[ $n == 0 ]] || fail "$n line(s) of the daemon's journal stream lack a priority: $(grep -v '^<[0-7]>' "$DAEMON_LOG" | head -n 5)"
+    log "stderr as the journal: priorities on every line, the failure at <3>"
+
+    # The watchdog: at least 5 pings in 3.5 s after READY, none more than 0.9 s apart.
+    sleep 3.5
+    ready_at="$(notify_times "$notes" READY=1 | head -n 1)"
+    pings="$(notify_times "$notes" WATCHDOG=1 | awk -v r="$ready_at" '$1 >= r')"
+    n="$(grep -c . <<<"$pings" || true)"
+    [[ $n -ge 5 ]] || fail "only $n WATCHDOG=1 in 3.5 s after READY=1 (WATCHDOG_USEC=1000000): $(cat "$notes")"
+    gaps="$(awk 'NR > 1 { print $1 - prev } { prev = $1 }' <<<"$pings" | sort -g | tail -n 1)"
+    awk -v g="$gaps" 'BEGIN { exit !(g < 0.9) }' || fail "WATCHDOG=1 pings $gaps s apart (at most 0.9 expected): $(cat "$notes")"
+    log "$n WATCHDOG=1 pings after READY=1, at most $gaps s apart"
+    daemon_stop
+    grep -q ' STOPPING=1$' "$notes" || fail "no STOPPING=1 on SIGTERM: $(cat "$notes")"
+    log "STOPPING=1 on SIGTERM"
+
+    # Round 2: a path socket; WATCHDOG_PID names another process, so no pings; no autostart.
+    rm -f "$D_TUNNELS/$IF_A.autostart" "$D_TUNNELS/wrtbad.autostart"
+    notes="$WRT_TMP/notify.2"
+    notify_listen "$WRT_TMP/notify.sock" "$notes"
+    D_ENV=(NOTIFY_SOCKET="$WRT_TMP/notify.sock" WATCHDOG_USEC=1000000 WATCHDOG_PID=1)
+    daemon_start a
+    wait_until 30 "READY=1 on the path socket" grep -q ' READY=1$' "$notes"
+    grep -qx '[0-9.]* STATUS=serving .*; autostart tunnels: 0 up, 0 failed' "$notes" || fail "STATUS: $(cat "$notes")"
+    sleep 2
+    grep -q WATCHDOG "$notes" && fail "WATCHDOG=1 sent although WATCHDOG_PID names another process: $(cat "$notes")"
+    grep -q '^<' "$DAEMON_LOG" && fail "priority prefixes without JOURNAL_STREAM: $(head -n 3 "$DAEMON_LOG")"
+    daemon_stop
+    log "a path socket works; WATCHDOG_PID of another process: no pings; no JOURNAL_STREAM: plain lines"
+}
+
 register daemon/cli t_daemon_cli
 register daemon/autostart t_daemon_autostart
 register daemon/errors t_daemon_errors
 register daemon/auth t_daemon_auth
+register daemon/notify t_daemon_notify

@@ -1,18 +1,32 @@
-//! `warren-helper list`: every tunnel the daemon knows, one per line: name, kind, state, kill
-//! switch, LAN access. Tab-separated when stdout is not a terminal, for scripts.
+//! `warren-helper list [--json]`: every tunnel the daemon knows, one per line: name, kind, state,
+//! kill switch, LAN access. Tab-separated when stdout is not a terminal, for scripts; `--json`
+//! prints the daemon's `TunnelSummary` list as a JSON array, as `status --json` prints its
+//! `TunnelStatus` list (the README documents both).
 
 use super::client;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use warren_proto::ipc::{KillSwitch, Request, Response, TunnelKind, TunnelSummary};
 
-pub async fn run(socket: PathBuf) -> anyhow::Result<()> {
+/// `list`'s arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print JSON (an array of tunnel summary objects).
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: Args, socket: PathBuf) -> anyhow::Result<()> {
     let daemon = client::connect(&socket).await?;
     let tunnels = match client::request(&daemon, Request::ListTunnels, "list the tunnels").await? {
         Response::Tunnels { tunnels } => tunnels,
         other => return Err(client::unexpected(&other)),
     };
-    print!("{}", render(&tunnels, std::io::stdout().is_terminal()));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&tunnels)?);
+    } else {
+        print!("{}", render(&tunnels, std::io::stdout().is_terminal()));
+    }
     Ok(())
 }
 
@@ -88,6 +102,51 @@ mod tests {
         assert!(
             table.contains("office  system  connecting  auto"),
             "{table}"
+        );
+    }
+
+    /// The schema the README documents for `list --json`: scripts depend on these names.
+    #[test]
+    fn list_json_has_the_documented_fields() {
+        let tunnels = vec![
+            TunnelSummary {
+                name: TunnelName::new("office").unwrap(),
+                kind: TunnelKind::System,
+                state: TunnelState::Connected {
+                    since_unix_secs: 1700,
+                },
+                options: TunnelOptions {
+                    kill_switch: KillSwitch::On,
+                    allow_lan: true,
+                },
+            },
+            TunnelSummary {
+                name: TunnelName::new("travel").unwrap(),
+                kind: TunnelKind::User,
+                state: TunnelState::Error {
+                    reason: "no route".into(),
+                },
+                options: TunnelOptions::default(),
+            },
+        ];
+        let json: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string_pretty(&tunnels).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([
+                {
+                    "name": "office",
+                    "kind": "system",
+                    "state": { "kind": "connected", "since_unix_secs": 1700 },
+                    "options": { "kill_switch": "on", "allow_lan": true }
+                },
+                {
+                    "name": "travel",
+                    "kind": "user",
+                    "state": { "kind": "error", "reason": "no route" },
+                    "options": { "kill_switch": "auto", "allow_lan": false }
+                }
+            ])
         );
     }
 }

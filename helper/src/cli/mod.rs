@@ -26,6 +26,7 @@
 mod client;
 mod daemon;
 mod demo;
+mod docs;
 mod down;
 mod import;
 mod keys;
@@ -38,7 +39,7 @@ mod service;
 mod status;
 mod up;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use warren_proto::ipc::{ClientError, ErrorKind, IpcError};
@@ -46,15 +47,25 @@ use warren_proto::ipc::{ClientError, ErrorKind, IpcError};
 const EXIT_CODES: &str = "\
 Exit codes: 0 success; 1 failure; 2 bad usage; 3 the daemon is not running; 4 not allowed; \
 5 no such tunnel; 6 conflict (already up, name taken, overlapping routes); 7 invalid \
-configuration; 8 up --wait: no handshake in time. (up --foreground, recover and demo: 1 for any \
-failure.)
+configuration; 8 up --wait: no handshake in time; 9 an endpoint's host name did not resolve. \
+(up --foreground: the same codes; recover and demo: 1 for any failure.)
 
 Admin commands talk to the daemon on /run/warren/helper.sock (override with --socket or \
 WARREN_HELPER_SOCKET); root and members of group warren may use it.";
 
+const LONG_ABOUT: &str = "\
+Warren's privileged helper: the userspace WireGuard daemon and its admin command line.
+
+`warren-helper daemon` (the systemd service warren-helper) owns every tunnel: system tunnels \
+installed in /etc/warren/tunnels (wg-quick .conf files, root only) and user tunnels handed over by \
+the desktop app. The other subcommands are its clients, except `up --foreground` (a tunnel in \
+this process, like wg-quick up with a userspace implementation), `recover` and the key tools. \
+While a tunnel is up, wg(8) works on its interface through the WireGuard UAPI socket in \
+/var/run/wireguard.";
+
 /// Warren's privileged helper: the userspace WireGuard daemon and its admin CLI.
 #[derive(Parser)]
-#[command(name = "warren-helper", version, about, long_about = None, after_help = EXIT_CODES)]
+#[command(name = "warren-helper", version, about, long_about = LONG_ABOUT, after_help = EXIT_CODES)]
 struct Cli {
     /// The daemon's socket (Windows: pipe) to connect to, or for `daemon` to listen on
     /// [default: $WARREN_HELPER_SOCKET, else /run/warren/helper.sock].
@@ -75,7 +86,7 @@ enum Command {
     /// Show tunnels' state, peers, handshakes, transfer and health.
     Status(status::Args),
     /// List every tunnel: installed system tunnels and user tunnels that are up.
-    List,
+    List(list::Args),
     /// Install a wg-quick file as a system tunnel (in /etc/warren/tunnels/, mode 0600).
     Import(import::Args),
     /// Delete a system tunnel (it must be down).
@@ -105,7 +116,22 @@ enum Command {
 
 /// Parses arguments, runs the subcommand and maps its outcome to an exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The hidden `generate-docs` is added here, outside `Cli`, so that the pages and completions
+    // generated from `Cli` do not offer it.
+    let matches = Cli::command().subcommand(docs::command()).get_matches();
+    if let Some(("generate-docs", args)) = matches.subcommand() {
+        return match docs::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("warren-helper: {}", error_chain(&e));
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let socket = cli
         .socket
         .unwrap_or_else(warren_proto::ipc::default_socket_path);
@@ -121,7 +147,7 @@ pub fn main() -> ExitCode {
         }
         Command::Down(args) => client_command(quiet, down::run(args, socket)),
         Command::Status(args) => client_command(quiet, status::run(args, socket)),
-        Command::List => client_command(quiet, list::run(socket)),
+        Command::List(args) => client_command(quiet, list::run(args, socket)),
         Command::Import(args) => client_command(quiet, import::run(args, socket)),
         Command::Remove(args) => client_command(quiet, remove::run(args, socket)),
         Command::Logs(args) => client_command(quiet, logs::run(args, socket)),
@@ -219,7 +245,6 @@ fn ipc_exit_code(kind: &ErrorKind) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory as _;
 
     #[test]
     fn the_command_line_is_consistent() {

@@ -138,6 +138,21 @@ pub enum Command {
         /// Where the answer goes.
         reply: Reply,
     },
+    /// Answered at once: the service watchdog's proof that the manager's loop still turns
+    /// (`daemon/mod.rs`, `WATCHDOG=1`).
+    Alive {
+        /// Where the answer goes.
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// What became of the autostart tunnels, once each has come up (`Connecting`) or failed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Autostarted {
+    /// Set up.
+    pub up: usize,
+    /// Failed (logged as errors).
+    pub failed: usize,
 }
 
 /// Whose configuration a tunnel runs.
@@ -264,6 +279,8 @@ pub struct Manager {
     reports_tx: mpsc::UnboundedSender<Report>,
     reports: mpsc::UnboundedReceiver<Report>,
     next_generation: u64,
+    /// Told once every autostart tunnel has come up or failed ([`Manager::when_autostarted`]).
+    autostarted: Option<oneshot::Sender<Autostarted>>,
 }
 
 impl Manager {
@@ -277,7 +294,17 @@ impl Manager {
             reports_tx,
             reports,
             next_generation: 1,
+            autostarted: None,
         }
+    }
+
+    /// Completes once every autostart tunnel [`Manager::run`] brings up has come up
+    /// (`Connecting`; the handshake is not waited for) or failed, with how many did which. The
+    /// daemon tells the service manager it is ready then.
+    pub fn when_autostarted(&mut self) -> oneshot::Receiver<Autostarted> {
+        let (tx, rx) = oneshot::channel();
+        self.autostarted = Some(tx);
+        rx
     }
 
     /// Brings up the autostart system tunnels, then serves `commands` until `shutdown`
@@ -308,15 +335,36 @@ impl Manager {
             Ok(names) => names,
             Err(e) => {
                 tracing::error!("autostart: {}", e.message);
-                return;
+                Vec::new()
             }
         };
+        let mut pending = Vec::new();
         for name in names {
             if self.settings.store.autostart(&name) {
                 tracing::info!("autostart: bringing up system tunnel '{name}'");
-                self.connect(name, Source::System, Caller::daemon(), None);
+                let (reply, answer) = oneshot::channel();
+                self.connect(name.clone(), Source::System, Caller::daemon(), Some(reply));
+                pending.push((name, answer));
             }
         }
+        let done = self.autostarted.take();
+        // The answers come while `run` serves its loop; a task waits for them.
+        tokio::spawn(async move {
+            let mut outcome = Autostarted::default();
+            for (name, answer) in pending {
+                match answer.await {
+                    Ok(Ok(_)) => outcome.up += 1,
+                    Ok(Err(e)) => {
+                        tracing::error!("autostart: tunnel '{name}' failed: {}", e.message);
+                        outcome.failed += 1;
+                    }
+                    Err(_) => outcome.failed += 1,
+                }
+            }
+            if let Some(done) = done {
+                let _ = done.send(outcome);
+            }
+        });
     }
 
     fn on_command(&mut self, command: Command) {
@@ -361,6 +409,9 @@ impl Manager {
                 reply,
             } => {
                 let _ = reply.send(self.remove(&name, &caller));
+            }
+            Command::Alive { reply } => {
+                let _ = reply.send(());
             }
         }
     }

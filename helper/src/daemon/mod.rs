@@ -11,20 +11,26 @@
 //!    served by `server.rs`;
 //! 3. the tunnel manager (`manager.rs`) starts the system tunnels marked autostart and then serves
 //!    the commands the connections translate requests into — it alone decides;
-//! 4. on the stop request: every client is told (`HelperStopping`), every tunnel is taken down and
-//!    its journal undone, the socket is removed, and `run` returns.
+//! 4. once the socket is served and every autostart tunnel has come up or failed, the service
+//!    manager is told `READY=1` (`notify.rs`; systemd's `Type=notify`), and while the tunnel
+//!    manager answers, `WATCHDOG=1` every half `WatchdogSec=`;
+//! 5. on the stop request: the service manager is told `STOPPING=1`, every client is told
+//!    (`HelperStopping`), every tunnel is taken down and its journal undone, the socket is
+//!    removed, and `run` returns.
 //!
 //! Layout: `mod.rs` the entry point and options; `manager.rs` the command enum, the owner of
 //! all tunnel state and the session-runner seam (`manager_tests.rs` runs it in memory);
 //! `lifecycle.rs` the tunnel state machine and liveness (pure); `conflict.rs` which tunnels may
 //! run side by side (pure); `store.rs` the system tunnels directory; `server.rs` the
-//! per-connection protocol; `unix.rs` + `auth.rs` and `windows.rs` the listeners.
+//! per-connection protocol; `unix.rs` + `auth.rs` and `windows.rs` the listeners; `notify.rs` the
+//! service manager's notifications (sd_notify).
 
 mod conflict;
 mod lifecycle;
 mod manager;
 #[cfg(test)]
 mod manager_tests;
+mod notify;
 mod server;
 mod store;
 #[cfg(test)]
@@ -100,6 +106,8 @@ struct Incoming<S> {
 /// docs). Fails only if it cannot start (the socket is taken, the state directory is unusable);
 /// tunnels that fail are reported to clients and logged, not returned.
 pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let notifier = Arc::new(notify::Notifier::from_env());
+    let watchdog = notify::watchdog_interval().filter(|_| notifier.is_enabled());
     tracing::info!(
         "warren-helper {} daemon starting: socket {}, tunnels {}, state {}",
         env!("CARGO_PKG_VERSION"),
@@ -107,12 +115,23 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
         options.tunnels_dir.display(),
         options.state_dir.display()
     );
+    // Recovery may take a while (it runs nft, resolvconf): the watchdog is fed meanwhile by a
+    // task that proves only that the runtime turns, until the manager exists.
+    let early_watchdog = watchdog.map(|interval| {
+        let notifier = Arc::clone(&notifier);
+        tokio::spawn(async move {
+            loop {
+                notifier.watchdog();
+                tokio::time::sleep(interval).await;
+            }
+        })
+    });
     recover(&options).await;
     let mut listener = imp::Listener::bind(&options.socket, &options.group)?;
 
     let (events, _) = broadcast::channel(EVENT_QUEUE);
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
-    let manager = manager::Manager::new(
+    let mut manager = manager::Manager::new(
         manager::Settings {
             state_dir: options.state_dir.clone(),
             store: store::Store::new(options.tunnels_dir.clone()),
@@ -121,10 +140,21 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
         },
         events.clone(),
     );
+    let autostarted = manager.when_autostarted();
     let (stop_manager, manager_stopped) = tokio::sync::oneshot::channel::<()>();
     let manager = tokio::spawn(manager.run(command_rx, async {
         let _ = manager_stopped.await;
     }));
+    if let Some(interval) = watchdog {
+        if let Some(task) = early_watchdog {
+            task.abort();
+        }
+        tokio::spawn(feed_watchdog(
+            Arc::clone(&notifier),
+            commands.clone(),
+            interval,
+        ));
+    }
     let shared = Arc::new(server::Shared {
         commands,
         events,
@@ -134,10 +164,26 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
 
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
+    tokio::pin!(autostarted);
+    let mut ready = false;
     loop {
         while connections.try_join_next().is_some() {}
         let incoming = tokio::select! {
             () = &mut shutdown => break,
+            // Here, in the loop that accepts connections: the socket is being served.
+            outcome = &mut autostarted, if !ready => {
+                ready = true;
+                let outcome = outcome.unwrap_or_default();
+                let status = format!(
+                    "serving {}; autostart tunnels: {} up, {} failed",
+                    options.socket.display(),
+                    outcome.up,
+                    outcome.failed
+                );
+                tracing::info!("ready: {status}");
+                notifier.ready(&status);
+                continue;
+            }
             incoming = listener.accept() => incoming,
         };
         match incoming {
@@ -164,6 +210,7 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
     }
 
     tracing::info!("stopping: telling clients, taking the tunnels down");
+    notifier.stopping("stopping: taking the tunnels down");
     drop(listener);
     let _ = stop_manager.send(());
     manager.await.context("the tunnel manager failed")?;
@@ -176,6 +223,49 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> anyhow
     connections.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Sends `WATCHDOG=1` every `interval` for as long as the tunnel manager answers within half of
+/// it: a manager (or runtime) that is stuck stops the pings, and systemd kills and restarts the
+/// daemon (`WatchdogSec=`, `Restart=always`).
+async fn feed_watchdog(
+    notifier: Arc<notify::Notifier>,
+    commands: mpsc::Sender<manager::Command>,
+    interval: Duration,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stuck = false;
+    loop {
+        tick.tick().await;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        // At most half a period late: pings stay less than 0.75 × WatchdogSec apart.
+        let alive = tokio::time::timeout(interval / 2, async {
+            commands
+                .send(manager::Command::Alive { reply })
+                .await
+                .is_ok()
+                && answer.await.is_ok()
+        })
+        .await;
+        match alive {
+            Ok(true) => {
+                stuck = false;
+                notifier.watchdog();
+            }
+            // The manager has left its loop: the daemon is stopping, taking the tunnels down, and
+            // systemd's stop timeout (not the watchdog) bounds that; the runtime still turns.
+            Ok(false) => notifier.watchdog(),
+            Err(_) => {
+                if !stuck {
+                    tracing::error!(
+                        "the tunnel manager did not answer within {interval:?}: not feeding the watchdog"
+                    );
+                }
+                stuck = true;
+            }
+        }
+    }
 }
 
 /// Step 1 of the module docs: undo what earlier runs left. Failures are logged; the tunnels that
