@@ -519,7 +519,7 @@ mod tests {
     struct Recorder {
         sent: std::cell::RefCell<Vec<(Endpoint, Vec<u8>, usize)>>,
         max_segments: usize,
-        /// Local addresses it no longer has: sending from them fails as Linux's IPv6 does.
+        /// Local addresses it no longer has: sending from them fails (EINVAL, as on Linux).
         gone: Vec<IpAddr>,
     }
 
@@ -529,7 +529,7 @@ mod tests {
         }
         fn try_send(&self, to: Endpoint, datagrams: &[u8], segment: usize) -> io::Result<()> {
             if to.local.is_some_and(|ip| self.gone.contains(&ip)) {
-                return Err(io::Error::from_raw_os_error(libc::EINVAL));
+                return Err(io::ErrorKind::InvalidInput.into());
             }
             self.sent
                 .borrow_mut()
