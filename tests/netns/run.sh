@@ -21,7 +21,7 @@ set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # Group files, in the order they run; any other test-*.sh found is appended.
-GROUP_ORDER=(cli lifecycle basic underlay6 keepalive transfer interop roaming mismatch hub demo)
+GROUP_ORDER=(cli lifecycle basic underlay6 keepalive transfer interop roaming replysrc mismatch hub demo)
 
 declare -a T_NAMES=() T_FUNCS=() T_ARGS=() T_TIMEOUTS=()
 

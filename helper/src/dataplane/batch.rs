@@ -6,8 +6,8 @@
 
 use super::tun::gro;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
-use warren_tunnel::MAX_DATAGRAM_LEN;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use warren_tunnel::{Endpoint, MAX_DATAGRAM_LEN};
 
 /// The largest IP packet a TUN read returns.
 pub(super) const MAX_PACKET_LEN: usize = 65_535;
@@ -159,6 +159,9 @@ pub struct UdpRecvBatch {
 pub struct Received {
     /// The sender.
     pub from: SocketAddr,
+    /// Our address it was sent to, when the OS said (packet-info control messages); replies
+    /// leave from it.
+    pub local: Option<IpAddr>,
     /// Bytes in the buffer.
     pub len: usize,
     /// Size of each datagram in the buffer (= `len` for a single datagram).
@@ -172,6 +175,7 @@ impl UdpRecvBatch {
             meta: vec![
                 Received {
                     from: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+                    local: None,
                     len: 0,
                     stride: 0,
                 };
@@ -196,15 +200,19 @@ impl UdpRecvBatch {
         }
     }
 
-    /// Every datagram received, with its sender.
-    pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+    /// Every datagram received, with its sender and the local address it reached.
+    pub fn datagrams(&self) -> impl Iterator<Item = (Endpoint, &[u8])> {
         self.storage
             .chunks(MAX_DATAGRAM_LEN)
             .zip(&self.meta[..self.count])
             .flat_map(|(buf, m)| {
+                let from = Endpoint {
+                    remote: m.from,
+                    local: m.local,
+                };
                 buf[..m.len]
                     .chunks(m.stride.max(1))
-                    .map(move |datagram| (m.from, datagram))
+                    .map(move |datagram| (from, datagram))
             })
     }
 
@@ -216,10 +224,11 @@ impl UdpRecvBatch {
 
     #[cfg(test)]
     /// For a transport that receives one datagram at a time: `len` bytes from `from` arrived in
-    /// [`Self::single_buffer`].
-    pub fn set_single(&mut self, from: SocketAddr, len: usize) {
+    /// [`Self::single_buffer`], sent to our address `local`.
+    pub fn set_single(&mut self, from: SocketAddr, local: Option<IpAddr>, len: usize) {
         self.meta[0] = Received {
             from,
+            local,
             len,
             stride: len,
         };
@@ -237,8 +246,10 @@ mod tests {
         let from: SocketAddr = "198.18.0.2:51820".parse().unwrap();
         let coalesced = [vec![1u8; 100], vec![2; 100], vec![3; 50]].concat();
         batch.storage[..250].copy_from_slice(&coalesced);
+        let local = Some("198.18.0.1".parse().unwrap());
         batch.meta[0] = Received {
             from,
+            local,
             len: 250,
             stride: 100,
         };
@@ -246,19 +257,22 @@ mod tests {
         batch.storage[MAX_DATAGRAM_LEN..MAX_DATAGRAM_LEN + 7].copy_from_slice(&[4; 7]);
         batch.meta[1] = Received {
             from: other,
+            local: None,
             len: 7,
             stride: 7,
         };
         batch.count = 2;
-        let got: Vec<(SocketAddr, Vec<u8>)> =
-            batch.datagrams().map(|(f, d)| (f, d.to_vec())).collect();
+        let got: Vec<(SocketAddr, Option<IpAddr>, Vec<u8>)> = batch
+            .datagrams()
+            .map(|(f, d)| (f.remote, f.local, d.to_vec()))
+            .collect();
         assert_eq!(
             got,
             vec![
-                (from, vec![1; 100]),
-                (from, vec![2; 100]),
-                (from, vec![3; 50]),
-                (other, vec![4; 7]),
+                (from, local, vec![1; 100]),
+                (from, local, vec![2; 100]),
+                (from, local, vec![3; 50]),
+                (other, None, vec![4; 7]),
             ]
         );
     }

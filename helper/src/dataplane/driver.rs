@@ -11,6 +11,9 @@
 //! 2. **UDP → core → TUN/UDP**: a datagram from either socket goes to `Device::handle_datagram`;
 //!    decrypted packets are written to the TUN, handshake replies go back out over UDP.
 //! 3. **Timer**: every `TIMER_TICK`, `Device::handle_timeout` runs retries, rekeys and keepalives.
+//!    Every event first reads the clocks ([`Driver::now`]): when the host has been suspended
+//!    since the last event, `Device::handle_resume` starts new handshakes before anything else
+//!    is sent (see `warren_tunnel::clock`).
 //! 4. **Control**: UAPI requests (`wg show`, `wg set`) read or change the device between packets,
 //!    so they never race the data path; so do the owner's [`Control`] requests (per-peer
 //!    statistics for the daemon's status and liveness), on a channel of their own.
@@ -28,6 +31,12 @@
 //! - decrypted packets are collected and written at the end of the batch; on Linux consecutive
 //!   segments of one TCP or UDP flow are coalesced back into one super-packet per write (GRO).
 //!
+//! **Source addresses.** Each datagram carries the local address the peer last reached us at
+//! (`warren_tunnel::Endpoint`); a GSO batch is for one endpoint, so one source. When the OS
+//! refuses a source (the address was removed), the batch is resent with the OS's choice, later
+//! datagrams of the same event drop that source, and after the event the core forgets it
+//! (`Device::forget_local_address`): nothing sticks to a dead address.
+//!
 //! Batches are flushed at the end of every event, so nothing waits for a batch to fill: a lone
 //! ping or handshake leaves as soon as it was processed.
 //!
@@ -37,15 +46,15 @@
 
 use super::batch::{TunReadBatch, TunWriteBatch, UdpRecvBatch, MAX_GSO_BYTES, MAX_READS_PER_WAKE};
 use super::tun::{gro, TunDevice};
-use super::udp::Transport;
+use super::udp::{self, Transport};
 use crate::uapi::{self, Request, SetRequest};
 use anyhow::Context;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 use tokio::sync::{mpsc, oneshot};
-use warren_tunnel::{Device, Instant, Output, TIMER_TICK};
+use warren_tunnel::{clock, Device, Endpoint, Instant, Output, ResumeDetector, TIMER_TICK};
 
 /// A request from the driver's owner (the session), answered between packets like UAPI requests.
 pub enum Control {
@@ -87,16 +96,21 @@ pub struct Driver<T: TunDevice, S: Transport> {
     transport: S,
     requests: mpsc::Receiver<Request>,
     control: Option<mpsc::Receiver<Control>>,
+    resume: ResumeDetector,
 }
 
-/// Datagrams for one endpoint collected for one GSO send: all of `segment` bytes, except that
-/// the last may be shorter (which closes the batch), as the kernel's `UDP_SEGMENT` requires.
+/// Datagrams for one endpoint (and so one source address) collected for one GSO send: all of
+/// `segment` bytes, except that the last may be shorter (which closes the batch), as the
+/// kernel's `UDP_SEGMENT` requires.
 struct GsoBatch {
     buf: Vec<u8>,
-    to: Option<SocketAddr>,
+    to: Option<Endpoint>,
     segment: usize,
     count: usize,
     closed: bool,
+    /// Local addresses the OS refused as a source during this event; the driver makes the core
+    /// forget them once the event is done. Empty (and unallocated) almost always.
+    refused: Vec<IpAddr>,
 }
 
 impl GsoBatch {
@@ -107,11 +121,15 @@ impl GsoBatch {
             segment: 0,
             count: 0,
             closed: false,
+            refused: Vec::new(),
         }
     }
 
     /// Adds `datagram` for `to`, sending the batch first when `datagram` cannot join it.
-    fn push(&mut self, transport: &impl Transport, to: SocketAddr, datagram: &[u8]) {
+    fn push(&mut self, transport: &impl Transport, mut to: Endpoint, datagram: &[u8]) {
+        if !self.refused.is_empty() && to.local.is_some_and(|ip| self.refused.contains(&ip)) {
+            to.local = None;
+        }
         let joins = self.to == Some(to)
             && !self.closed
             && datagram.len() <= self.segment
@@ -132,8 +150,18 @@ impl GsoBatch {
 
     fn flush(&mut self, transport: &impl Transport) {
         if let (Some(to), true) = (self.to, self.count > 0) {
-            if let Err(e) = transport.try_send(to, &self.buf, self.segment) {
+            let mut sent = transport.try_send(to, &self.buf, self.segment);
+            if let (Err(e), Some(local)) = (&sent, to.local) {
+                if udp::source_refused(e) {
+                    // The address the peer used is gone: let the OS choose, now and from now on.
+                    tracing::debug!(%local, "source address refused ({e}); sending without it");
+                    self.refused.push(local);
+                    sent = transport.try_send(to.remote.into(), &self.buf, self.segment);
+                }
+            }
+            if let Err(e) = sent {
                 if e.kind() != io::ErrorKind::WouldBlock {
+                    let to = to.remote;
                     tracing::debug!(%to, "failed to send {} datagram(s): {e}", self.count);
                 }
             }
@@ -183,7 +211,7 @@ struct Sink<'a, T, S> {
 }
 
 impl<T: TunDevice, S: Transport> Output for Sink<'_, T, S> {
-    fn send_datagram(&mut self, to: SocketAddr, datagram: &[u8]) {
+    fn send_datagram(&mut self, to: Endpoint, datagram: &[u8]) {
         self.out.udp.push(self.transport, to, datagram);
     }
 
@@ -204,6 +232,7 @@ impl<T: TunDevice, S: Transport> Driver<T, S> {
             transport,
             requests,
             control: None,
+            resume: ResumeDetector::new(),
         }
     }
 
@@ -232,7 +261,7 @@ impl<T: TunDevice, S: Transport> Driver<T, S> {
                 }
                 received = self.transport.recv(&mut udp_in) => match received {
                     Ok(()) => {
-                        let now = Instant::now();
+                        let now = self.now(&mut out);
                         let mut sink = Sink { tun: &self.tun, transport: &self.transport, out: &mut out };
                         for (from, datagram) in udp_in.datagrams() {
                             self.device.handle_datagram(now, from, datagram, &mut sink);
@@ -242,20 +271,46 @@ impl<T: TunDevice, S: Transport> Driver<T, S> {
                     Err(e) => tracing::debug!("failed to receive a datagram: {e}"),
                 },
                 _ = tick.tick() => {
+                    let now = self.now(&mut out);
                     let mut sink = Sink { tun: &self.tun, transport: &self.transport, out: &mut out };
-                    self.device.handle_timeout(Instant::now(), &mut sink);
+                    self.device.handle_timeout(now, &mut sink);
                 }
                 Some(request) = self.requests.recv() => self.on_request(request),
                 Some(control) = recv_control(&mut self.control) => self.on_control(control),
             }
             out.flush(&self.tun, &self.transport);
+            for local in out.udp.refused.drain(..) {
+                let peers = self.device.forget_local_address(local);
+                tracing::info!(
+                    "address {local} can no longer be sent from; {peers} peer(s) answered from the system's choice"
+                );
+            }
         }
+    }
+
+    /// Reads the clocks for an event. When the host was suspended since the previous event,
+    /// the core starts new handshakes first (their initiations go out with this event).
+    fn now(&mut self, out: &mut Outbox) -> Instant {
+        let (now, monotonic) = (Instant::now(), clock::monotonic());
+        if let Some(slept) = self.resume.observe(now, monotonic) {
+            let mut sink = Sink {
+                tun: &self.tun,
+                transport: &self.transport,
+                out,
+            };
+            let peers = self.device.handle_resume(now, &mut sink);
+            tracing::info!(
+                "the system resumed after {}s asleep; new handshake with {peers} peer(s)",
+                slept.as_secs()
+            );
+        }
+        now
     }
 
     /// Encrypts the packets of the read in `batch`, then keeps reading without waiting (up to
     /// [`MAX_READS_PER_WAKE`] reads) so that a burst leaves in few, large sends.
     fn on_tun_reads(&mut self, batch: &mut TunReadBatch, out: &mut Outbox) -> anyhow::Result<()> {
-        let now = Instant::now();
+        let now = self.now(out);
         for read in 1..=MAX_READS_PER_WAKE {
             let mut sink = Sink {
                 tun: &self.tun,
@@ -459,18 +514,23 @@ mod tests {
         assert!(!get(&b).await.contains("fwmark="));
     }
 
-    /// A transport that records what it was asked to send.
+    /// A transport that records what it was asked to send, and refuses sources it lacks.
     #[derive(Default)]
     struct Recorder {
-        sent: std::cell::RefCell<Vec<(SocketAddr, Vec<u8>, usize)>>,
+        sent: std::cell::RefCell<Vec<(Endpoint, Vec<u8>, usize)>>,
         max_segments: usize,
+        /// Local addresses it no longer has: sending from them fails (EINVAL, as on Linux).
+        gone: Vec<IpAddr>,
     }
 
     impl Transport for Recorder {
         async fn recv(&self, _batch: &mut UdpRecvBatch) -> io::Result<()> {
             std::future::pending().await
         }
-        fn try_send(&self, to: SocketAddr, datagrams: &[u8], segment: usize) -> io::Result<()> {
+        fn try_send(&self, to: Endpoint, datagrams: &[u8], segment: usize) -> io::Result<()> {
+            if to.local.is_some_and(|ip| self.gone.contains(&ip)) {
+                return Err(io::ErrorKind::InvalidInput.into());
+            }
             self.sent
                 .borrow_mut()
                 .push((to, datagrams.to_vec(), segment));
@@ -494,7 +554,7 @@ mod tests {
     }
 
     /// (destination, number of datagrams, segment size) of each send.
-    fn sends(recorder: &Recorder) -> Vec<(SocketAddr, usize, usize)> {
+    fn sends(recorder: &Recorder) -> Vec<(Endpoint, usize, usize)> {
         recorder
             .sent
             .borrow()
@@ -503,15 +563,22 @@ mod tests {
             .collect()
     }
 
+    fn endpoint(remote: &str, local: Option<&str>) -> Endpoint {
+        Endpoint {
+            remote: remote.parse().unwrap(),
+            local: local.map(|l| l.parse().unwrap()),
+        }
+    }
+
     #[test]
     fn gso_batch_joins_equal_datagrams_for_one_endpoint_and_keeps_order() {
         let recorder = Recorder {
             max_segments: 64,
             ..Recorder::default()
         };
-        let (a, b): (SocketAddr, SocketAddr) = (
-            "198.18.0.2:51820".parse().unwrap(),
-            "198.18.0.3:51820".parse().unwrap(),
+        let (a, b) = (
+            endpoint("198.18.0.2:51820", None),
+            endpoint("198.18.0.3:51820", None),
         );
         let mut batch = GsoBatch::new();
         for i in 0..5u8 {
@@ -542,7 +609,7 @@ mod tests {
             max_segments: 3,
             ..Recorder::default()
         };
-        let to: SocketAddr = "[fd00:1::2]:51820".parse().unwrap();
+        let to = endpoint("[fd00:1::2]:51820", None);
         let mut batch = GsoBatch::new();
         for _ in 0..7 {
             batch.push(&recorder, to, &[0; 1452]);
@@ -570,5 +637,112 @@ mod tests {
             sent.iter().map(|(_, b, _)| b.len()).sum::<usize>(),
             100 * 1452
         );
+    }
+
+    #[test]
+    fn gso_batch_has_one_source_and_drops_a_refused_one() {
+        let second: IpAddr = "fd00:1::12".parse().unwrap();
+        let recorder = Recorder {
+            max_segments: 64,
+            gone: vec![second],
+            ..Recorder::default()
+        };
+        let sticky = endpoint("[fd00:1::2]:51820", Some("fd00:1::12"));
+        let other_source = endpoint("[fd00:1::2]:51820", Some("fd00:1::1"));
+        let mut batch = GsoBatch::new();
+        // The same peer from another local address: a new send, as one GSO send has one source.
+        batch.push(&recorder, other_source, &[1; 100]);
+        batch.push(&recorder, sticky, &[2; 100]);
+        batch.push(&recorder, sticky, &[3; 100]);
+        // The second address is gone: the batch is resent with the OS's choice, and later
+        // datagrams of the event do not try it again.
+        batch.push(&recorder, endpoint("198.18.0.9:1", None), &[4; 10]);
+        batch.push(&recorder, sticky, &[5; 100]);
+        batch.flush(&recorder);
+        let plain = endpoint("[fd00:1::2]:51820", None);
+        assert_eq!(
+            sends(&recorder),
+            vec![
+                (other_source, 1, 100),
+                (plain, 2, 100),
+                (endpoint("198.18.0.9:1", None), 1, 10),
+                (plain, 1, 100),
+            ]
+        );
+        assert_eq!(batch.refused, vec![second]);
+    }
+
+    async fn stats(host: &Host) -> DeviceSnapshot {
+        let (tx, rx) = oneshot::channel();
+        host.control.send(Control::Stats(tx)).await.unwrap();
+        rx.await.unwrap()
+    }
+
+    async fn expect_delivered(host: &mut Host, packet: &[u8]) {
+        let got = tokio::time::timeout(Duration::from_secs(5), host.from_tun.recv()).await;
+        assert_eq!(got.expect("delivered in time").as_deref(), Some(packet));
+    }
+
+    /// Warren (`w`) has two addresses; its peer (`p`) knows it by the second. Replies must come
+    /// from that second address, so the peer never sees a new source and never roams; when the
+    /// address goes away, Warren sends from its first one and the peer follows.
+    #[tokio::test]
+    async fn replies_leave_from_the_address_the_peer_sent_to_and_fall_back_when_it_goes() {
+        let network = MemNetwork::default();
+        let (kw, kp) = (PrivateKey::generate(), PrivateKey::generate());
+        let (first, second): (SocketAddr, SocketAddr) = (
+            "198.18.0.2:51820".parse().unwrap(),
+            "198.18.0.12:51820".parse().unwrap(),
+        );
+
+        let (tun, to_tun, from_tun) = MemTun::new();
+        let mut device = Device::new(kw.clone());
+        let mut to_p = PeerSettings::new(kp.public_key());
+        to_p.allowed_ips = vec!["198.19.0.1/32".parse().unwrap()];
+        device.upsert_peer(to_p);
+        let (uapi, requests) = mpsc::channel(4);
+        let (control, control_rx) = mpsc::channel(4);
+        let socket = network.multihomed_socket(&[first, second]);
+        let mut driver = Driver::new(device, tun, socket, requests).with_control(control_rx);
+        tokio::spawn(async move { driver.run(std::future::pending()).await });
+        let mut w = Host {
+            key: kw.clone(),
+            addr: second,
+            to_tun,
+            from_tun,
+            uapi,
+            control,
+        };
+
+        let mut to_w = PeerSettings::new(kw.public_key());
+        to_w.endpoint = Some(second);
+        to_w.allowed_ips = vec!["198.19.0.2/32".parse().unwrap()];
+        let mut p = start("198.18.0.1:51820", kp, to_w, &network);
+
+        let ping = ipv4([198, 19, 0, 1], [198, 19, 0, 2], b"ping");
+        p.to_tun.send(ping.clone()).unwrap();
+        expect_delivered(&mut w, &ping).await;
+        let pong = ipv4([198, 19, 0, 2], [198, 19, 0, 1], b"pong");
+        w.to_tun.send(pong.clone()).unwrap();
+        expect_delivered(&mut p, &pong).await;
+        let seen = stats(&p).await.peers[0].endpoint;
+        assert_eq!(seen, Some(second), "the peer sees the address it sent to");
+        assert!(get(&w).await.contains(&format!("endpoint={}", p.addr)));
+
+        // The second address is removed while the tunnel is up: Warren's next datagram is
+        // refused from it, leaves from the first address, and the peer roams there.
+        network.remove_address(second);
+        let later = ipv4([198, 19, 0, 2], [198, 19, 0, 1], b"after the address went");
+        w.to_tun.send(later.clone()).unwrap();
+        expect_delivered(&mut p, &later).await;
+        assert_eq!(stats(&p).await.peers[0].endpoint, Some(first));
+        let back = ipv4([198, 19, 0, 1], [198, 19, 0, 2], b"back");
+        p.to_tun.send(back.clone()).unwrap();
+        expect_delivered(&mut w, &back).await;
+        // And Warren keeps sending from there (the dead source was forgotten, not retried).
+        let again = ipv4([198, 19, 0, 2], [198, 19, 0, 1], b"again");
+        w.to_tun.send(again.clone()).unwrap();
+        expect_delivered(&mut p, &again).await;
+        assert_eq!(stats(&p).await.peers[0].endpoint, Some(first));
     }
 }

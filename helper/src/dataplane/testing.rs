@@ -1,6 +1,7 @@
 //! In-memory doubles of the data plane's devices, for tests that run the real driver without
 //! root (as wireguard-go's `tuntest`): a TUN made of channels ([`MemTun`]) and a UDP "network"
-//! ([`MemNetwork`]) whose sockets ([`MemSocket`]) deliver datagrams by address.
+//! ([`MemNetwork`]) whose sockets ([`MemSocket`]) deliver datagrams by address, may own several
+//! addresses, and lose one when the test removes it.
 
 use super::batch::{TunReadBatch, TunWriteBatch, UdpRecvBatch};
 use super::tun::TunDevice;
@@ -11,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Mutex as AsyncMutex;
+use warren_tunnel::Endpoint;
 
 /// A TUN device whose packets come from, and go to, channels held by the test.
 pub struct MemTun {
@@ -57,9 +59,12 @@ impl TunDevice for MemTun {
     }
 }
 
-type Wire = UnboundedSender<(SocketAddr, Vec<u8>)>;
+/// A datagram in flight: (from, to, bytes).
+type Wire = UnboundedSender<(SocketAddr, SocketAddr, Vec<u8>)>;
 
-/// A UDP network in memory: every socket made from it reaches every other one by address.
+/// A UDP network in memory: every socket made from it reaches every other one by address. A
+/// socket may own several addresses (a multi-homed host), and an address may be removed while
+/// the socket is in use, as an interface address can be.
 #[derive(Clone, Default)]
 pub struct MemNetwork {
     wires: Arc<Mutex<HashMap<SocketAddr, Wire>>>,
@@ -68,38 +73,66 @@ pub struct MemNetwork {
 impl MemNetwork {
     /// A socket bound to `addr` on this network.
     pub fn socket(&self, addr: SocketAddr) -> MemSocket {
+        self.multihomed_socket(&[addr])
+    }
+
+    /// A socket that owns every address of `addrs` (the first is the one the "kernel" picks
+    /// when the sender does not choose), all with the same port.
+    pub fn multihomed_socket(&self, addrs: &[SocketAddr]) -> MemSocket {
         let (wire, inbound) = mpsc::unbounded_channel();
-        self.wires.lock().unwrap().insert(addr, wire);
+        let mut wires = self.wires.lock().unwrap();
+        for addr in addrs {
+            wires.insert(*addr, wire.clone());
+        }
         MemSocket {
-            addr,
+            addrs: addrs.to_vec(),
             network: self.clone(),
             inbound: AsyncMutex::new(inbound),
             fwmark: None,
         }
     }
+
+    /// Removes `addr` from the network: datagrams to it are lost, and sending from it fails
+    /// with `EADDRNOTAVAIL`, as after `ip addr del`.
+    pub fn remove_address(&self, addr: SocketAddr) {
+        self.wires.lock().unwrap().remove(&addr);
+    }
 }
 
 /// A socket of a [`MemNetwork`]. Its port cannot change; GSO sends of up to four datagrams
-/// arrive as separate datagrams, as the kernel delivers them.
+/// arrive as separate datagrams, as the kernel delivers them. Received datagrams report the
+/// address they were sent to, and sends honour a chosen source as long as the socket still owns
+/// it.
 pub struct MemSocket {
-    addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
     network: MemNetwork,
-    inbound: AsyncMutex<UnboundedReceiver<(SocketAddr, Vec<u8>)>>,
+    inbound: AsyncMutex<UnboundedReceiver<(SocketAddr, SocketAddr, Vec<u8>)>>,
     fwmark: Option<u32>,
 }
 
 impl Transport for MemSocket {
     async fn recv(&self, batch: &mut UdpRecvBatch) -> io::Result<()> {
         let got = self.inbound.lock().await.recv().await;
-        let (from, datagram) = got.ok_or_else(|| io::Error::other("network gone"))?;
+        let (from, to, datagram) = got.ok_or_else(|| io::Error::other("network gone"))?;
         batch.single_buffer()[..datagram.len()].copy_from_slice(&datagram);
-        batch.set_single(from, datagram.len());
+        batch.set_single(from, Some(to.ip()), datagram.len());
         Ok(())
     }
-    fn try_send(&self, to: SocketAddr, datagrams: &[u8], segment: usize) -> io::Result<()> {
-        if let Some(wire) = self.network.wires.lock().unwrap().get(&to) {
+    fn try_send(&self, to: Endpoint, datagrams: &[u8], segment: usize) -> io::Result<()> {
+        let wires = self.network.wires.lock().unwrap();
+        let ours = |a: &&SocketAddr| wires.contains_key(a);
+        let from = match to.local {
+            Some(ip) => self.addrs.iter().filter(ours).find(|a| a.ip() == ip),
+            None => self
+                .addrs
+                .iter()
+                .filter(ours)
+                .find(|a| a.is_ipv4() == to.remote.is_ipv4()),
+        };
+        let from = *from.ok_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable))?;
+        if let Some(wire) = wires.get(&to.remote) {
             for datagram in datagrams.chunks(segment) {
-                let _ = wire.send((self.addr, datagram.to_vec()));
+                let _ = wire.send((from, to.remote, datagram.to_vec()));
             }
         }
         Ok(())
@@ -108,7 +141,7 @@ impl Transport for MemSocket {
         4
     }
     fn port(&self) -> u16 {
-        self.addr.port()
+        self.addrs[0].port()
     }
     fn set_port(&mut self, _port: u16) -> anyhow::Result<()> {
         anyhow::bail!("fixed in memory")

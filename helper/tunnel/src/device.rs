@@ -6,7 +6,8 @@
 //! 2. the datagram is matched to a peer — a handshake initiation by the initiator's static key,
 //!    everything else by the receiver index we handed out (`index >> 8` names the peer);
 //! 3. the peer's `Tunn` decrypts it; an authenticated datagram moves the peer's endpoint to its
-//!    source address (roaming) and counts towards rx;
+//!    source address (roaming), remembers the local address it arrived at (the sticky source,
+//!    see [`Endpoint`]) and counts towards rx;
 //! 4. a decrypted IP packet is delivered only if its inner source routes back to the same peer
 //!    in the AllowedIPs table; otherwise it is dropped as spoofed;
 //! 5. a completed handshake flushes the packets queued while it was under way.
@@ -17,6 +18,20 @@
 //!
 //! Timers ([`Device::handle_timeout`], every [`TIMER_TICK`]): boringtun's handshake retry,
 //! rekey and passive keepalive, plus our persistent keepalive, and the rate limiter's reset.
+//! After the host slept ([`Device::handle_resume`], when the driver's
+//! [`crate::clock::ResumeDetector`] sees the jump): a fresh handshake with every active peer.
+//!
+//! **Replying from the address the peer sent to.** On a host with several addresses, a peer that
+//! sent to one of them must get its answers from that same address, or it sees a new source,
+//! roams, and breaks the NAT and firewall state on the way (the kernel picks the source by its
+//! routing preference, not by what the peer used). So an [`Endpoint`] is a pair, as in
+//! wireguard-go's sticky `StdNetEndpoint` and the kernel module: the peer's address, and our
+//! local address it reached. Incoming datagrams carry the local address the socket reported
+//! (packet-info control messages); an authenticated one stores both in the peer; every datagram
+//! to the peer then leaves with that source. The core only *keeps* the address; the driver
+//! sends with it, and when the OS refuses the source (the address is gone) it resends with the
+//! kernel's choice and calls [`Device::forget_local_address`], so nothing sticks to a dead
+//! address: the next authenticated datagram sets the source again.
 
 use crate::allowed_ips::AllowedIps;
 use crate::Instant;
@@ -43,11 +58,32 @@ pub const DEFAULT_HANDSHAKE_RATE_LIMIT: u64 = 100;
 /// 32 bytes of data-message overhead.
 pub const MAX_DATAGRAM_LEN: usize = 65_535 + 32;
 
+/// Where a datagram goes to, or came from, on the underlay: the peer's address and port, and our
+/// own address on the path (the one the peer sent to; `None` lets the OS choose).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    /// The peer's address and port.
+    pub remote: SocketAddr,
+    /// Our address the peer reached (the destination of its datagram), to send from. `None`
+    /// when unknown (a configured endpoint, or the OS did not say): the OS picks the source.
+    pub local: Option<IpAddr>,
+}
+
+impl From<SocketAddr> for Endpoint {
+    /// An endpoint with no local address: the OS chooses the source.
+    fn from(remote: SocketAddr) -> Self {
+        Self {
+            remote,
+            local: None,
+        }
+    }
+}
+
 /// Where the device's decisions go. The driver implements it over the TUN and UDP sockets;
 /// tests implement it over vectors.
 pub trait Output {
-    /// Send `datagram` over UDP to `to`.
-    fn send_datagram(&mut self, to: SocketAddr, datagram: &[u8]);
+    /// Send `datagram` over UDP to `to.remote`, from `to.local` when it is set.
+    fn send_datagram(&mut self, to: Endpoint, datagram: &[u8]);
     /// Write the decrypted IP `packet` to the TUN device.
     fn write_packet(&mut self, packet: &[u8]);
 }
@@ -93,6 +129,9 @@ pub struct PeerSnapshot {
     pub has_preshared_key: bool,
     /// Current endpoint (after roaming).
     pub endpoint: Option<SocketAddr>,
+    /// Our address the peer last reached us at, which datagrams to it are sent from (`None`:
+    /// the OS chooses).
+    pub local_address: Option<IpAddr>,
     /// Persistent keepalive interval in seconds.
     pub persistent_keepalive: Option<u16>,
     /// AllowedIPs in the order they were added.
@@ -128,7 +167,7 @@ struct Peer {
     preshared_key: Option<PresharedKey>,
     /// Our 24-bit index for this peer; boringtun puts it in the top bits of session indices.
     index: u32,
-    endpoint: Option<SocketAddr>,
+    endpoint: Option<Endpoint>,
     persistent_keepalive: Option<u16>,
     allowed_ips: Vec<IpNet>,
     last_handshake: Option<Instant>,
@@ -264,8 +303,8 @@ impl Device {
             None => self.insert_peer(&settings),
         };
         if let Some(peer) = self.peer_mut(id) {
-            if settings.endpoint.is_some() {
-                peer.endpoint = settings.endpoint;
+            if let Some(remote) = settings.endpoint {
+                peer.set_remote(remote);
             }
             peer.persistent_keepalive = settings.persistent_keepalive.filter(|s| *s > 0);
         }
@@ -290,7 +329,7 @@ impl Device {
             public_key: settings.public_key,
             preshared_key: settings.preshared_key.clone(),
             index,
-            endpoint: settings.endpoint,
+            endpoint: settings.endpoint.map(Endpoint::from),
             persistent_keepalive: None,
             allowed_ips: Vec::new(),
             last_handshake: None,
@@ -325,15 +364,7 @@ impl Device {
         psk: &Option<PresharedKey>,
         index: u32,
     ) -> Tunn {
-        Tunn::new(
-            self.secret.clone(),
-            x25519::PublicKey::from(*public_key.as_bytes()),
-            psk.as_ref().map(|k| *k.as_bytes()),
-            // Persistent keepalive is ours (see `handle_timeout`) so it can change live.
-            None,
-            index,
-            Some(self.tunn_limiter.clone()),
-        )
+        make_tunn(&self.secret, &self.tunn_limiter, public_key, psk, index)
     }
 
     /// Replaces a peer's AllowedIPs. Networks owned by other peers move to this one.
@@ -372,11 +403,28 @@ impl Device {
         }
     }
 
-    /// Sets a peer's endpoint (it also moves by itself when the peer roams).
+    /// Sets a peer's endpoint (it also moves by itself when the peer roams). The OS chooses the
+    /// source until the peer's next authenticated datagram says which of our addresses it uses.
     pub fn set_endpoint(&mut self, id: PeerId, endpoint: SocketAddr) {
         if let Some(peer) = self.peer_mut(id) {
-            peer.endpoint = Some(endpoint);
+            peer.set_remote(endpoint);
         }
+    }
+
+    /// Our address `local` can no longer be sent from (the OS refused it: it was removed): every
+    /// peer that was answered from it is answered from the OS's choice instead, until its next
+    /// authenticated datagram names a local address again. Returns how many peers changed.
+    pub fn forget_local_address(&mut self, local: IpAddr) -> usize {
+        let mut changed = 0;
+        for peer in self.peers.iter_mut().flatten() {
+            if let Some(endpoint) = &mut peer.endpoint {
+                if endpoint.local == Some(local) {
+                    endpoint.local = None;
+                    changed += 1;
+                }
+            }
+        }
+        changed
     }
 
     /// Sets or clears a peer's persistent keepalive interval; the session is kept.
@@ -474,11 +522,12 @@ impl Device {
         }
     }
 
-    /// A UDP datagram received from `from`: authenticate, decrypt, route.
+    /// A UDP datagram received from `from.remote` at our address `from.local`: authenticate,
+    /// decrypt, route. Replies go back to `from`, from the same local address.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
-        from: SocketAddr,
+        from: Endpoint,
         datagram: &[u8],
         out: &mut impl Output,
     ) {
@@ -496,7 +545,7 @@ impl Device {
             // mac1, and mac2 under load, before any expensive Diffie-Hellman.
             match self
                 .rate_limiter
-                .verify_packet(Some(from.ip()), datagram, &mut self.buf)
+                .verify_packet(Some(from.remote.ip()), datagram, &mut self.buf)
             {
                 Ok(_) => {}
                 Err(TunnResult::WriteToNetwork(cookie)) => {
@@ -530,14 +579,14 @@ impl Device {
         };
         let result = peer
             .tunn
-            .decapsulate(Some(from.ip()), datagram, &mut self.buf);
+            .decapsulate(Some(from.remote.ip()), datagram, &mut self.buf);
         if let TunnResult::Err(e) = result {
             // Includes replayed or forged packets; never roam on those.
-            tracing::trace!(error = ?e, %from, "dropped datagram");
+            tracing::trace!(error = ?e, from = %from.remote, "dropped datagram");
             self.stats.rx_invalid += 1;
             return;
         }
-        // Authenticated: this is where the peer is now.
+        // Authenticated: this is where the peer is now, and the address of ours it uses.
         peer.endpoint = Some(from);
         peer.rx_bytes += datagram.len() as u64;
         // A handshake counts once both sides have proven the new keys: the initiator when the
@@ -586,6 +635,41 @@ impl Device {
         }
     }
 
+    /// The host was suspended (the driver's [`crate::clock::ResumeDetector`] saw it) and is
+    /// running again. Every session may have expired at the peers meanwhile, and boringtun would
+    /// send the first packets on those keys before its timers notice. So every peer that has a
+    /// session or has had traffic, and an endpoint, gets a fresh `Tunn` (the old sessions and
+    /// anything queued on them dropped) and a handshake initiation now; packets from the TUN
+    /// wait in the new `Tunn` until the handshake completes. The last handshake's time is kept:
+    /// its age tells the truth until the new one lands. Returns how many handshakes started.
+    pub fn handle_resume(&mut self, now: Instant, out: &mut impl Output) -> usize {
+        let mut started = 0;
+        for peer in self.peers.iter_mut().flatten() {
+            let active = peer.last_handshake.is_some() || peer.last_sent.is_some();
+            let Some(endpoint) = peer.endpoint.filter(|_| active) else {
+                continue;
+            };
+            peer.tunn = make_tunn(
+                &self.secret,
+                &self.tunn_limiter,
+                &peer.public_key,
+                &peer.preshared_key,
+                peer.index,
+            );
+            peer.awaiting_confirmation = false;
+            match peer.tunn.format_handshake_initiation(&mut self.buf, false) {
+                TunnResult::WriteToNetwork(initiation) => {
+                    peer.note_sent(now, initiation.len());
+                    out.send_datagram(endpoint, initiation);
+                    started += 1;
+                }
+                TunnResult::Err(e) => tracing::debug!(error = ?e, "failed to start a handshake"),
+                _ => {}
+            }
+        }
+        started
+    }
+
     /// Runs the timers; call every [`TIMER_TICK`].
     pub fn handle_timeout(&mut self, now: Instant, out: &mut impl Output) {
         if self
@@ -629,7 +713,34 @@ impl Device {
     }
 }
 
+/// A fresh `Tunn` for a peer: no sessions, no handshake, no queued packets.
+fn make_tunn(
+    secret: &x25519::StaticSecret,
+    limiter: &Arc<RateLimiter>,
+    public_key: &PublicKey,
+    psk: &Option<PresharedKey>,
+    index: u32,
+) -> Tunn {
+    Tunn::new(
+        secret.clone(),
+        x25519::PublicKey::from(*public_key.as_bytes()),
+        psk.as_ref().map(|k| *k.as_bytes()),
+        // Persistent keepalive is ours (see `handle_timeout`) so it can change live.
+        None,
+        index,
+        Some(limiter.clone()),
+    )
+}
+
 impl Peer {
+    /// A configured endpoint: unchanged if it is where the peer already is (keeping the local
+    /// address it uses), otherwise with the OS choosing the source.
+    fn set_remote(&mut self, remote: SocketAddr) {
+        if self.endpoint.map(|e| e.remote) != Some(remote) {
+            self.endpoint = Some(remote.into());
+        }
+    }
+
     fn note_sent(&mut self, now: Instant, len: usize) {
         self.tx_bytes += len as u64;
         self.last_sent = Some(now);
@@ -639,7 +750,8 @@ impl Peer {
         PeerSnapshot {
             public_key: self.public_key,
             has_preshared_key: self.preshared_key.is_some(),
-            endpoint: self.endpoint,
+            endpoint: self.endpoint.map(|e| e.remote),
+            local_address: self.endpoint.and_then(|e| e.local),
             persistent_keepalive: self.persistent_keepalive,
             allowed_ips: self.allowed_ips.clone(),
             last_handshake: self.last_handshake,

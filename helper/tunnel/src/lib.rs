@@ -14,27 +14,26 @@
 //! what to send and what to deliver goes out through the caller's [`Output`]. The driver in
 //! `warren-helper` does the I/O, and tests drive two devices against each other in memory.
 //!
-//! Layout: [`allowed_ips`] the routing table; [`device`] the device and its peers.
+//! Layout: [`allowed_ips`] the routing table; [`device`] the device and its peers; [`clock`]
+//! what `now` is measured on and how a resume from suspend is noticed.
 //!
-//! A note on time: boringtun reads its own monotonic clock inside `Tunn`. Warren's own timers
-//! (persistent keepalive, handshake bookkeeping) use the `now` passed in. With the `mock-clock`
-//! feature, boringtun's clock is `mock_instant`'s, so tests can move both clocks together.
+//! A note on time: boringtun reads its own clock inside `Tunn` (one that counts suspended time).
+//! Warren's own timers (persistent keepalive, handshake bookkeeping) use the `now` passed in, on
+//! [`Instant`], which also counts suspended time (see [`clock`]). With the `mock-clock` feature,
+//! both are `mock_instant`'s, so tests can move them together.
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod allowed_ips;
+pub mod clock;
 pub mod device;
 
 pub use allowed_ips::AllowedIps;
+pub use clock::{Instant, ResumeDetector};
 pub use device::{
-    Device, DeviceStats, Output, PeerId, PeerSettings, PeerSnapshot, DEFAULT_HANDSHAKE_RATE_LIMIT,
-    MAX_DATAGRAM_LEN, TIMER_TICK,
+    Device, DeviceStats, Endpoint, Output, PeerId, PeerSettings, PeerSnapshot,
+    DEFAULT_HANDSHAKE_RATE_LIMIT, MAX_DATAGRAM_LEN, TIMER_TICK,
 };
-/// The clock the core's `now` arguments are measured on (std's, or `mock_instant`'s under
-/// the `mock-clock` feature so it moves together with boringtun's).
+/// The simulated clock tests advance (the `mock-clock` feature).
 #[cfg(feature = "mock-clock")]
-pub use mock_instant::{Instant, MockClock};
-/// The clock the core's `now` arguments are measured on (std's, or `mock_instant`'s under
-/// the `mock-clock` feature so it moves together with boringtun's).
-#[cfg(not(feature = "mock-clock"))]
-pub use std::time::Instant;
+pub use mock_instant::MockClock;

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use std::time::Duration;
 use warren_proto::key::PrivateKey;
-use warren_tunnel::{Device, Instant, MockClock, PeerSettings};
+use warren_tunnel::{Device, Instant, MockClock, PeerSettings, ResumeDetector};
 
 /// Advances both clocks by `d` and ticks every node once per simulated `TIMER_TICK`.
 fn run_for(nodes: &mut [&mut Node], d: Duration, deliver: bool) {
@@ -181,4 +181,69 @@ fn a_wrong_public_key_never_handshakes_even_with_retries() {
         b.device.stats().rx_invalid >= 5,
         "several retries were all refused"
     );
+}
+
+#[test]
+fn after_a_long_suspend_the_first_thing_sent_is_a_handshake_not_data_on_stale_keys() {
+    let (mut a, mut b) = pair();
+    let before = ipv4("198.19.0.1", "198.19.0.2", b"before");
+    a.send_packet(Instant::now(), &before);
+    deliver_all(&mut [&mut a, &mut b], Instant::now());
+    assert_eq!(b.take_delivered(), vec![before]);
+    let first = a.device.peers()[0].last_handshake.unwrap();
+
+    // What a's driver reads every tick: the core's clock (which counts suspended time; boringtun
+    // reads the same one) and a monotonic clock (which stops during suspend).
+    let mut detector = ResumeDetector::new();
+    let monotonic = Duration::from_secs(1000);
+    assert_eq!(detector.observe(Instant::now(), monotonic), None);
+
+    // a sleeps for ten minutes: the core's clock moves on, a's monotonic clock does not, and a
+    // runs nothing. b stays awake; its timers expire the session.
+    run_for(&mut [&mut b], Duration::from_secs(600), false);
+
+    // a wakes up. Its driver's first reading sees the jump...
+    let slept = detector.observe(Instant::now(), monotonic + Duration::from_millis(1));
+    assert!(
+        slept.is_some_and(|s| s >= Duration::from_secs(599)),
+        "resume seen: {slept:?}"
+    );
+    // ...and starts a new handshake with the peer it had a session with, at once.
+    assert_eq!(a.device.handle_resume(Instant::now(), &mut a.out), 1);
+    let after = ipv4("198.19.0.1", "198.19.0.2", b"after the resume");
+    a.send_packet(Instant::now(), &after);
+
+    // The next thing on the wire is a handshake initiation, and nothing on the old keys.
+    let sent: Vec<usize> = a.out.datagrams.iter().map(|d| d.1.len()).collect();
+    assert_eq!(sent, vec![HANDSHAKE_INIT_LEN], "an initiation, not data");
+    deliver_all(&mut [&mut a, &mut b], Instant::now());
+    assert_eq!(
+        b.take_delivered(),
+        vec![after],
+        "the packet waited for the new session"
+    );
+    let latest = a.device.peers()[0].last_handshake.unwrap();
+    assert!(
+        latest.duration_since(first) >= Duration::from_secs(600),
+        "a new session"
+    );
+    assert!(b.device.peers()[0].last_handshake.unwrap() >= latest);
+    assert_eq!(
+        b.device.stats().rx_invalid,
+        0,
+        "b never saw a datagram on stale keys"
+    );
+}
+
+#[test]
+fn a_resume_leaves_peers_without_sessions_or_traffic_alone() {
+    let (mut a, _b) = pair();
+    assert_eq!(a.device.handle_resume(Instant::now(), &mut a.out), 0);
+    assert!(a.out.datagrams.is_empty());
+    // A peer we only ever tried to reach is active: it gets a fresh attempt.
+    a.send_packet(Instant::now(), &ipv4("198.19.0.1", "198.19.0.2", b"x"));
+    a.out.datagrams.clear();
+    MockClock::advance(Duration::from_secs(60));
+    assert_eq!(a.device.handle_resume(Instant::now(), &mut a.out), 1);
+    assert_eq!(a.out.datagrams[0].1.len(), HANDSHAKE_INIT_LEN);
 }

@@ -4,8 +4,9 @@
 mod common;
 
 use common::*;
+use std::net::SocketAddr;
 use warren_proto::key::{PresharedKey, PrivateKey};
-use warren_tunnel::{Instant, PeerSettings};
+use warren_tunnel::{Endpoint, Instant, PeerSettings};
 
 #[test]
 fn two_peers_handshake_and_exchange_packets_both_ways() {
@@ -118,9 +119,83 @@ fn roaming_moves_the_endpoint_to_the_authenticated_source() {
     let last = forged.len() - 1;
     forged[last] ^= 0xff;
     let attacker = "198.18.0.66:1234".parse().unwrap();
-    b.device
-        .handle_datagram(now, attacker, &forged, &mut common::Capture::default());
+    let attacker: SocketAddr = attacker;
+    b.device.handle_datagram(
+        now,
+        attacker.into(),
+        &forged,
+        &mut common::Capture::default(),
+    );
     assert_eq!(b.device.peers()[0].endpoint, Some(a.addr));
+}
+
+#[test]
+fn replies_leave_from_the_local_address_the_peer_sent_to_until_it_is_forgotten() {
+    // b has two addresses; a knows it by its second one, 198.18.0.12.
+    let second = ip("198.18.0.12");
+    let mut a = Node::new("198.18.0.1:51820");
+    let mut b = Node::new("198.18.0.12:51820");
+    a.add_peer(&b, &["198.19.0.2/32"], true);
+    b.add_peer(&a, &["198.19.0.1/32"], false);
+    let now = Instant::now();
+    a.send_packet(now, &ipv4("198.19.0.1", "198.19.0.2", b"x"));
+    // The initiation reaches b at its second address; b's response leaves from it.
+    let (to, initiation, _) = a.out.datagrams.pop_front().unwrap();
+    assert_eq!(to, b.addr);
+    let arrived = Endpoint {
+        remote: a.addr,
+        local: Some(second),
+    };
+    b.device
+        .handle_datagram(now, arrived, &initiation, &mut b.out);
+    let response = b.out.datagrams.front().unwrap();
+    assert_eq!((response.0, response.2), (a.addr, Some(second)));
+    deliver_all(&mut [&mut a, &mut b], now);
+    assert_eq!(b.take_delivered().len(), 1);
+    let peer = &b.device.peers()[0];
+    assert_eq!(
+        (peer.endpoint, peer.local_address),
+        (Some(a.addr), Some(second))
+    );
+
+    // b's own traffic to a leaves from the second address too.
+    b.send_packet(now, &ipv4("198.19.0.2", "198.19.0.1", b"reply"));
+    assert_eq!(b.out.datagrams.back().unwrap().2, Some(second));
+    b.out.datagrams.clear();
+
+    // Re-applying the same endpoint keeps the source; a forged datagram at another local
+    // address does not move it.
+    let id = b.device.peer_id(&a.public_key()).unwrap();
+    b.device.set_endpoint(id, a.addr);
+    assert_eq!(b.device.peers()[0].local_address, Some(second));
+    let mut forged = vec![4u8, 0, 0, 0];
+    forged.resize(64, 0);
+    let elsewhere = Endpoint {
+        remote: a.addr,
+        local: Some(ip("198.18.0.2")),
+    };
+    b.device
+        .handle_datagram(now, elsewhere, &forged, &mut common::Capture::default());
+    assert_eq!(b.device.peers()[0].local_address, Some(second));
+
+    // The address went away: the OS chooses the source from now on...
+    assert_eq!(b.device.forget_local_address(ip("198.18.0.99")), 0);
+    assert_eq!(b.device.forget_local_address(second), 1);
+    assert_eq!(b.device.peers()[0].local_address, None);
+    b.send_packet(now, &ipv4("198.19.0.2", "198.19.0.1", b"after"));
+    assert_eq!(b.out.datagrams.back().unwrap().2, None);
+    deliver_all(&mut [&mut a, &mut b], now);
+    assert_eq!(a.take_delivered().len(), 1);
+
+    // ...until a's next datagram names the address it reached b at.
+    a.send_packet(now, &ipv4("198.19.0.1", "198.19.0.2", b"again"));
+    deliver_all(&mut [&mut a, &mut b], now);
+    assert_eq!(b.device.peers()[0].local_address, Some(second));
+
+    // A new endpoint set by hand starts with the OS's choice.
+    b.device
+        .set_endpoint(id, "198.18.0.7:51820".parse().unwrap());
+    assert_eq!(b.device.peers()[0].local_address, None);
 }
 
 #[test]

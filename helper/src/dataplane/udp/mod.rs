@@ -3,6 +3,17 @@
 //! batched I/O through the `quinn-udp` crate (`recvmmsg` and UDP GRO on receive, UDP GSO on send
 //! where the OS has them), the fwmark, and the re-bind a UAPI `listen_port` change asks for.
 //!
+//! **The source address of replies.** `quinn-udp` turns on the packet-info control messages
+//! (`IP_PKTINFO`, `IPV6_RECVPKTINFO`), so every received datagram says which of our addresses it
+//! was sent to ([`Received::local`]); the core keeps it with the peer's endpoint
+//! (`warren_tunnel::Endpoint`, see its docs for why) and every datagram to the peer carries it
+//! back here, where it becomes the source (`IP_PKTINFO`/`IPV6_PKTINFO` on send, as
+//! wireguard-go's sticky `StdNetEndpoint` and the kernel module do). One GSO send has one
+//! source. On Linux only: elsewhere the OS picks the source, as before. An IPv6 link-local
+//! destination is not kept (it would need its interface too). When the OS refuses the source
+//! (the address was removed: `EINVAL`, `EADDRNOTAVAIL`, or `ENETUNREACH` for IPv4), the send fails
+//! with that error and the driver resends without it ([`source_refused`]).
+//!
 //! `quinn-udp` tunes its sockets for QUIC, which sets "don't fragment" to probe the path MTU;
 //! WireGuard keeps the OS's default (learn the path MTU, fragment locally above it), as
 //! wireguard-go and the kernel module do. [`fragmentation`] puts that default back. [`egress`]
@@ -15,17 +26,20 @@ use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::future::Future;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket as StdUdpSocket};
 use tokio::net::UdpSocket;
+use warren_tunnel::Endpoint;
 
 /// The UDP side as the driver sees it.
 pub trait Transport {
-    /// Waits for datagrams and puts them, with their sources, into `batch`.
+    /// Waits for datagrams and puts them, with their sources and the local addresses they were
+    /// sent to, into `batch`.
     fn recv(&self, batch: &mut UdpRecvBatch) -> impl Future<Output = io::Result<()>>;
-    /// Sends `datagrams` to `to` now: one datagram, or several of `segment` bytes each (the last
-    /// may be shorter), at most [`Self::max_segments`]. Fails with `WouldBlock` when the queue is
-    /// full.
-    fn try_send(&self, to: SocketAddr, datagrams: &[u8], segment: usize) -> io::Result<()>;
+    /// Sends `datagrams` to `to.remote`, from `to.local` where the transport can choose the
+    /// source, now: one datagram, or several of `segment` bytes each (the last may be shorter),
+    /// at most [`Self::max_segments`]. Fails with `WouldBlock` when the queue is full, and with
+    /// an error that [`source_refused`] recognises when `to.local` is not ours (any more).
+    fn try_send(&self, to: Endpoint, datagrams: &[u8], segment: usize) -> io::Result<()>;
     /// How many datagrams one [`Self::try_send`] may carry (1 without UDP GSO).
     fn max_segments(&self) -> usize;
     /// The local UDP port.
@@ -132,6 +146,7 @@ impl Socket4or6 {
         })?;
         batch.set_received(meta[..count].iter().map(|m| Received {
             from: unmap(m.addr),
+            local: m.dst_ip.filter(is_sticky_source),
             len: m.len,
             // 0 where the OS does not coalesce: one datagram.
             stride: if m.stride == 0 { m.len } else { m.stride },
@@ -162,8 +177,8 @@ impl Transport for Sockets {
         }
     }
 
-    fn try_send(&self, to: SocketAddr, datagrams: &[u8], segment: usize) -> io::Result<()> {
-        let socket = match (to, &self.v6) {
+    fn try_send(&self, to: Endpoint, datagrams: &[u8], segment: usize) -> io::Result<()> {
+        let socket = match (to.remote, &self.v6) {
             (SocketAddr::V4(_), _) => &self.v4,
             (SocketAddr::V6(_), Some(v6)) => v6,
             (SocketAddr::V6(_), None) => {
@@ -174,11 +189,12 @@ impl Transport for Sockets {
             }
         };
         let transmit = quinn_udp::Transmit {
-            destination: to,
+            destination: to.remote,
             ecn: None,
             contents: datagrams,
             segment_size: (datagrams.len() > segment).then_some(segment),
-            src_ip: None,
+            // Only where it is tested (see the module docs); elsewhere the OS chooses.
+            src_ip: to.local.filter(|_| cfg!(target_os = "linux")),
         };
         socket.socket.try_io(tokio::io::Interest::WRITABLE, || {
             socket.state.try_send((&socket.socket).into(), &transmit)
@@ -216,6 +232,28 @@ impl Transport for Sockets {
         }
         self.fwmark = mark;
         Ok(())
+    }
+}
+
+/// Whether a send that named a local source failed because that source is not usable (any
+/// more): Linux says `EINVAL` (IPv6; also a source of the wrong family) or `ENETUNREACH` (IPv4)
+/// for an address the host no longer has, others `EADDRNOTAVAIL`. The caller resends with the
+/// OS's choice; if the network really is unreachable, that resend fails too and says so.
+pub fn source_refused(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::AddrNotAvailable
+            | io::ErrorKind::InvalidInput
+            | io::ErrorKind::NetworkUnreachable
+    )
+}
+
+/// Whether replies may be pinned to this local address: not to IPv6 link-local ones, which
+/// need their interface as well (the OS chooses for those, as it always did).
+fn is_sticky_source(local: &IpAddr) -> bool {
+    match local {
+        IpAddr::V4(v4) => !v4.is_unspecified(),
+        IpAddr::V6(v6) => !v6.is_unspecified() && (v6.segments()[0] & 0xffc0) != 0xfe80,
     }
 }
 

@@ -8,18 +8,20 @@ use ipnet::IpNet;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use warren_proto::key::{PrivateKey, PublicKey};
-use warren_tunnel::{Device, Instant, Output, PeerSettings};
+use warren_tunnel::{Device, Endpoint, Instant, Output, PeerSettings};
 
-/// What one device emitted during a call.
+/// What one device emitted during a call: (destination, datagram, the local address to send it
+/// from).
 #[derive(Default)]
 pub struct Capture {
-    pub datagrams: VecDeque<(SocketAddr, Vec<u8>)>,
+    pub datagrams: VecDeque<(SocketAddr, Vec<u8>, Option<IpAddr>)>,
     pub delivered: Vec<Vec<u8>>,
 }
 
 impl Output for Capture {
-    fn send_datagram(&mut self, to: SocketAddr, datagram: &[u8]) {
-        self.datagrams.push_back((to, datagram.to_vec()));
+    fn send_datagram(&mut self, to: Endpoint, datagram: &[u8]) {
+        self.datagrams
+            .push_back((to.remote, datagram.to_vec(), to.local));
     }
     fn write_packet(&mut self, packet: &[u8]) {
         self.delivered.push(packet.to_vec());
@@ -79,8 +81,13 @@ pub fn deliver_all(nodes: &mut [&mut Node], now: Instant) -> usize {
     for _round in 0..64 {
         let mut moved = false;
         for i in 0..nodes.len() {
-            while let Some((to, datagram)) = nodes[i].out.datagrams.pop_front() {
-                let from = nodes[i].addr;
+            while let Some((to, datagram, _)) = nodes[i].out.datagrams.pop_front() {
+                // Arrives from the sender's address at the receiver's (which the receiver's
+                // socket reports, and replies are sent from).
+                let from = Endpoint {
+                    remote: nodes[i].addr,
+                    local: Some(to.ip()),
+                };
                 if let Some(j) = nodes.iter().position(|n| n.addr == to) {
                     let target = &mut *nodes[j];
                     target
