@@ -13,7 +13,8 @@
 //! 3. **Timer**: every `TIMER_TICK`, `Device::handle_timeout` runs retries, rekeys and keepalives.
 //! 4. **Control**: UAPI requests (`wg show`, `wg set`) read or change the device between packets,
 //!    so they never race the data path; so do the owner's [`Control`] requests (per-peer
-//!    statistics for the daemon's status and liveness), on a channel of their own.
+//!    statistics for the daemon's status and liveness; a re-resolved endpoint), on a channel of
+//!    their own.
 //!
 //! **Batching.** Every step moves as many packets per system call as the OS allows, and the core
 //! still sees one packet at a time (batching lives here and in the platform layer, never in the
@@ -51,6 +52,17 @@ use warren_tunnel::{Device, Instant, Output, TIMER_TICK};
 pub enum Control {
     /// Reply with a snapshot of every peer's statistics.
     Stats(oneshot::Sender<DeviceSnapshot>),
+    /// A peer's host name resolved to `endpoint`: use it, but only while the peer's handshake
+    /// initiation is still unanswered (so an endpoint the peer roamed to by authenticated
+    /// packets in the meantime is kept). Replies whether the endpoint was changed.
+    Reresolved {
+        /// The peer.
+        peer: warren_proto::key::PublicKey,
+        /// Its new address.
+        endpoint: SocketAddr,
+        /// Whether it was applied.
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// What [`Control::Stats`] answers: the device's peers as the daemon reports them. Holds no
@@ -59,6 +71,8 @@ pub enum Control {
 pub struct DeviceSnapshot {
     /// The UDP port the device listens on.
     pub listen_port: u16,
+    /// The mark on the socket's packets, if any.
+    pub fwmark: Option<u32>,
     /// One entry per peer, in configuration order.
     pub peers: Vec<PeerStats>,
 }
@@ -74,6 +88,9 @@ pub struct PeerStats {
     pub allowed_ips: Vec<ipnet::IpNet>,
     /// When its newest handshake completed, as wall-clock time; `None` if never.
     pub last_handshake: Option<SystemTime>,
+    /// How long a handshake initiation to it has waited for a response (since the first try of
+    /// the current round); `None` when none is pending.
+    pub initiation_unanswered_for: Option<std::time::Duration>,
     /// Bytes received from it.
     pub rx_bytes: u64,
     /// Bytes sent to it.
@@ -292,14 +309,34 @@ impl<T: TunDevice, S: Transport> Driver<T, S> {
                         last_handshake: peer
                             .last_handshake
                             .and_then(|t| wall.checked_sub(now.duration_since(t))),
+                        initiation_unanswered_for: peer
+                            .initiation_unanswered
+                            .map(|t| now.duration_since(t)),
                         rx_bytes: peer.rx_bytes,
                         tx_bytes: peer.tx_bytes,
                     })
                     .collect();
                 let _ = reply.send(DeviceSnapshot {
                     listen_port: self.transport.port(),
+                    fwmark: self.transport.fwmark(),
                     peers,
                 });
+            }
+            Control::Reresolved {
+                peer,
+                endpoint,
+                reply,
+            } => {
+                let id = self.device.peer_id(&peer);
+                let stale = id
+                    .and_then(|id| self.device.peer_snapshot(id))
+                    .is_some_and(|p| {
+                        p.initiation_unanswered.is_some() && p.endpoint != Some(endpoint)
+                    });
+                if let (Some(id), true) = (id, stale) {
+                    self.device.set_endpoint(id, endpoint);
+                }
+                let _ = reply.send(stale);
             }
         }
     }
