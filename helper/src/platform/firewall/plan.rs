@@ -98,6 +98,7 @@ pub struct KillSwitchPlan {
     pub(super) socket: SocketMatch,
     /// The WireGuard socket's UDP port, when known: datagrams to it are let in from any address
     /// (see the module docs of `super` on multi-homed servers).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // Read by nftables' rules only.
     pub(super) listen_port: Option<u16>,
     pub(super) dns_servers: Vec<IpAddr>,
     pub(super) tunnel_addresses: Vec<IpAddr>,
@@ -113,6 +114,7 @@ impl KillSwitchPlan {
 
     /// Whether `other` differs from this plan in its endpoints only (so updating the firewall
     /// from one to the other only replaces the endpoint set's elements).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // nftables' update only.
     pub fn differs_only_in_endpoints(&self, other: &KillSwitchPlan) -> bool {
         KillSwitchPlan {
             endpoints: other.endpoints.clone(),
