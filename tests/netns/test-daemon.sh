@@ -282,6 +282,7 @@ t_daemon_errors() {
     # Through the daemon a name that does not resolve is not a failure: the tunnel waits for the
     # network (saying why), nothing of it is on the system, and `down` ends the wait.
     wh_expect 0 "an endpoint whose name does not resolve (yet)" up "$conf"
+    grep -q "waiting for network" <<<"$WH_OUT" || fail "up does not say it waits for the network: $WH_OUT"
     wait_until 10 "wrtname in state waiting_for_network" state_is wrtname waiting_for_network
     status_field wrtname .state.reason | grep -q "failed to resolve the endpoint nosuch.invalid:$WG_PORT" ||
         fail "the waiting state does not name the name: $(wh status wrtname --json)"

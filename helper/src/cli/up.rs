@@ -191,7 +191,13 @@ async fn through_daemon(args: Args, socket: PathBuf) -> anyhow::Result<()> {
     };
     client::request(&daemon, request, &format!("bring '{name}' up")).await?;
     let Some(secs) = args.wait else {
-        println!("{name}: up, waiting for a handshake (see `warren-helper status {name}`)");
+        match current_state(&daemon, &name).await {
+            Some(TunnelState::WaitingForNetwork { reason }) => println!(
+                "{name}: waiting for network ({reason}); it comes up by itself once the name \
+                 resolves (see `warren-helper status {name}`)"
+            ),
+            _ => println!("{name}: up, waiting for a handshake (see `warren-helper status {name}`)"),
+        }
         return Ok(());
     };
     let waited = tokio::time::timeout(Duration::from_secs(secs), async {
@@ -223,6 +229,20 @@ async fn through_daemon(args: Args, socket: PathBuf) -> anyhow::Result<()> {
             Ok(())
         }
         Err(_) => Err(NoHandshake { secs }.into()),
+    }
+}
+
+/// `name`'s state as the daemon has it now, if it can tell.
+async fn current_state(
+    daemon: &warren_proto::ipc::Client,
+    name: &TunnelName,
+) -> Option<TunnelState> {
+    let request = Request::Status {
+        name: Some(name.clone()),
+    };
+    match client::request(daemon, request, &format!("read the state of '{name}'")).await {
+        Ok(Response::Status { tunnels }) => tunnels.into_iter().next().map(|t| t.state),
+        _ => None,
     }
 }
 

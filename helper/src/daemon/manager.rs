@@ -793,18 +793,21 @@ impl Manager {
                 generation,
                 reason,
             } => {
-                let Some(tunnel) = self.current(&name, generation) else {
+                if self.current(&name, generation).is_none() {
                     return;
-                };
-                // Accepted: it comes up by itself once the name resolves.
-                for reply in tunnel.connect_replies.drain(..) {
-                    let _ = reply.send(Ok(Response::Done));
                 }
                 let transition = match reason {
                     Some(reason) => Transition::Wait { reason },
                     None => Transition::Resolved,
                 };
                 self.transition(&name, &transition);
+                // Accepted (answered after the state changed, so a status that follows shows
+                // it): it comes up by itself once the name resolves.
+                if let Some(tunnel) = self.current(&name, generation) {
+                    for reply in tunnel.connect_replies.drain(..) {
+                        let _ = reply.send(Ok(Response::Done));
+                    }
+                }
             }
             Report::Ended {
                 name,

@@ -496,6 +496,55 @@ mod tests {
         assert!(!get(&b).await.contains("fwmark="));
     }
 
+    async fn reresolved(host: &Host, peer: &PrivateKey, endpoint: &str) -> bool {
+        let (reply, applied) = oneshot::channel();
+        let request = Control::Reresolved {
+            peer: peer.public_key(),
+            endpoint: endpoint.parse().unwrap(),
+            reply,
+        };
+        host.control.send(request).await.unwrap();
+        applied.await.unwrap()
+    }
+
+    async fn endpoint_of(host: &Host) -> Option<SocketAddr> {
+        let (tx, rx) = oneshot::channel();
+        host.control.send(Control::Stats(tx)).await.unwrap();
+        rx.await.unwrap().peers[0].endpoint
+    }
+
+    /// A re-resolved address replaces the endpoint only while the peer's initiation goes
+    /// unanswered: a peer that answers keeps the endpoint it was authenticated at.
+    #[tokio::test]
+    async fn a_reresolved_endpoint_is_used_only_while_the_peer_does_not_answer() {
+        let network = MemNetwork::default();
+        let (ka, kb) = (PrivateKey::generate(), PrivateKey::generate());
+        // a believes b is where nobody listens (b "moved" before a started).
+        let mut to_b = PeerSettings::new(kb.public_key());
+        to_b.endpoint = Some("198.18.0.99:51820".parse().unwrap());
+        to_b.allowed_ips = vec!["198.19.0.2/32".parse().unwrap()];
+        let mut to_a = PeerSettings::new(ka.public_key());
+        to_a.allowed_ips = vec!["198.19.0.1/32".parse().unwrap()];
+        let a = start("198.18.0.1:51820", ka, to_b, &network);
+        let mut b = start("198.18.0.2:51820", kb.clone(), to_a, &network);
+
+        // Nothing is pending yet: the new address is refused.
+        assert!(!reresolved(&a, &b.key, "198.18.0.2:51820").await);
+        let ping = ipv4([198, 19, 0, 1], [198, 19, 0, 2], b"ping");
+        a.to_tun.send(ping.clone()).unwrap();
+        // The initiation went to the old address and is unanswered: the new one is taken.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(reresolved(&a, &b.key, "198.18.0.2:51820").await);
+        assert_eq!(endpoint_of(&a).await, Some("198.18.0.2:51820".parse().unwrap()));
+        // The retry (REKEY_TIMEOUT, 5 s) reaches b at the new address; the queued ping arrives.
+        let got = tokio::time::timeout(Duration::from_secs(10), b.from_tun.recv()).await;
+        assert_eq!(got.unwrap(), Some(ping));
+
+        // b answered: a later (say, round-robin) address does not move a working peer.
+        assert!(!reresolved(&a, &b.key, "198.18.0.7:51820").await);
+        assert_eq!(endpoint_of(&a).await, Some("198.18.0.2:51820".parse().unwrap()));
+    }
+
     /// A transport that records what it was asked to send.
     #[derive(Default)]
     struct Recorder {
