@@ -196,7 +196,9 @@ async fn through_daemon(args: Args, socket: PathBuf) -> anyhow::Result<()> {
                 "{name}: waiting for network ({reason}); it comes up by itself once the name \
                  resolves (see `warren-helper status {name}`)"
             ),
-            _ => println!("{name}: up, waiting for a handshake (see `warren-helper status {name}`)"),
+            _ => {
+                println!("{name}: up, waiting for a handshake (see `warren-helper status {name}`)")
+            }
         }
         return Ok(());
     };

@@ -535,14 +535,20 @@ mod tests {
         // The initiation went to the old address and is unanswered: the new one is taken.
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(reresolved(&a, &b.key, "198.18.0.2:51820").await);
-        assert_eq!(endpoint_of(&a).await, Some("198.18.0.2:51820".parse().unwrap()));
+        assert_eq!(
+            endpoint_of(&a).await,
+            Some("198.18.0.2:51820".parse().unwrap())
+        );
         // The retry (REKEY_TIMEOUT, 5 s) reaches b at the new address; the queued ping arrives.
         let got = tokio::time::timeout(Duration::from_secs(10), b.from_tun.recv()).await;
         assert_eq!(got.unwrap(), Some(ping));
 
         // b answered: a later (say, round-robin) address does not move a working peer.
         assert!(!reresolved(&a, &b.key, "198.18.0.7:51820").await);
-        assert_eq!(endpoint_of(&a).await, Some("198.18.0.2:51820".parse().unwrap()));
+        assert_eq!(
+            endpoint_of(&a).await,
+            Some("198.18.0.2:51820".parse().unwrap())
+        );
     }
 
     /// A transport that records what it was asked to send.
