@@ -32,6 +32,7 @@ mod cli;
 mod daemon;
 mod dataplane;
 mod demo;
+mod endpoints;
 mod journal;
 mod logging;
 mod platform;

@@ -3,9 +3,10 @@
 //!
 //! Two halves, so that "bad input changes nothing":
 //! - [`Prepared::new`] checks everything that depends on the configuration alone, *before* the
-//!   first change to the system: the interface name, host names resolved (once, now), the whole
-//!   network plan, the kill switch's plan and preflight, the DNS plan, whether the TUN driver is
-//!   there (Windows: `wintun.dll`). An error here changed nothing.
+//!   first change to the system: the interface name, host names resolved (now; the daemon waits
+//!   for the network with [`Prepared::waiting_for_network`]), the whole network plan and what it
+//!   needs of the system, the kill switch's plan and preflight, the DNS plan, whether the TUN
+//!   driver is there (Windows: `wintun.dll`). An error here changed nothing.
 //! - [`run`] then changes the system, in this order:
 //!   1. recovery: a journal that a crashed run left for this interface is undone (and what it
 //!      restored is logged) — refused if a running helper still holds it;
@@ -18,7 +19,9 @@
 //!      routes/routes/rules/sysctls, DNS (each journaled before it is made), the UAPI socket,
 //!      PostUp hooks; then the caller's `on_up` learns the interface and
 //!      gets a [`Control`] channel to the driver (statistics for status and liveness);
-//!   4. the driver runs until `shutdown` completes (or the TUN fails);
+//!   4. the driver runs until `shutdown` completes (or the TUN fails), and next to it the
+//!      [`Watcher`] (see [`crate::endpoints`]): host names resolved again while their peers do
+//!      not answer, and the kill switch kept on the endpoints the driver uses;
 //!   5. teardown, the mirror image: PreDown hooks, the UAPI socket, the journal undone newest
 //!      first (while the TUN still exists), the TUN, PostDown hooks.
 //!
@@ -38,6 +41,7 @@
 
 use crate::dataplane::udp::Sockets;
 use crate::dataplane::{Control, Driver, Transport as _};
+use crate::endpoints::{self, HostPeer, KillSwitchBase, Watcher};
 use crate::journal::{self, Journal, Recovery};
 use crate::platform::dns::{self, DnsPlan, DnsPlanError};
 use crate::platform::firewall::{self, KillSwitchError, KillSwitchInput, KillSwitchMode};
@@ -239,12 +243,44 @@ pub struct Running {
 }
 
 impl Prepared {
-    /// Checks `spec` (see the module docs). Changes nothing on the system.
+    /// Checks `spec` (see the module docs). Changes nothing on the system. A host name that does
+    /// not resolve fails at once ([`SessionError::Resolve`]).
     pub async fn new(spec: Spec) -> Result<Prepared, SessionError> {
         check_interface_name(&spec.ifname).map_err(|e| SessionError::config(&spec, e))?;
+        let peers = resolve_peers(&spec.config, &spec.source).await?;
+        Self::with_peers(spec, peers).await
+    }
+
+    /// Like [`Prepared::new`], but a host name that does not resolve (no network yet, DNS not
+    /// up) is retried with [`endpoints::backoff`] instead of failing: `on_wait` hears each
+    /// failure's message ("waiting for network"), and `None` once the names resolve. Names that
+    /// can never be valid were refused by the configuration parser already. Cancel it to give up
+    /// (nothing has changed on the system while it waits).
+    pub async fn waiting_for_network(
+        spec: Spec,
+        on_wait: impl Fn(Option<String>) + Send + Sync,
+    ) -> Result<Prepared, SessionError> {
+        check_interface_name(&spec.ifname).map_err(|e| SessionError::config(&spec, e))?;
+        let report = |error: Option<&SessionError>| {
+            if let Some(error) = error {
+                tracing::warn!("{}; waiting for the network", error.message());
+            }
+            on_wait(error.map(SessionError::message));
+        };
+        let peers = endpoints::retry_resolving(
+            || resolve_peers(&spec.config, &spec.source),
+            |error| matches!(error, SessionError::Resolve { .. }),
+            &report,
+            tokio::time::sleep,
+        )
+        .await?;
+        Self::with_peers(spec, peers).await
+    }
+
+    /// The checks after the names are resolved.
+    async fn with_peers(spec: Spec, peers: Vec<PeerSettings>) -> Result<Prepared, SessionError> {
         let config = &spec.config;
         let ifname = spec.ifname.as_str();
-        let peers = resolve_peers(config, &spec.source).await?;
         let resolved_endpoints = resolved_host_endpoints(config, &peers);
         let validation = PlanInputs {
             resolved_endpoints: resolved_endpoints.clone(),
@@ -463,6 +499,7 @@ async fn run_journaled(
     }
     let mut sockets = Sockets::bind(config.interface.listen_port.unwrap_or(0), plan.fwmark)?;
     sockets.pin_off(&tun_name)?;
+    let mut kill_switch_base = None;
     if kill_switch {
         // First of the changes, so the journal removes it last: nothing leaks in between.
         let endpoints: Vec<SocketAddr> = peers.iter().filter_map(|p| p.endpoint).collect();
@@ -474,7 +511,15 @@ async fn run_journaled(
             Some(sockets.port()),
             allow_lan,
         );
-        firewall::apply(&firewall::plan(input)?, &mut |c| journal.record(c)).await?;
+        let ks_plan = firewall::plan(input)?;
+        firewall::apply(&ks_plan, &mut |c| journal.record(c)).await?;
+        kill_switch_base = Some(KillSwitchBase {
+            plan: ks_plan,
+            ifname: tun_name.clone(),
+            dns_servers: config.interface.dns_servers.clone(),
+            tunnel_addresses: config.interface.addresses.clone(),
+            allow_lan,
+        });
     }
     let mut device = Device::new(config.interface.private_key.clone());
     for peer in peers {
@@ -503,11 +548,22 @@ async fn run_journaled(
             plan.mtu,
             plan.routing_summary(),
         );
+        // The watcher ends with this block, before the journal is undone below: no kill switch
+        // update can come after the undo.
+        let watcher = Watcher::new(
+            tun_name.clone(),
+            control.clone(),
+            host_peers(config),
+            kill_switch_base,
+        );
         on_up(Running {
             interface: tun_name.clone(),
             control,
         });
-        driver.run(shutdown).await
+        tokio::select! {
+            result = driver.run(shutdown) => result,
+            () = watcher.run() => Err(anyhow::anyhow!("the endpoint watcher stopped")),
+        }
     }
     .await;
 
@@ -571,7 +627,8 @@ fn check_interface_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The peers as the core wants them, with host names resolved now (once, at start).
+/// The peers as the core wants them, with host names resolved now (the [`Watcher`] resolves
+/// them again while they do not answer).
 async fn resolve_peers(
     config: &TunnelConfig,
     source: &str,
@@ -581,15 +638,17 @@ async fn resolve_peers(
         let endpoint = match &peer.endpoint {
             None => None,
             Some(Endpoint::Addr(addr)) => Some(*addr),
-            Some(Endpoint::Host { host, port }) => Some(resolve(host, *port).await.map_err(
-                |cause| SessionError::Resolve {
-                    origin: source.to_owned(),
-                    host: host.clone(),
-                    port: *port,
-                    peer: peer.public_key,
-                    cause,
-                },
-            )?),
+            Some(Endpoint::Host { host, port }) => Some(
+                endpoints::resolve(host, *port, None)
+                    .await
+                    .map_err(|cause| SessionError::Resolve {
+                        origin: source.to_owned(),
+                        host: host.clone(),
+                        port: *port,
+                        peer: peer.public_key,
+                        cause,
+                    })?,
+            ),
         };
         peers.push(PeerSettings {
             public_key: peer.public_key,
@@ -620,15 +679,20 @@ fn resolved_host_endpoints(
         .collect()
 }
 
-async fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
-    // Prefer IPv4 like wg(8) does when both exist: it works on more networks.
-    addrs
+/// The peers whose endpoints are host names, for the [`Watcher`] to resolve again.
+fn host_peers(config: &TunnelConfig) -> Vec<HostPeer> {
+    config
+        .peers
         .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .copied()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the name has no addresses"))
+        .filter_map(|peer| match &peer.endpoint {
+            Some(Endpoint::Host { host, port }) => Some(HostPeer {
+                peer: peer.public_key,
+                host: host.clone(),
+                port: *port,
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 async fn run_hook_list(stage: &str, commands: &[String], ifname: &str) -> anyhow::Result<()> {

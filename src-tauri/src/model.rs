@@ -182,6 +182,12 @@ pub enum StateView {
     Disconnected,
     /// Set up, waiting for a handshake.
     Connecting,
+    /// Not set up yet: an endpoint's host name does not resolve; the helper retries and brings
+    /// it up by itself. Not a failure.
+    WaitingForNetwork {
+        /// The helper's sentence (the resolver's answer).
+        reason: String,
+    },
     /// A handshake completed.
     Connected {
         /// When, in seconds since the Unix epoch.
@@ -201,6 +207,9 @@ impl From<&TunnelState> for StateView {
         match state {
             TunnelState::Disconnected => StateView::Disconnected,
             TunnelState::Connecting => StateView::Connecting,
+            TunnelState::WaitingForNetwork { reason } => StateView::WaitingForNetwork {
+                reason: reason.clone(),
+            },
             TunnelState::Connected { since_unix_secs } => StateView::Connected {
                 since_unix_secs: *since_unix_secs,
             },
@@ -217,7 +226,10 @@ impl StateView {
     pub fn is_up(&self) -> bool {
         matches!(
             self,
-            StateView::Connecting | StateView::Connected { .. } | StateView::Error { .. }
+            StateView::Connecting
+                | StateView::WaitingForNetwork { .. }
+                | StateView::Connected { .. }
+                | StateView::Error { .. }
         )
     }
 }

@@ -51,6 +51,7 @@ fn state_word(state: &StateView) -> &'static str {
         StateView::Unknown => "unknown",
         StateView::Disconnected => "disconnected",
         StateView::Connecting => "connecting",
+        StateView::WaitingForNetwork { .. } => "waiting for network",
         StateView::Connected { .. } => "connected",
         StateView::Disconnecting => "disconnecting",
         StateView::Error { .. } => "failed",
@@ -80,10 +81,14 @@ impl TrayModel {
             .any(|t| matches!(t.state, StateView::Connected { .. }))
         {
             TrayState::Connected
-        } else if tunnels
-            .iter()
-            .any(|t| matches!(t.state, StateView::Connecting | StateView::Disconnecting))
-        {
+        } else if tunnels.iter().any(|t| {
+            matches!(
+                t.state,
+                StateView::Connecting
+                    | StateView::WaitingForNetwork { .. }
+                    | StateView::Disconnecting
+            )
+        }) {
             TrayState::Connecting
         } else {
             TrayState::Disconnected
@@ -328,6 +333,15 @@ mod tests {
             (vec![], TrayState::Disconnected),
             (
                 vec![tunnel("a", StateView::Connecting)],
+                TrayState::Connecting,
+            ),
+            (
+                vec![tunnel(
+                    "a",
+                    StateView::WaitingForNetwork {
+                        reason: "no such name".into(),
+                    },
+                )],
                 TrayState::Connecting,
             ),
             (

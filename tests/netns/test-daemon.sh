@@ -11,7 +11,9 @@
 #   daemon/autostart  a tunnel flagged <name>.autostart comes up when the daemon starts; SIGTERM
 #                     tells a `logs -f` client, takes it down, undoes its journal, removes the socket
 #   daemon/errors     each failure says what kind it is, with its exit code: an endpoint whose host
-#                     name does not resolve is 9 ("failed to resolve", not "invalid configuration"),
+#                     name does not resolve waits for the network (state waiting_for_network with
+#                     the resolver's reason, nothing on the system, `down` ends it), and fails at once
+#                     with 9 in `up --foreground` ("failed to resolve", not "invalid configuration"),
 #                     a kill switch on a daemon that cannot run nft is 1 naming nft, a routing loop is
 #                     still 7;
 #                     each leaves the tunnel in state error with that reason and the namespace as it was
@@ -21,6 +23,9 @@
 #                     WATCHDOG=1 every half WATCHDOG_USEC, none for another WATCHDOG_PID; STOPPING=1
 #                     on SIGTERM; abstract and path sockets; with JOURNAL_STREAM every stderr line
 #                     has its syslog priority (the failure <3>), without it none
+#   daemon/wait-for-network  an autostart tunnel whose endpoint name is in no hosts file yet is
+#                     "waiting for network" in `status` (not error); once the namespace's hosts file
+#                     has the name it connects by itself, and pings
 #   daemon/auth       a member of the daemon's group (a throwaway user and group) is admitted but
 #                     may not install tunnels (the socket in a directory the daemon makes 0750
 #                     root:group); uid 65534 without the group cannot connect; uid 65534
@@ -153,6 +158,14 @@ status_field() {
 
 is_connected() { [[ $(status_field "$IF_A" .state.kind 2>/dev/null) == connected ]]; }
 
+# state_is NAME KIND — NAME's state is KIND (`status --json`); a tunnel the daemon forgot counts
+# as disconnected.
+state_is() {
+    local kind
+    kind="$(status_field "$1" .state.kind 2>/dev/null)" || kind=""
+    [[ $kind == "$2" || ($2 == disconnected && -z $kind) ]]
+}
+
 # expect_no_keys WHAT TEXT-FILE... — neither private key nor the preshared key in the files.
 expect_no_keys() {
     local what=$1 key f
@@ -280,11 +293,28 @@ t_daemon_errors() {
     conf_interface "$conf" key=a addr="$TUN4_A/24"
     conf_peer "$conf" pub="$(key_pub b)" allowed="$TUN4_B/32" endpoint="nosuch.invalid:$WG_PORT"
     chmod 600 "$conf"
-    wh_expect 9 "an endpoint whose name does not resolve" up "$conf"
+    # Through the daemon a name that does not resolve is not a failure: the tunnel waits for the
+    # network (saying why), nothing of it is on the system, and `down` ends the wait.
+    wh_expect 0 "an endpoint whose name does not resolve (yet)" up "$conf"
+    grep -q "waiting for network" <<<"$WH_OUT" || fail "up does not say it waits for the network: $WH_OUT"
+    wait_until 10 "wrtname in state waiting_for_network" state_is wrtname waiting_for_network
+    status_field wrtname .state.reason | grep -q "failed to resolve the endpoint nosuch.invalid:$WG_PORT" ||
+        fail "the waiting state does not name the name: $(wh status wrtname --json)"
+    wh_expect 0 "status of a waiting tunnel" status wrtname
+    grep -q "state: waiting for network: " <<<"$WH_OUT" || fail "status does not say 'waiting for network': $WH_OUT"
+    ip -n "$(ns a)" link show wrtname >/dev/null 2>&1 && fail "a waiting tunnel already has its interface"
+    wh_expect 0 "down while waiting for the network" down wrtname
+    wait_until 10 "wrtname disconnected" state_is wrtname disconnected
+    # In the foreground (inside a, with a's resolver) the same name fails at once, with the
+    # network's exit code.
+    local rc=0
+    WH_OUT="$(timeout 20 ip netns exec "$(ns a)" "$WARREN_BIN" up --foreground "$conf" \
+        --state-dir "$D_STATE" 2>&1)" || rc=$?
+    [[ $rc == 9 ]] || fail "up --foreground with an unresolvable name exited $rc, expected 9: $WH_OUT"
+    log "up --foreground with an unresolvable name -> 9"
     grep -q "failed to resolve the endpoint nosuch.invalid:$WG_PORT" <<<"$WH_OUT" ||
         fail "the unresolvable name is not named: $WH_OUT"
     grep -qi "invalid configuration" <<<"$WH_OUT" && fail "an unresolvable name is called an invalid configuration: $WH_OUT"
-    expect_failure_state wrtname "unresolvable name" "failed to resolve the endpoint nosuch.invalid"
 
     conf="$WRT_TMP/wrtloop.conf"
     conf_interface "$conf" key=a addr="$TUN4_A/24"
@@ -346,6 +376,43 @@ t_daemon_autostart() {
     [[ $(daemon_state a) == "$before" ]] || fail "namespace a differs after SIGTERM:
 $(diff <(echo "$before") <(daemon_state a))"
     log "autostart came up; SIGTERM told the client, took it down and restored the namespace"
+}
+
+t_daemon_wait_for_network() {
+    local dir hosts t0
+    daemon_pair
+    # a's own resolv.conf (a resolver on its loopback, where nothing listens) and hosts file
+    # (`ip netns exec` bind-mounts /etc/netns/<ns>/* over /etc): the name is not there yet.
+    dir="/etc/netns/$(ns a)"
+    [[ -e $dir ]] && fail "$dir already exists"
+    wrt_record_dir "$dir"
+    mkdir -p "$dir"
+    printf '# a Warren test namespace: no resolver answers\nnameserver 127.0.0.1\n' >"$dir/resolv.conf"
+    hosts="$dir/hosts"
+    printf '127.0.0.1 localhost\n' >"$hosts"
+    sed -i "s/^Endpoint = .*/Endpoint = wrt-server.test:$WG_PORT/" "$CONF_A"
+    grep -q "^Endpoint = wrt-server.test:$WG_PORT" "$CONF_A" || fail "could not point $CONF_A at a name"
+
+    daemon_start a
+    wh_expect 0 "import" import "$CONF_A"
+    touch "$D_TUNNELS/$IF_A.autostart"
+    daemon_stop
+    daemon_start a
+    wait_until 15 "autostart tunnel $IF_A waiting for network" state_is "$IF_A" waiting_for_network
+    wh_expect 0 "status while the name does not resolve" status "$IF_A"
+    grep -q "state: waiting for network: .*wrt-server.test" <<<"$WH_OUT" ||
+        fail "status does not say 'waiting for network' with the name: $WH_OUT"
+    # Still waiting a few seconds later (it retries, and does not turn into an error).
+    sleep 3
+    state_is "$IF_A" waiting_for_network || fail "no longer waiting, but not connected: $(wh status "$IF_A" --json)"
+
+    log "the name appears in a's hosts file"
+    printf '127.0.0.1 localhost\n%s wrt-server.test\n' "$UNDER4_B" >"$hosts"
+    t0=$(date +%s)
+    wait_until 40 "autostart tunnel $IF_A connected once the name resolves" is_connected
+    log "connected $(($(date +%s) - t0)) s after the name appeared"
+    expect_ping a "$TUN4_B"
+    daemon_stop
 }
 
 t_daemon_auth() {
@@ -512,5 +579,6 @@ t_daemon_notify() {
 register daemon/cli t_daemon_cli
 register daemon/autostart t_daemon_autostart
 register daemon/errors t_daemon_errors
+register daemon/wait-for-network t_daemon_wait_for_network
 register daemon/auth t_daemon_auth
 register daemon/notify t_daemon_notify

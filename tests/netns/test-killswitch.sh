@@ -3,7 +3,8 @@
 # client namespace: with it on, traffic outside the tunnel is refused (IPv4 and IPv6) while traffic
 # through it works; DNS goes only to the tunnel's DNS server; "allow LAN" lets the LAN (here: ULAs)
 # through and nothing else; after down everything flows again; another program's nft table is left
-# exactly as it was.
+# exactly as it was. With Warren (cli mode) the kill switch follows `wg set` of the fwmark and the
+# listen port.
 #
 # Topology (all in namespaces; addresses from 198.18.0.0/15 and fd00::/8 only):
 #
@@ -276,11 +277,32 @@ ks_expect_blocking() {
     expect_tcp_refused a "$KS_B_EXTRA4" 53
     expect_tcp_refused a "$TUN6_B" 53
     expect_tcp a "$KS_B_EXTRA4" 8080
-    # The endpoint is reachable only with the WireGuard socket's mark: unmarked, the tunnel stops.
-    timeout 5 ip netns exec "$(ns a)" wg set "$IF_A" fwmark 0
-    expect_no_ping a "$TUN4_B"
-    timeout 5 ip netns exec "$(ns a)" wg set "$IF_A" fwmark "$KS_FWMARK"
-    expect_ping a "$TUN4_B"
+    if [[ ${mode:-} == cli ]]; then
+        # Warren's kill switch follows `wg set`: unmarked, the socket is recognised by its port;
+        # on another port, by that one; marked again, by the mark. The tunnel works throughout.
+        timeout 5 ip netns exec "$(ns a)" wg set "$IF_A" fwmark 0
+        wait_until 5 "the kill switch matching the socket by its port" \
+            bash -c "ip netns exec '$(ns a)' nft list chain inet warren output | grep -q 'udp sport $WG_PORT ip daddr . udp dport @endpoints4 accept'"
+        expect_ping a "$TUN4_B"
+        timeout 5 ip netns exec "$(ns a)" wg set "$IF_A" listen-port 51821
+        wait_until 5 "the kill switch following the new listen port" \
+            bash -c "ip netns exec '$(ns a)' nft list chain inet warren output | grep -q 'udp sport 51821 ip daddr'"
+        expect_ping a "$TUN4_B"
+        timeout 5 ip netns exec "$(ns a)" wg set "$IF_A" fwmark "$KS_FWMARK"
+        wait_until 5 "the kill switch matching the socket by its mark again" \
+            bash -c "ip netns exec '$(ns a)' nft list chain inet warren output | grep -Eq 'meta mark 0x0*${KS_FWMARK#0x} ip daddr'"
+        expect_ping a "$TUN4_B"
+        # Still nothing else gets out.
+        expect_no_ping a "$UNDER4_B"
+        expect_tcp_refused a "$KS_OUT4" 8080
+    else
+        # The endpoint is reachable only with the WireGuard socket's mark: unmarked, the tunnel
+        # stops (the tool's kill switch is fixed; Warren's follows, above).
+        timeout 5 ip netns exec "$(ns a)" wg set "$IF_A" fwmark 0
+        expect_no_ping a "$TUN4_B"
+        timeout 5 ip netns exec "$(ns a)" wg set "$IF_A" fwmark "$KS_FWMARK"
+        expect_ping a "$TUN4_B"
+    fi
 }
 
 ks_expect_open() {

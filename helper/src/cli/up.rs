@@ -4,12 +4,15 @@
 //!   (`/etc/warren/tunnels/NAME.conf`); `up FILE` (a path: it contains `/` or ends in `.conf`)
 //!   reads the wg-quick file here and hands it to the daemon as a *user tunnel*, named after the
 //!   file (or `--name`), kept in the daemon's memory only. It returns once the tunnel is set up
-//!   (state `connecting`); `--wait SECS` also waits for the first handshake (`connected`), exit
-//!   code 8 if none comes in time. `--kill-switch`/`--allow-lan` set the tunnel's options
+//!   (state `connecting`), or once it waits for an endpoint's host name to resolve (state
+//!   `waiting for network`: it comes up by itself, retrying with backoff); `--wait SECS` also
+//!   waits for the first handshake (`connected`), exit code 8 if none comes in time. `--kill-switch`/`--allow-lan` set the tunnel's options
 //!   (persisted for a system tunnel; root only).
 //! - In the foreground (`--foreground FILE`): this process is the tunnel, like `wireguard-go -f`
 //!   followed by `wg-quick up`, until SIGINT/SIGTERM, then everything is undone
-//!   ([`crate::session`]); no daemon involved. `--interface`, `--state-dir` and `--run-hooks`
+//!   ([`crate::session`]); no daemon involved. A host name that does not resolve fails at once
+//!   here (exit code 9), as with wg-quick: a script running it learns at once; waiting for the
+//!   network is the daemon's job. `--interface`, `--state-dir` and `--run-hooks`
 //!   apply to this mode only.
 
 use super::client;
@@ -188,7 +191,15 @@ async fn through_daemon(args: Args, socket: PathBuf) -> anyhow::Result<()> {
     };
     client::request(&daemon, request, &format!("bring '{name}' up")).await?;
     let Some(secs) = args.wait else {
-        println!("{name}: up, waiting for a handshake (see `warren-helper status {name}`)");
+        match current_state(&daemon, &name).await {
+            Some(TunnelState::WaitingForNetwork { reason }) => println!(
+                "{name}: waiting for network ({reason}); it comes up by itself once the name \
+                 resolves (see `warren-helper status {name}`)"
+            ),
+            _ => {
+                println!("{name}: up, waiting for a handshake (see `warren-helper status {name}`)")
+            }
+        }
         return Ok(());
     };
     let waited = tokio::time::timeout(Duration::from_secs(secs), async {
@@ -201,6 +212,10 @@ async fn through_daemon(args: Args, socket: PathBuf) -> anyhow::Result<()> {
                         bail!("'{name}' was taken down before a handshake")
                     }
                     TunnelState::Connecting => {}
+                    // Not a failure: it comes up by itself once the name resolves.
+                    TunnelState::WaitingForNetwork { reason } => {
+                        eprintln!("{name}: waiting for network: {reason}");
+                    }
                 },
                 Ok(Event::HelperStopping) => bail!("the daemon is stopping"),
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
@@ -216,6 +231,20 @@ async fn through_daemon(args: Args, socket: PathBuf) -> anyhow::Result<()> {
             Ok(())
         }
         Err(_) => Err(NoHandshake { secs }.into()),
+    }
+}
+
+/// `name`'s state as the daemon has it now, if it can tell.
+async fn current_state(
+    daemon: &warren_proto::ipc::Client,
+    name: &TunnelName,
+) -> Option<TunnelState> {
+    let request = Request::Status {
+        name: Some(name.clone()),
+    };
+    match client::request(daemon, request, &format!("read the state of '{name}'")).await {
+        Ok(Response::Status { tunnels }) => tunnels.into_iter().next().map(|t| t.state),
+        _ => None,
     }
 }
 

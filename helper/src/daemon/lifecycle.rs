@@ -9,7 +9,12 @@
 //!      │  │                  │   └──────────────────────┼──→ Disconnecting      ↓
 //!      │  └──── Stop ─── Error ←──── Fail ──────────────┘                  Disconnected
 //!      │                   │ Start → Connecting
+//!
+//! Connecting ──Wait──→ WaitingForNetwork ──Resolved──→ Connecting   (Wait again: new reason;
+//!                      Stop → Disconnecting, Fail → Error, as from Connecting)
 //! ```
+//! - `WaitingForNetwork`: an endpoint's host name does not resolve yet; the session retries with
+//!   backoff and has changed nothing on the system. Not an error: it comes up by itself.
 //! - `Connecting`: the session is being set up, or is set up and waits for a first handshake.
 //! - `Connected`: a handshake completed ("interface created" is not enough).
 //! - `Error`: the session failed and ended; everything it changed is already undone. A new
@@ -41,6 +46,13 @@ pub const RX_STALL_MIN_TX_BYTES: u64 = 1024;
 pub enum Transition {
     /// Bring it up (connect request, autostart, retry).
     Start,
+    /// The session cannot resolve an endpoint's host name yet and retries (`reason`: why).
+    Wait {
+        /// The resolver's answer.
+        reason: String,
+    },
+    /// The names resolved after a wait; the session goes on setting up.
+    Resolved,
     /// A handshake completed, at this time.
     Handshake {
         /// Seconds since the Unix epoch.
@@ -64,16 +76,25 @@ pub fn next(state: &TunnelState, transition: &Transition) -> Option<TunnelState>
     use TunnelState as S;
     match (state, transition) {
         (S::Disconnected | S::Error { .. }, T::Start) => Some(S::Connecting),
-        (S::Connecting, T::Handshake { since_unix_secs }) => Some(S::Connected {
-            since_unix_secs: *since_unix_secs,
-        }),
-        (S::Connecting | S::Connected { .. }, T::Stop) => Some(S::Disconnecting),
-        (S::Error { .. }, T::Stop) => Some(S::Disconnected),
-        (S::Connecting | S::Connected { .. } | S::Disconnecting, T::Fail { reason }) => {
-            Some(S::Error {
+        (S::Connecting | S::WaitingForNetwork { .. }, T::Wait { reason }) => {
+            Some(S::WaitingForNetwork {
                 reason: reason.clone(),
             })
         }
+        (S::WaitingForNetwork { .. }, T::Resolved) => Some(S::Connecting),
+        (S::Connecting, T::Handshake { since_unix_secs }) => Some(S::Connected {
+            since_unix_secs: *since_unix_secs,
+        }),
+        (S::Connecting | S::WaitingForNetwork { .. } | S::Connected { .. }, T::Stop) => {
+            Some(S::Disconnecting)
+        }
+        (S::Error { .. }, T::Stop) => Some(S::Disconnected),
+        (
+            S::Connecting | S::WaitingForNetwork { .. } | S::Connected { .. } | S::Disconnecting,
+            T::Fail { reason },
+        ) => Some(S::Error {
+            reason: reason.clone(),
+        }),
         (S::Disconnecting, T::Down) => Some(S::Disconnected),
         _ => None,
     }
@@ -186,7 +207,20 @@ mod tests {
             TunnelState::Connected { since_unix_secs: 5 },
             TunnelState::Disconnecting,
             TunnelState::Error { reason: "x".into() },
+            TunnelState::WaitingForNetwork { reason: "y".into() },
         ]
+    }
+
+    fn wait(reason: &str) -> Transition {
+        Transition::Wait {
+            reason: reason.into(),
+        }
+    }
+
+    fn waiting(reason: &str) -> TunnelState {
+        TunnelState::WaitingForNetwork {
+            reason: reason.into(),
+        }
     }
 
     #[test]
@@ -229,6 +263,25 @@ mod tests {
                 Some(error.clone()),
             ),
             (S::Disconnecting, Transition::Down, Some(S::Disconnected)),
+            (S::Connecting, wait("no name"), Some(waiting("no name"))),
+            (
+                waiting("no name"),
+                wait("timeout"),
+                Some(waiting("timeout")),
+            ),
+            (
+                waiting("no name"),
+                Transition::Resolved,
+                Some(S::Connecting),
+            ),
+            (waiting("no name"), Transition::Stop, Some(S::Disconnecting)),
+            (
+                waiting("no name"),
+                Transition::Fail {
+                    reason: "boom".into(),
+                },
+                Some(error.clone()),
+            ),
         ];
         for (from, transition, to) in &cases {
             assert_eq!(next(from, transition), *to, "{from:?} --{transition:?}-->");
@@ -242,11 +295,14 @@ mod tests {
                 reason: "boom".into(),
             },
             Transition::Down,
+            wait("no name"),
+            Transition::Resolved,
         ];
         for from in all_states() {
             for transition in &transitions {
                 let listed = cases.iter().any(|(f, t, _)| {
-                    std::mem::discriminant(f) == std::mem::discriminant(&from) && t == transition
+                    std::mem::discriminant(f) == std::mem::discriminant(&from)
+                        && std::mem::discriminant(t) == std::mem::discriminant(transition)
                 });
                 if !listed {
                     assert_eq!(
@@ -260,6 +316,10 @@ mod tests {
         assert!(!is_active(&S::Disconnected));
         assert!(!is_active(&error));
         assert!(is_active(&S::Connecting) && is_active(&connected) && is_active(&S::Disconnecting));
+        assert!(
+            is_active(&waiting("no name")),
+            "a waiting tunnel has a session to stop"
+        );
     }
 
     fn peer(handshake_ago: Option<u64>, rx: u64, tx: u64, wall: SystemTime) -> PeerStats {
@@ -268,6 +328,7 @@ mod tests {
             endpoint: None,
             allowed_ips: vec![],
             last_handshake: handshake_ago.map(|s| wall - Duration::from_secs(s)),
+            initiation_unanswered_for: None,
             rx_bytes: rx,
             tx_bytes: tx,
         }

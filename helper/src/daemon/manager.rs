@@ -188,7 +188,8 @@ pub type SessionFuture = Pin<Box<dyn Future<Output = Result<(), IpcError>> + Sen
 /// Runs one tunnel's session for the manager: prepares and brings up `spec`, calls `on_up` once
 /// it is up (with the control channel the manager polls for statistics), and completes when the
 /// tunnel is down and undone again — after `stop` completes or is dropped, or on its own with an
-/// error. A failure before `on_up` means nothing changed.
+/// error. A failure before `on_up` means nothing changed. While an endpoint's name does not
+/// resolve it calls `on_wait` with the reason (each retry), and `on_wait(None)` once it does.
 pub trait SessionRunner: Send + Sync + 'static {
     /// See the trait docs.
     fn run(
@@ -196,23 +197,34 @@ pub trait SessionRunner: Send + Sync + 'static {
         spec: Spec,
         stop: oneshot::Receiver<()>,
         on_up: Box<dyn FnOnce(Running) + Send>,
+        on_wait: OnWait,
     ) -> SessionFuture;
 }
 
-/// The real sessions: [`Prepared::new`] then [`session::run`], each failure mapped to its
-/// [`ErrorKind`] by [`session::SessionError::kind`].
+/// What a session calls while it waits for the network (see [`SessionRunner`]).
+pub type OnWait = Box<dyn Fn(Option<String>) + Send + Sync>;
+
+/// The real sessions: [`Prepared::waiting_for_network`] (a name that does not resolve yet is
+/// retried, not a failure; a stop while waiting ends it with nothing changed) then
+/// [`session::run`], each failure mapped to its [`ErrorKind`] by
+/// [`session::SessionError::kind`].
 pub struct RealSessions;
 
 impl SessionRunner for RealSessions {
     fn run(
         &self,
         spec: Spec,
-        stop: oneshot::Receiver<()>,
+        mut stop: oneshot::Receiver<()>,
         on_up: Box<dyn FnOnce(Running) + Send>,
+        on_wait: OnWait,
     ) -> SessionFuture {
         Box::pin(async move {
             let failed = |e: session::SessionError| IpcError::new(e.kind(), e.message());
-            let prepared = Prepared::new(spec).await.map_err(failed)?;
+            let prepared = tokio::select! {
+                prepared = Prepared::waiting_for_network(spec, on_wait) => prepared.map_err(failed)?,
+                // Stopped (or the sender dropped) while waiting: nothing was changed.
+                _ = &mut stop => return Ok(()),
+            };
             let stop = async {
                 // A dropped sender stops the session too.
                 let _ = stop.await;
@@ -234,6 +246,12 @@ enum Report {
         name: TunnelName,
         generation: u64,
         snapshot: DeviceSnapshot,
+    },
+    /// Waiting for the network (`Some(reason)`), or no longer (`None`).
+    Waiting {
+        name: TunnelName,
+        generation: u64,
+        reason: Option<String>,
     },
     Ended {
         name: TunnelName,
@@ -585,7 +603,9 @@ impl Manager {
                 let _ = reply.send(Ok(Response::Done));
             }
             TunnelState::Disconnecting => tunnel.disconnect_replies.push(reply),
-            TunnelState::Connecting | TunnelState::Connected { .. } => {
+            TunnelState::Connecting
+            | TunnelState::WaitingForNetwork { .. }
+            | TunnelState::Connected { .. } => {
                 tunnel.disconnect_replies.push(reply);
                 if let Some(session) = &mut tunnel.session {
                     session.restart = false;
@@ -726,7 +746,9 @@ impl Manager {
         let reconnect = changed
             && matches!(
                 tunnel.state,
-                TunnelState::Connecting | TunnelState::Connected { .. }
+                TunnelState::Connecting
+                    | TunnelState::WaitingForNetwork { .. }
+                    | TunnelState::Connected { .. }
             );
         if reconnect {
             if let Some(session) = &mut tunnel.session {
@@ -817,6 +839,27 @@ impl Manager {
                 generation,
                 snapshot,
             } => self.on_stats(&name, generation, &snapshot),
+            Report::Waiting {
+                name,
+                generation,
+                reason,
+            } => {
+                if self.current(&name, generation).is_none() {
+                    return;
+                }
+                let transition = match reason {
+                    Some(reason) => Transition::Wait { reason },
+                    None => Transition::Resolved,
+                };
+                self.transition(&name, &transition);
+                // Accepted (answered after the state changed, so a status that follows shows
+                // it): it comes up by itself once the name resolves.
+                if let Some(tunnel) = self.current(&name, generation) {
+                    for reply in tunnel.connect_replies.drain(..) {
+                        let _ = reply.send(Ok(Response::Done));
+                    }
+                }
+            }
             Report::Ended {
                 name,
                 generation,
@@ -1032,7 +1075,16 @@ async fn run_session(
             control: running.control,
         });
     });
-    let result = runner.run(spec, stopped, on_up).await;
+    let wait_reports = reports.clone();
+    let wait_name = name.clone();
+    let on_wait = Box::new(move |reason: Option<String>| {
+        let _ = wait_reports.send(Report::Waiting {
+            name: wait_name.clone(),
+            generation,
+            reason,
+        });
+    });
+    let result = runner.run(spec, stopped, on_up, on_wait).await;
     let _ = reports.send(Report::Ended {
         name,
         generation,

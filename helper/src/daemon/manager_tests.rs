@@ -5,7 +5,8 @@
 //! the root end-to-end tests (tests/netns, group daemon).
 
 use super::manager::{
-    Caller, Command, Manager, SessionFuture, SessionRunner, Settings, Source, SHUTDOWN_TIMEOUT_SECS,
+    Caller, Command, Manager, OnWait, SessionFuture, SessionRunner, Settings, Source,
+    SHUTDOWN_TIMEOUT_SECS,
 };
 use super::store::Store;
 use crate::dataplane::{Control, DeviceSnapshot, PeerStats};
@@ -40,6 +41,8 @@ enum Script {
     UpThenEnd,
     /// Never come up; end only when stopped.
     Hang,
+    /// Wait for the network (an unresolvable name) for a moment, then come up as `Up`.
+    WaitThenUp,
 }
 
 /// What the fake was asked to run.
@@ -63,6 +66,7 @@ impl SessionRunner for FakeSessions {
         spec: Spec,
         mut stop: oneshot::Receiver<()>,
         on_up: Box<dyn FnOnce(Running) + Send>,
+        on_wait: OnWait,
     ) -> SessionFuture {
         let ifname = spec.ifname.clone();
         let script = self
@@ -88,6 +92,18 @@ impl SessionRunner for FakeSessions {
                     let _ = ended.send(ifname);
                     return Ok(());
                 }
+                Script::WaitThenUp => {
+                    on_wait(Some("failed to resolve vpn.example: no network".into()));
+                    tokio::select! {
+                        _ = &mut stop => {
+                            let _ = ended.send(ifname);
+                            return Ok(());
+                        }
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(300)) => {}
+                    }
+                    on_wait(None);
+                    Some(SystemTime::now())
+                }
                 Script::Up | Script::UpThenEnd => Some(SystemTime::now()),
                 Script::UpWithoutHandshake => None,
             };
@@ -100,15 +116,18 @@ impl SessionRunner for FakeSessions {
             loop {
                 tokio::select! {
                     _ = &mut stop => break,
-                    Some(Control::Stats(reply)) = requests.recv() => {
+                    Some(request) = requests.recv() => {
+                    let Control::Stats(reply) = request else { continue };
                         polls += 1;
                         let _ = reply.send(DeviceSnapshot {
                             listen_port: 51820,
+                            fwmark: None,
                             peers: vec![PeerStats {
                                 public_key: peer,
                                 endpoint: Some("198.18.0.2:51820".parse().unwrap()),
                                 allowed_ips: allowed_ips.clone(),
                                 last_handshake: handshake,
+                                initiation_unanswered_for: None,
                                 rx_bytes: 148 * polls,
                                 tx_bytes: 92 * polls,
                             }],
@@ -464,6 +483,39 @@ async fn new_options_reconnect_an_active_tunnel_with_them() {
     assert!(again.allow_lan);
     h.wait_state("home", is_connected).await;
     assert_eq!(h.status("home").await.options, options);
+}
+
+#[tokio::test]
+async fn a_tunnel_waiting_for_the_network_says_so_then_connects_by_itself() {
+    let mut h = Harness::start("waiting");
+    h.script("road", Script::WaitThenUp);
+    // The request is accepted while it waits (it comes up by itself).
+    assert_eq!(
+        h.connect("road", "198.18.2.0/24", TunnelOptions::default())
+            .await,
+        Ok(Response::Done)
+    );
+    h.next_started().await;
+    h.wait_state(
+        "road",
+        |s| matches!(s, TunnelState::WaitingForNetwork { reason } if reason.contains("no network")),
+    )
+    .await;
+    h.wait_state("road", is_connected).await;
+
+    // Taken down while waiting: no error, nothing left.
+    h.script("late", Script::WaitThenUp);
+    h.connect("late", "198.18.3.0/24", TunnelOptions::default())
+        .await
+        .unwrap();
+    h.next_started().await;
+    h.wait_state("late", |s| {
+        matches!(s, TunnelState::WaitingForNetwork { .. })
+    })
+    .await;
+    assert_eq!(h.disconnect("late").await, Ok(Response::Done));
+    h.wait_state("late", |s| *s == TunnelState::Disconnected)
+        .await;
 }
 
 #[tokio::test]

@@ -16,7 +16,8 @@
 //!    is sent (see `warren_tunnel::clock`).
 //! 4. **Control**: UAPI requests (`wg show`, `wg set`) read or change the device between packets,
 //!    so they never race the data path; so do the owner's [`Control`] requests (per-peer
-//!    statistics for the daemon's status and liveness), on a channel of their own.
+//!    statistics for the daemon's status and liveness; a re-resolved endpoint), on a channel of
+//!    their own.
 //!
 //! **Batching.** Every step moves as many packets per system call as the OS allows, and the core
 //! still sees one packet at a time (batching lives here and in the platform layer, never in the
@@ -60,6 +61,17 @@ use warren_tunnel::{clock, Device, Endpoint, Instant, Output, ResumeDetector, TI
 pub enum Control {
     /// Reply with a snapshot of every peer's statistics.
     Stats(oneshot::Sender<DeviceSnapshot>),
+    /// A peer's host name resolved to `endpoint`: use it, but only while the peer's handshake
+    /// initiation is still unanswered (so an endpoint the peer roamed to by authenticated
+    /// packets in the meantime is kept). Replies whether the endpoint was changed.
+    Reresolved {
+        /// The peer.
+        peer: warren_proto::key::PublicKey,
+        /// Its new address.
+        endpoint: SocketAddr,
+        /// Whether it was applied.
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// What [`Control::Stats`] answers: the device's peers as the daemon reports them. Holds no
@@ -68,6 +80,8 @@ pub enum Control {
 pub struct DeviceSnapshot {
     /// The UDP port the device listens on.
     pub listen_port: u16,
+    /// The mark on the socket's packets, if any.
+    pub fwmark: Option<u32>,
     /// One entry per peer, in configuration order.
     pub peers: Vec<PeerStats>,
 }
@@ -83,6 +97,9 @@ pub struct PeerStats {
     pub allowed_ips: Vec<ipnet::IpNet>,
     /// When its newest handshake completed, as wall-clock time; `None` if never.
     pub last_handshake: Option<SystemTime>,
+    /// How long a handshake initiation to it has waited for a response (since the first try of
+    /// the current round); `None` when none is pending.
+    pub initiation_unanswered_for: Option<std::time::Duration>,
     /// Bytes received from it.
     pub rx_bytes: u64,
     /// Bytes sent to it.
@@ -347,14 +364,34 @@ impl<T: TunDevice, S: Transport> Driver<T, S> {
                         last_handshake: peer
                             .last_handshake
                             .and_then(|t| wall.checked_sub(now.duration_since(t))),
+                        initiation_unanswered_for: peer
+                            .initiation_unanswered
+                            .map(|t| now.duration_since(t)),
                         rx_bytes: peer.rx_bytes,
                         tx_bytes: peer.tx_bytes,
                     })
                     .collect();
                 let _ = reply.send(DeviceSnapshot {
                     listen_port: self.transport.port(),
+                    fwmark: self.transport.fwmark(),
                     peers,
                 });
+            }
+            Control::Reresolved {
+                peer,
+                endpoint,
+                reply,
+            } => {
+                let id = self.device.peer_id(&peer);
+                let stale = id
+                    .and_then(|id| self.device.peer_snapshot(id))
+                    .is_some_and(|p| {
+                        p.initiation_unanswered.is_some() && p.endpoint != Some(endpoint)
+                    });
+                if let (Some(id), true) = (id, stale) {
+                    self.device.set_endpoint(id, endpoint);
+                }
+                let _ = reply.send(stale);
             }
         }
     }
@@ -512,6 +549,61 @@ mod tests {
         b.uapi.send(Request::Set(set, tx)).await.unwrap();
         assert_eq!(rx.await.unwrap(), Err(uapi::Errno::ADDRINUSE));
         assert!(!get(&b).await.contains("fwmark="));
+    }
+
+    async fn reresolved(host: &Host, peer: &PrivateKey, endpoint: &str) -> bool {
+        let (reply, applied) = oneshot::channel();
+        let request = Control::Reresolved {
+            peer: peer.public_key(),
+            endpoint: endpoint.parse().unwrap(),
+            reply,
+        };
+        host.control.send(request).await.unwrap();
+        applied.await.unwrap()
+    }
+
+    async fn endpoint_of(host: &Host) -> Option<SocketAddr> {
+        let (tx, rx) = oneshot::channel();
+        host.control.send(Control::Stats(tx)).await.unwrap();
+        rx.await.unwrap().peers[0].endpoint
+    }
+
+    /// A re-resolved address replaces the endpoint only while the peer's initiation goes
+    /// unanswered: a peer that answers keeps the endpoint it was authenticated at.
+    #[tokio::test]
+    async fn a_reresolved_endpoint_is_used_only_while_the_peer_does_not_answer() {
+        let network = MemNetwork::default();
+        let (ka, kb) = (PrivateKey::generate(), PrivateKey::generate());
+        // a believes b is where nobody listens (b "moved" before a started).
+        let mut to_b = PeerSettings::new(kb.public_key());
+        to_b.endpoint = Some("198.18.0.99:51820".parse().unwrap());
+        to_b.allowed_ips = vec!["198.19.0.2/32".parse().unwrap()];
+        let mut to_a = PeerSettings::new(ka.public_key());
+        to_a.allowed_ips = vec!["198.19.0.1/32".parse().unwrap()];
+        let a = start("198.18.0.1:51820", ka, to_b, &network);
+        let mut b = start("198.18.0.2:51820", kb.clone(), to_a, &network);
+
+        // Nothing is pending yet: the new address is refused.
+        assert!(!reresolved(&a, &b.key, "198.18.0.2:51820").await);
+        let ping = ipv4([198, 19, 0, 1], [198, 19, 0, 2], b"ping");
+        a.to_tun.send(ping.clone()).unwrap();
+        // The initiation went to the old address and is unanswered: the new one is taken.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(reresolved(&a, &b.key, "198.18.0.2:51820").await);
+        assert_eq!(
+            endpoint_of(&a).await,
+            Some("198.18.0.2:51820".parse().unwrap())
+        );
+        // The retry (REKEY_TIMEOUT, 5 s) reaches b at the new address; the queued ping arrives.
+        let got = tokio::time::timeout(Duration::from_secs(10), b.from_tun.recv()).await;
+        assert_eq!(got.unwrap(), Some(ping));
+
+        // b answered: a later (say, round-robin) address does not move a working peer.
+        assert!(!reresolved(&a, &b.key, "198.18.0.7:51820").await);
+        assert_eq!(
+            endpoint_of(&a).await,
+            Some("198.18.0.2:51820".parse().unwrap())
+        );
     }
 
     /// A transport that records what it was asked to send, and refuses sources it lacks.

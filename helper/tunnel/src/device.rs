@@ -79,6 +79,9 @@ impl From<SocketAddr> for Endpoint {
     }
 }
 
+/// The first byte of a handshake initiation (message type 1, little-endian).
+const HANDSHAKE_INITIATION: u8 = 1;
+
 /// Where the device's decisions go. The driver implements it over the TUN and UDP sockets;
 /// tests implement it over vectors.
 pub trait Output {
@@ -138,6 +141,10 @@ pub struct PeerSnapshot {
     pub allowed_ips: Vec<IpNet>,
     /// When the latest handshake completed, on the core's clock.
     pub last_handshake: Option<Instant>,
+    /// Since when a handshake initiation we sent waits for a response (the first of the current
+    /// round of retries), on the core's clock; `None` when none is pending. What decides that a
+    /// peer is unreachable where we send (e.g. to re-resolve its host name).
+    pub initiation_unanswered: Option<Instant>,
     /// UDP payload bytes received from this peer (authenticated datagrams only).
     pub rx_bytes: u64,
     /// UDP payload bytes sent to this peer.
@@ -173,6 +180,10 @@ struct Peer {
     last_handshake: Option<Instant>,
     /// We answered an initiation and wait for the first data packet that confirms it.
     awaiting_confirmation: bool,
+    /// Since when a handshake initiation of ours waits for a response (the first initiation of
+    /// the round; retries do not move it). Cleared by an authenticated response, and by any
+    /// authenticated datagram other than a cookie reply (the peer is alive at that address).
+    initiation_unanswered: Option<Instant>,
     last_sent: Option<Instant>,
     rx_bytes: u64,
     tx_bytes: u64,
@@ -334,6 +345,7 @@ impl Device {
             allowed_ips: Vec::new(),
             last_handshake: None,
             awaiting_confirmation: false,
+            initiation_unanswered: None,
             last_sent: None,
             rx_bytes: 0,
             tx_bytes: 0,
@@ -513,7 +525,7 @@ impl Device {
         };
         match peer.tunn.encapsulate(packet, &mut self.buf) {
             TunnResult::WriteToNetwork(datagram) => {
-                peer.note_sent(now, datagram.len());
+                peer.note_sent(now, datagram);
                 out.send_datagram(endpoint, datagram);
             }
             TunnResult::Err(e) => tracing::debug!(error = ?e, "failed to encapsulate"),
@@ -586,8 +598,12 @@ impl Device {
             self.stats.rx_invalid += 1;
             return;
         }
-        // Authenticated: this is where the peer is now, and the address of ours it uses.
+        // Authenticated: this is where the peer is now, the address of ours it uses, and it
+        // answers.
         peer.endpoint = Some(from);
+        if !matches!(kind, Kind::Cookie) {
+            peer.initiation_unanswered = None;
+        }
         peer.rx_bytes += datagram.len() as u64;
         // A handshake counts once both sides have proven the new keys: the initiator when the
         // response arrives, the responder when the first data (or keepalive) packet does, as
@@ -607,13 +623,13 @@ impl Device {
         }
         match result {
             TunnResult::WriteToNetwork(reply) => {
-                peer.note_sent(now, reply.len());
+                peer.note_sent(now, reply);
                 out.send_datagram(from, reply);
                 // A completed handshake releases the packets queued while it ran.
                 while let TunnResult::WriteToNetwork(queued) =
                     peer.tunn.decapsulate(None, &[], &mut self.buf)
                 {
-                    peer.note_sent(now, queued.len());
+                    peer.note_sent(now, queued);
                     out.send_datagram(from, queued);
                 }
             }
@@ -659,7 +675,7 @@ impl Device {
             peer.awaiting_confirmation = false;
             match peer.tunn.format_handshake_initiation(&mut self.buf, false) {
                 TunnResult::WriteToNetwork(initiation) => {
-                    peer.note_sent(now, initiation.len());
+                    peer.note_sent(now, initiation);
                     out.send_datagram(endpoint, initiation);
                     started += 1;
                 }
@@ -693,7 +709,7 @@ impl Device {
                     if let TunnResult::WriteToNetwork(datagram) =
                         peer.tunn.encapsulate(&[], &mut self.buf)
                     {
-                        peer.note_sent(now, datagram.len());
+                        peer.note_sent(now, datagram);
                         out.send_datagram(endpoint, datagram);
                     } else {
                         peer.last_sent = Some(now);
@@ -702,7 +718,7 @@ impl Device {
             }
             match peer.tunn.update_timers(&mut self.buf) {
                 TunnResult::WriteToNetwork(datagram) => {
-                    peer.note_sent(now, datagram.len());
+                    peer.note_sent(now, datagram);
                     out.send_datagram(endpoint, datagram);
                 }
                 TunnResult::Err(WireGuardError::ConnectionExpired) | TunnResult::Done => {}
@@ -741,8 +757,12 @@ impl Peer {
         }
     }
 
-    fn note_sent(&mut self, now: Instant, len: usize) {
-        self.tx_bytes += len as u64;
+    fn note_sent(&mut self, now: Instant, datagram: &[u8]) {
+        self.tx_bytes += datagram.len() as u64;
+        // The first initiation of a round starts the clock that only a response stops.
+        if datagram.first() == Some(&HANDSHAKE_INITIATION) && self.initiation_unanswered.is_none() {
+            self.initiation_unanswered = Some(now);
+        }
         self.last_sent = Some(now);
     }
 
@@ -755,6 +775,7 @@ impl Peer {
             persistent_keepalive: self.persistent_keepalive,
             allowed_ips: self.allowed_ips.clone(),
             last_handshake: self.last_handshake,
+            initiation_unanswered: self.initiation_unanswered,
             rx_bytes: self.rx_bytes,
             tx_bytes: self.tx_bytes,
         }

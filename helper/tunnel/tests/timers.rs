@@ -247,3 +247,38 @@ fn a_resume_leaves_peers_without_sessions_or_traffic_alone() {
     assert_eq!(a.device.handle_resume(Instant::now(), &mut a.out), 1);
     assert_eq!(a.out.datagrams[0].1.len(), HANDSHAKE_INIT_LEN);
 }
+
+#[test]
+fn an_unanswered_initiation_is_timed_from_its_first_try_until_the_peer_answers() {
+    let (mut a, mut b) = pair();
+    let unanswered = |n: &Node| n.device.peers()[0].initiation_unanswered;
+    let start = Instant::now();
+    a.send_packet(start, &ipv4("198.19.0.1", "198.19.0.2", b"x"));
+    assert_eq!(unanswered(&a), Some(start));
+    a.out.datagrams.clear(); // lost on the way
+
+    // Retries do not move the clock...
+    run_for(&mut [&mut a], Duration::from_secs(6), false);
+    assert_eq!(unanswered(&a), Some(start));
+    // ...and the response stops it.
+    run_for(&mut [&mut a, &mut b], Duration::from_secs(6), true);
+    assert_eq!(unanswered(&a), None);
+    assert!(a.device.peers()[0].last_handshake.is_some());
+
+    // The peer goes silent (it moved away): data keeps going out and nothing comes back. After
+    // KEEPALIVE_TIMEOUT + REKEY_TIMEOUT (15 s) a new initiation starts the clock again.
+    let silent_from = Instant::now();
+    for _ in 0..25 {
+        a.send_packet(
+            Instant::now(),
+            &ipv4("198.19.0.1", "198.19.0.2", b"anyone?"),
+        );
+        run_for(&mut [&mut a], Duration::from_secs(1), false);
+    }
+    let since = unanswered(&a).expect("no new initiation after 25 s of silence");
+    let after = since.duration_since(silent_from);
+    assert!(
+        after >= Duration::from_secs(10) && after <= Duration::from_secs(20),
+        "{after:?}"
+    );
+}

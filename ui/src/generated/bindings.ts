@@ -123,7 +123,11 @@ last_error: string | null, };
 
 export type TunnelKindView = "user" | "system";
 
-export type StateView = { "kind": "unknown" } | { "kind": "disconnected" } | { "kind": "connecting" } | { "kind": "connected", 
+export type StateView = { "kind": "unknown" } | { "kind": "disconnected" } | { "kind": "connecting" } | { "kind": "waiting_for_network", 
+/**
+ * The helper's sentence (the resolver's answer).
+ */
+reason: string, } | { "kind": "connected", 
 /**
  * When, in seconds since the Unix epoch.
  */

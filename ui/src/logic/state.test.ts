@@ -35,6 +35,16 @@ describe("tunnel state mapping", () => {
     expect(tunnelTone(tunnel({ state: { kind: "unknown" } }))).toBe("unknown");
   });
 
+  it("shows a tunnel waiting for the network as busy, not failed, with the helper's reason", () => {
+    const waiting = tunnel({ state: { kind: "waiting_for_network", reason: "failed to resolve vpn.example:51820" } });
+    expect(stateLabel(waiting.state)).toBe("Waiting for network…");
+    expect(tunnelTone(waiting)).toBe("busy");
+    expect(stateDetail(waiting, 0)).toContain("failed to resolve vpn.example:51820");
+    expect(stateDetail(waiting, 0)).toContain("connects by itself");
+    expect(isUp(waiting.state)).toBe(true);
+    expect(primaryAction(waiting, connected)).toEqual({ label: "Disconnect", action: "disconnect", enabled: true });
+  });
+
   it("offers disconnect whenever something of the tunnel may be up", () => {
     expect(isUp({ kind: "error", reason: "x" })).toBe(true);
     expect(primaryAction(tunnel(), connected)).toEqual({ label: "Connect", action: "connect", enabled: true });

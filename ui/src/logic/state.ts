@@ -22,6 +22,8 @@ export function stateLabel(state: StateView): string {
       return "Disconnected";
     case "connecting":
       return "Connecting…";
+    case "waiting_for_network":
+      return "Waiting for network…";
     case "connected":
       return "Connected";
     case "disconnecting":
@@ -39,6 +41,7 @@ export function tunnelTone(tunnel: TunnelView): Tone {
     case "disconnected":
       return "off";
     case "connecting":
+    case "waiting_for_network":
     case "disconnecting":
       return "busy";
     case "connected":
@@ -50,7 +53,12 @@ export function tunnelTone(tunnel: TunnelView): Tone {
 
 /** True in the states where "Disconnect" is the action. */
 export function isUp(state: StateView): boolean {
-  return state.kind === "connecting" || state.kind === "connected" || state.kind === "error";
+  return (
+    state.kind === "connecting" ||
+    state.kind === "waiting_for_network" ||
+    state.kind === "connected" ||
+    state.kind === "error"
+  );
 }
 
 export interface Action {
@@ -102,6 +110,8 @@ export function stateDetail(tunnel: TunnelView, nowSecs: number): string {
       return tunnel.last_error ?? "";
     case "connecting":
       return "Waiting for the first handshake with the peer.";
+    case "waiting_for_network":
+      return `The server's name does not resolve yet (${state.reason}); it connects by itself once it does.`;
     case "connected": {
       const up = `Up for ${formatDuration(nowSecs - state.since_unix_secs)}`;
       return `${up} · latest handshake ${formatAgo(latestHandshake(tunnel), nowSecs)}`;

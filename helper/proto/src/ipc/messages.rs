@@ -42,7 +42,10 @@ use zeroize::Zeroizing;
 
 /// The protocol version in [`ClientMessage::Hello`] and [`HelperMessage::Hello`]. Bump it on any
 /// change to the messages that an older peer would misread.
-pub const PROTOCOL_VERSION: u32 = 2;
+///
+/// 3: [`TunnelState::WaitingForNetwork`] (a version-2 client could not read it; it gets the
+/// version mismatch, which tells the user which side to update).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// A connected tunnel whose newest handshake is older than this is [`Health::Degraded`]
 /// (WireGuard rekeys every 120 s while traffic flows, and a session is dead after 180 s).
@@ -349,8 +352,8 @@ pub enum Event {
 ///
 /// ```text
 /// Disconnected → Connecting → Connected → Disconnecting → Disconnected
-///                     ↘            ↘
-///                      Error ← ← ← ←  (→ Disconnecting → Disconnected, or a retry → Connecting)
+///                  ↓    ↑ ↘            ↘
+///   WaitingForNetwork    Error ← ← ← ←  (→ Disconnecting → Disconnected, or a retry → Connecting)
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -359,6 +362,13 @@ pub enum TunnelState {
     Disconnected,
     /// The interface, routes, DNS and firewall are set up, and no handshake has completed yet.
     Connecting,
+    /// Not set up yet because an endpoint's host name does not resolve (no network, DNS not up):
+    /// retried with backoff, then `Connecting`. Nothing of it is on the system yet. Not an error:
+    /// it comes up by itself once the name resolves.
+    WaitingForNetwork {
+        /// Why it waits (the resolver's answer), for humans.
+        reason: String,
+    },
     /// A handshake with a peer completed: traffic can flow. ("Interface created" is not enough.)
     Connected {
         /// When it became connected, in seconds since the Unix epoch.
@@ -378,6 +388,9 @@ impl fmt::Display for TunnelState {
         match self {
             TunnelState::Disconnected => f.write_str("disconnected"),
             TunnelState::Connecting => f.write_str("connecting"),
+            TunnelState::WaitingForNetwork { reason } => {
+                write!(f, "waiting for network: {reason}")
+            }
             TunnelState::Connected { .. } => f.write_str("connected"),
             TunnelState::Disconnecting => f.write_str("disconnecting"),
             TunnelState::Error { reason } => write!(f, "error: {reason}"),
@@ -792,6 +805,7 @@ pub(crate) mod tests {
                     TunnelState::Connected { .. } => 17,
                     TunnelState::Disconnecting => 18,
                     TunnelState::Error { .. } => 19,
+                    TunnelState::WaitingForNetwork { .. } => 24,
                 },
                 Event::Stats { .. } => 20,
                 Event::HelperStopping => 21,
@@ -800,7 +814,7 @@ pub(crate) mod tests {
             HelperMessage::Closing { .. } => 23,
         }
     }
-    const HELPER_VARIANTS: usize = 24;
+    const HELPER_VARIANTS: usize = 25;
 
     /// One client message per variant (and per request variant).
     pub(crate) fn client_samples() -> Vec<ClientMessage> {
@@ -917,6 +931,9 @@ pub(crate) mod tests {
             response(13, error(ErrorKind::MissingFeature)),
             state(TunnelState::Disconnected),
             state(TunnelState::Connecting),
+            state(TunnelState::WaitingForNetwork {
+                reason: "failed to resolve vpn.example:51820: no such name".into(),
+            }),
             state(TunnelState::Connected {
                 since_unix_secs: 1_700_000_000,
             }),
@@ -969,7 +986,7 @@ pub(crate) mod tests {
         let cases: Vec<(String, &str)> = vec![
             (
                 serde_json::to_string(&ClientMessage::hello("warren-cli")).unwrap(),
-                r#"{"hello":{"version":2,"client":"warren-cli"}}"#,
+                r#"{"hello":{"version":3,"client":"warren-cli"}}"#,
             ),
             (
                 serde_json::to_string(&ClientMessage::Request {
@@ -989,7 +1006,7 @@ pub(crate) mod tests {
             ),
             (
                 serde_json::to_string(&HelperMessage::hello("0.1.0")).unwrap(),
-                r#"{"hello":{"version":2,"helper_version":"0.1.0"}}"#,
+                r#"{"hello":{"version":3,"helper_version":"0.1.0"}}"#,
             ),
             (
                 serde_json::to_string(&HelperMessage::Response {
@@ -1118,6 +1135,14 @@ pub(crate) mod tests {
     #[test]
     fn states_and_health_read_well() {
         assert_eq!(TunnelState::Connecting.to_string(), "connecting");
+        let waiting = TunnelState::WaitingForNetwork {
+            reason: "no such name".into(),
+        };
+        assert_eq!(waiting.to_string(), "waiting for network: no such name");
+        assert_eq!(
+            serde_json::to_string(&waiting).unwrap(),
+            r#"{"kind":"waiting_for_network","reason":"no such name"}"#
+        );
         assert_eq!(
             TunnelState::Error {
                 reason: "no route".into()

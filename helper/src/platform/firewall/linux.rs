@@ -85,6 +85,26 @@ impl KillSwitchOps for Ops {
         Ok(())
     }
 
+    async fn update(old: &KillSwitchPlan, new: &KillSwitchPlan) -> anyhow::Result<()> {
+        let (script, what) = if old.differs_only_in_endpoints(new) {
+            (nft::endpoints_update(new), "its endpoint sets")
+        } else {
+            (nft::ruleset(new), "the whole table")
+        };
+        run_nft(&script).await.map_err(|detail| {
+            anyhow::anyhow!(
+                "failed to update the kill switch for {} ({what}): {detail}",
+                new.ifname
+            )
+        })?;
+        tracing::info!(
+            "kill switch for {} updated ({what}): endpoints {}",
+            new.ifname,
+            endpoint_list(&new.endpoints)
+        );
+        Ok(())
+    }
+
     async fn undo(change: &FirewallChange) -> anyhow::Result<()> {
         match change {
             FirewallChange::NftTable { family, name } => {
@@ -105,6 +125,12 @@ impl KillSwitchOps for Ops {
             )),
         }
     }
+}
+
+/// `198.18.0.2:51820, [fd00:1::2]:51820`, for the log.
+fn endpoint_list(endpoints: &[std::net::SocketAddr]) -> String {
+    let list: Vec<String> = endpoints.iter().map(ToString::to_string).collect();
+    list.join(", ")
 }
 
 /// `nft`: from `PATH`, else where Debian installs it (a service's `PATH` may lack `/usr/sbin`).
@@ -227,17 +253,20 @@ table inet someoneelse {
         std::fs::read_link(path).unwrap()
     }
 
-    fn sample_plan() -> KillSwitchPlan {
-        plan(KillSwitchInput {
+    fn sample_input() -> KillSwitchInput<'static> {
+        KillSwitchInput {
             ifname: "wg0",
-            endpoints: &[sock("198.18.0.2:51820"), sock("[fd00:1::2]:51820")],
+            endpoints: Vec::leak(vec![sock("198.18.0.2:51820"), sock("[fd00:1::2]:51820")]),
             fwmark: Some(0xca6c),
             listen_port: None,
-            dns_servers: &[ip("198.19.0.53")],
-            tunnel_addresses: &[net("198.19.0.1/24"), net("fd00:2::1/64")],
+            dns_servers: Vec::leak(vec![ip("198.19.0.53")]),
+            tunnel_addresses: Vec::leak(vec![net("198.19.0.1/24"), net("fd00:2::1/64")]),
             allow_lan: true,
-        })
-        .unwrap()
+        }
+    }
+
+    fn sample_plan() -> KillSwitchPlan {
+        plan(sample_input()).unwrap()
     }
 
     /// The whole life of a kill switch against the real kernel: preflight, journal before the
@@ -289,6 +318,30 @@ table inet someoneelse {
         // Applying again replaces the table (same contents, one table).
         let mut ignore = |_: FirewallChange| Ok(());
         runtime.block_on(Ops::apply(&plan, &mut ignore)).unwrap();
+        assert_eq!(list("inet warren").as_deref(), Some(installed.as_str()));
+
+        // An endpoint update changes the set's elements in place; a port change the table.
+        let moved = super::super::plan(KillSwitchInput {
+            endpoints: &[sock("198.18.3.2:51820")],
+            ..sample_input()
+        })
+        .unwrap();
+        runtime.block_on(Ops::update(&plan, &moved)).unwrap();
+        let updated = list("inet warren").expect("table inet warren after an update");
+        assert!(updated.contains("198.18.3.2 . 51820"), "{updated}");
+        assert!(!updated.contains("198.18.0.2"), "{updated}");
+        assert!(!updated.contains("fd00:1::2 . 51820"), "{updated}");
+        let by_port = super::super::plan(KillSwitchInput {
+            fwmark: None,
+            listen_port: Some(40000),
+            ..sample_input()
+        })
+        .unwrap();
+        runtime.block_on(Ops::update(&moved, &by_port)).unwrap();
+        let reloaded = list("inet warren").expect("table inet warren after a reload");
+        assert!(reloaded.contains("udp sport 40000"), "{reloaded}");
+        assert!(!reloaded.contains("meta mark"), "{reloaded}");
+        runtime.block_on(Ops::update(&by_port, &plan)).unwrap();
         assert_eq!(list("inet warren").as_deref(), Some(installed.as_str()));
 
         // Undo refuses another program's table, and leaves it alone.

@@ -108,6 +108,27 @@ impl KillSwitchOps for Ops {
         Ok(())
     }
 
+    /// Reloads the anchor only (`pfctl -a ... -f -` replaces its rules in one step); pf stays
+    /// enabled on the reference the apply journaled.
+    async fn update(_old: &KillSwitchPlan, new: &KillSwitchPlan) -> anyhow::Result<()> {
+        if let SocketMatch::Mark(mark) = new.socket {
+            anyhow::bail!(
+                "the kill switch for {} would recognise the WireGuard socket by fwmark {mark}, \
+                 which macOS does not have; leave FwMark unset",
+                new.ifname
+            );
+        }
+        pfctl(&["-a", ANCHOR, "-f", "-"], Some(&pf::ruleset(new)))
+            .await
+            .map_err(|detail| {
+                anyhow::anyhow!(
+                    "failed to update the kill switch for {} (pf anchor {ANCHOR}): {detail}",
+                    new.ifname
+                )
+            })?;
+        Ok(())
+    }
+
     async fn undo(change: &FirewallChange) -> anyhow::Result<()> {
         match change {
             FirewallChange::PfAnchor { anchor } => {

@@ -6,8 +6,9 @@
 //! - loopback, and anything through the tunnel interface — except DNS: when the tunnel has DNS
 //!   servers, DNS (port 53, UDP and TCP) goes only to them, only through the tunnel; without,
 //!   DNS goes only through the tunnel;
-//! - the WireGuard socket's own datagrams to and from its peers' endpoints, recognised by the
-//!   socket's fwmark (or, without one, its UDP port);
+//! - the WireGuard socket's own datagrams to its peers' endpoints, recognised by the socket's
+//!   fwmark (or, without one, its UDP port), and datagrams to the socket's UDP port from any
+//!   address (see "Endpoints that move" below);
 //! - DHCPv4, DHCPv6, IPv6 neighbour discovery and MLD, so the physical link keeps working;
 //! - ICMP errors about allowed flows (path MTU discovery for the WireGuard datagrams);
 //! - the local network (private IPv4 ranges, link-local, IPv6 ULAs, local multicast) when
@@ -18,10 +19,27 @@
 //! at once; incoming ones are dropped silently. Forwarded traffic (containers, VMs) follows the
 //! same rules. There is one kill switch per host: applying it for another tunnel replaces it.
 //!
-//! Limits, by design: the rules are fixed when applied. A peer that roams to a new endpoint, or
-//! a `wg set` that changes the socket's port or fwmark, is blocked until the caller plans and
-//! applies again (which replaces the rules atomically). DNS servers on the LAN are refused even
-//! when "allow LAN" is on, unless they are the tunnel's and reached through it.
+//! **Endpoints that move.** The endpoints are the data plane's *current* ones, not the
+//! configuration's: the session re-plans whenever the core roams a peer to a new address (an
+//! authenticated datagram came from there), a host-name endpoint re-resolves to a new address, or
+//! `wg set` changes an endpoint, the listen port or the fwmark, and calls [`update`], which
+//! replaces the rules atomically (on Linux: the endpoint sets' elements in one transaction on the
+//! same table, or the whole table in one transaction when the socket's mark or port changed).
+//! A server that answers from another of its addresses (multi-homed, load-balanced) is the case
+//! that needs a rule decided in advance, because its first datagram comes from an address not in
+//! the set yet. The rule: **inbound**, datagrams to the WireGuard socket's own UDP port pass from
+//! any address — only that socket is bound to the port, and it accepts nothing but authenticated
+//! WireGuard (the core drops everything else without answering, and even its cookie replies and
+//! handshake responses could only leave towards the set); **outbound**, the socket may send only
+//! to the set, so a new address is reachable only after the core has authenticated a datagram
+//! from it and roamed there, and the session has added it. Nothing but the socket may send
+//! outside the tunnel: other programs' packets carry neither its mark nor (without a mark) its
+//! port, which the kernel gives to one socket only.
+//!
+//! Limits, by design: between the core roaming and the session's update (its next look at the
+//! data plane, within a second) datagrams to the new address are refused and retried by
+//! WireGuard's timers. DNS servers on the LAN are refused even when "allow LAN" is on, unless
+//! they are the tunnel's and reached through it.
 //!
 //! It works in the platform layer's "plan, then apply" halves, with the journal contract:
 //! - [`plan`] is pure: it validates a [`KillSwitchInput`] into a [`KillSwitchPlan`] and refuses
@@ -30,6 +48,7 @@
 //! - [`check`] is the preflight (the firewall tool is there and usable), run before any change.
 //! - [`apply`] journals a [`FirewallChange`] through `record` *before* making it, then makes it;
 //!   on failure it returns the error without rolling back (the caller undoes the journal).
+//! - [`update`] moves an applied kill switch to a new plan atomically, journaling nothing new.
 //! - [`undo`] reverts one journaled change and is idempotent: a change that was never made or is
 //!   already gone undoes as success.
 //!
@@ -267,6 +286,18 @@ pub async fn apply(
     <imp::Ops as KillSwitchOps>::apply(plan, record).await
 }
 
+/// Moves an applied kill switch from `old` to `new` (its endpoints moved, or its socket's port or
+/// mark changed), atomically: there is no moment without rules, and no moment where neither the
+/// old nor the new rules hold. Nothing new is journaled: the change [`apply`] journaled still
+/// names what undo removes (on Linux the whole table, whatever its contents now), so a crash
+/// after an update is undone exactly like one before it. Nothing to do when `old == new`.
+pub async fn update(old: &KillSwitchPlan, new: &KillSwitchPlan) -> anyhow::Result<()> {
+    if old == new {
+        return Ok(());
+    }
+    <imp::Ops as KillSwitchOps>::update(old, new).await
+}
+
 /// Reverts one journaled firewall change. Idempotent: if what it names is already gone (or was
 /// never made), that is success.
 pub async fn undo(change: &FirewallChange) -> anyhow::Result<()> {
@@ -285,6 +316,12 @@ trait KillSwitchOps {
     ) -> anyhow::Result<()>;
     /// See [`undo`].
     async fn undo(change: &FirewallChange) -> anyhow::Result<()>;
+    /// See [`update`]. By default, applies `new` again without journaling (the journal already
+    /// holds the change an apply made, and undoing it removes whatever the update left); an OS
+    /// whose apply makes more than one replaceable change overrides it.
+    async fn update(_old: &KillSwitchPlan, new: &KillSwitchPlan) -> anyhow::Result<()> {
+        Self::apply(new, &mut |_| Ok(())).await
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,17 @@
 //! - Order inside a chain: loopback, then the DNS restriction (it must come before "the tunnel
 //!   is allowed", because DNS through the tunnel is restricted too), the tunnel, the WireGuard
 //!   socket's traffic to its endpoints, DHCP and neighbour discovery, the LAN, then refuse.
-//! - Rules with an empty set are left out (nft rejects empty anonymous sets).
+//! - The endpoints live in two named sets, `endpoints4` and `endpoints6` (`address . port`), which
+//!   the output rule for the WireGuard socket looks up. When the endpoints move (roaming,
+//!   re-resolution, `wg set ... endpoint`), [`endpoints_update`] flushes and refills the sets in
+//!   one transaction on the same table: the rules are never absent, and in between the packet path
+//!   sees either the old or the new elements. A change of the socket's mark or port reloads the
+//!   whole table instead (the same atomic replacement as the first load).
+//! - Inbound, datagrams to the socket's own UDP port pass from any address (see the firewall
+//!   module docs: a multi-homed server's answer from another of its addresses must reach the core,
+//!   which authenticates it and roams; only then is the new address added to the set and the
+//!   socket may send there).
+//! - Rules with an empty anonymous set are left out (nft rejects empty anonymous sets).
 
 use super::plan::{
     KillSwitchPlan, SocketMatch, LAN_V4, LAN_V4_MULTICAST, LAN_V6, LAN_V6_MULTICAST,
@@ -33,14 +43,17 @@ pub(super) const TABLE_NAME: &str = "warren";
 /// The hook priority of every base chain: just before the usual `filter` (0) chains.
 const PRIORITY: &str = "filter - 10";
 
+/// The named set of IPv4 endpoints (address . port) the WireGuard socket may send to.
+const SET4: &str = "endpoints4";
+/// The named set of IPv6 endpoints.
+const SET6: &str = "endpoints6";
+
 /// The DNS port, UDP and TCP.
 const DNS: &str = "meta l4proto { tcp, udp } th dport 53";
 
 /// The nft script that installs (or atomically replaces) the kill switch described by `plan`.
 pub fn ruleset(plan: &KillSwitchPlan) -> String {
     let tunnel = format!("\"{}\"", plan.ifname);
-    let (endpoints4, endpoints6): (Vec<_>, Vec<_>) =
-        plan.endpoints.iter().partition(|e| e.is_ipv4());
     let (dns4, dns6) = split(&plan.dns_servers);
     let (own4, own6) = split(&plan.tunnel_addresses);
     let lan4_out = [LAN_V4, LAN_V4_MULTICAST].concat();
@@ -62,6 +75,11 @@ pub fn ruleset(plan: &KillSwitchPlan) -> String {
     s.line(0, &format!("delete table {TABLE_FAMILY} {TABLE_NAME}"));
     s.line(0, &format!("table {TABLE_FAMILY} {TABLE_NAME} {{"));
 
+    // --- the endpoints: named sets, so that an update replaces their elements only ---------------
+    let (endpoints4, endpoints6) = split_endpoints(&plan.endpoints);
+    s.endpoint_set(SET4, "ipv4_addr", &endpoints4);
+    s.endpoint_set(SET6, "ipv6_addr", &endpoints6);
+
     // --- input: what may reach this host -------------------------------------------------------
     s.chain_head("input", "input");
     s.rule("iif \"lo\" accept");
@@ -75,25 +93,17 @@ pub fn ruleset(plan: &KillSwitchPlan) -> String {
         format!("iifname != {tunnel} ip6 daddr {} drop", set(&own6)),
     );
     s.rule(&format!("iifname {tunnel} accept"));
-    // The WireGuard socket's datagrams from the endpoints.
-    let from_port = match plan.socket {
-        SocketMatch::Mark(_) => String::new(),
-        SocketMatch::SourcePort(port) => format!("udp dport {port} "),
-    };
-    s.rule_if(
-        !endpoints4.is_empty(),
-        format!(
-            "{from_port}ip saddr . udp sport {} accept",
-            endpoint_set(&endpoints4)
-        ),
-    );
-    s.rule_if(
-        !endpoints6.is_empty(),
-        format!(
-            "{from_port}ip6 saddr . udp sport {} accept",
-            endpoint_set(&endpoints6)
-        ),
-    );
+    // The WireGuard socket's datagrams: to its port from anywhere when the port is known (a
+    // multi-homed server may answer from an address not in the set; the socket accepts only
+    // authenticated WireGuard, and its answers still go out only to the endpoint set); else,
+    // without a port, from the endpoints only.
+    match plan.listen_port {
+        Some(port) => s.rule(&format!("udp dport {port} accept")),
+        None => {
+            s.rule(&format!("ip saddr . udp sport @{SET4} accept"));
+            s.rule(&format!("ip6 saddr . udp sport @{SET6} accept"));
+        }
+    }
     // ICMP errors about allowed flows (e.g. "packet too big" for the WireGuard datagrams).
     s.rule("meta l4proto { icmp, ipv6-icmp } ct state related accept");
     // DHCPv4 and DHCPv6 replies, neighbour discovery and MLD queries.
@@ -121,20 +131,8 @@ pub fn ruleset(plan: &KillSwitchPlan) -> String {
         SocketMatch::Mark(mark) => format!("meta mark {mark:#x} "),
         SocketMatch::SourcePort(port) => format!("udp sport {port} "),
     };
-    s.rule_if(
-        !endpoints4.is_empty(),
-        format!(
-            "{socket}ip daddr . udp dport {} accept",
-            endpoint_set(&endpoints4)
-        ),
-    );
-    s.rule_if(
-        !endpoints6.is_empty(),
-        format!(
-            "{socket}ip6 daddr . udp dport {} accept",
-            endpoint_set(&endpoints6)
-        ),
-    );
+    s.rule(&format!("{socket}ip daddr . udp dport @{SET4} accept"));
+    s.rule(&format!("{socket}ip6 daddr . udp dport @{SET6} accept"));
     s.rule("udp sport 68 udp dport 67 accept");
     s.rule("ip6 saddr fe80::/10 udp sport 546 udp dport 547 accept");
     s.rule(
@@ -184,6 +182,34 @@ pub fn ruleset(plan: &KillSwitchPlan) -> String {
     s.text
 }
 
+/// The nft script that replaces the endpoint sets' elements with `plan`'s endpoints, as one
+/// transaction on the existing table: the rules stay, so there is no moment without them. Only
+/// valid over a table [`ruleset`] loaded with the same sets.
+pub fn endpoints_update(plan: &KillSwitchPlan) -> String {
+    let (endpoints4, endpoints6) = split_endpoints(&plan.endpoints);
+    let mut s = Script::default();
+    s.line(
+        0,
+        &format!(
+            "# Warren kill switch for {}: the endpoints now; load with `nft -f -`.",
+            plan.ifname
+        ),
+    );
+    for (name, elements) in [(SET4, &endpoints4), (SET6, &endpoints6)] {
+        s.line(0, &format!("flush set {TABLE_FAMILY} {TABLE_NAME} {name}"));
+        if !elements.is_empty() {
+            s.line(
+                0,
+                &format!(
+                    "add element {TABLE_FAMILY} {TABLE_NAME} {name} {}",
+                    endpoint_set(elements)
+                ),
+            );
+        }
+    }
+    s.text
+}
+
 /// The script that removes Warren's table `family name` if it exists and succeeds if it does not:
 /// `add` makes sure there is something to delete, and both run in one transaction.
 pub(super) fn delete_script(family: &str, name: &str) -> String {
@@ -230,6 +256,17 @@ impl Script {
         }
     }
 
+    /// A named set of `address . port` elements (left empty when there are none).
+    fn endpoint_set(&mut self, name: &str, address_type: &str, elements: &[&SocketAddr]) {
+        self.line(1, &format!("set {name} {{"));
+        self.line(2, &format!("type {address_type} . inet_service"));
+        if !elements.is_empty() {
+            self.line(2, &format!("elements = {}", endpoint_set(elements)));
+        }
+        self.line(1, "}");
+        self.line(0, "");
+    }
+
     fn chain_head(&mut self, name: &str, hook: &str) {
         self.line(1, &format!("chain {name} {{"));
         self.line(
@@ -255,6 +292,10 @@ impl Script {
         );
         self.rule(&format!("{DNS} goto refuse"));
     }
+}
+
+fn split_endpoints(endpoints: &[SocketAddr]) -> (Vec<&SocketAddr>, Vec<&SocketAddr>) {
+    endpoints.iter().partition(|e| e.is_ipv4())
 }
 
 fn split(addresses: &[IpAddr]) -> (Vec<IpAddr>, Vec<IpAddr>) {
@@ -314,14 +355,23 @@ mod tests {
 add table inet warren
 delete table inet warren
 table inet warren {
+	set endpoints4 {
+		type ipv4_addr . inet_service
+		elements = { 198.18.0.2 . 51820 }
+	}
+
+	set endpoints6 {
+		type ipv6_addr . inet_service
+		elements = { fd00:1::2 . 51820 }
+	}
+
 	chain input {
 		type filter hook input priority filter - 10; policy drop;
 		iif \"lo\" accept
 		iifname != \"wg0\" ip daddr { 198.19.0.1 } drop
 		iifname != \"wg0\" ip6 daddr { fd00:2::1 } drop
 		iifname \"wg0\" accept
-		ip saddr . udp sport { 198.18.0.2 . 51820 } accept
-		ip6 saddr . udp sport { fd00:1::2 . 51820 } accept
+		udp dport 51820 accept
 		meta l4proto { icmp, ipv6-icmp } ct state related accept
 		udp sport 67 udp dport 68 accept
 		ip6 saddr fe80::/10 udp sport 547 udp dport 546 accept
@@ -337,8 +387,8 @@ table inet warren {
 		oifname \"wg0\" meta l4proto { tcp, udp } th dport 53 ip6 daddr { fd00:2::53 } accept
 		meta l4proto { tcp, udp } th dport 53 goto refuse
 		oifname \"wg0\" accept
-		meta mark 0xca6c ip daddr . udp dport { 198.18.0.2 . 51820 } accept
-		meta mark 0xca6c ip6 daddr . udp dport { fd00:1::2 . 51820 } accept
+		meta mark 0xca6c ip daddr . udp dport @endpoints4 accept
+		meta mark 0xca6c ip6 daddr . udp dport @endpoints6 accept
 		udp sport 68 udp dport 67 accept
 		ip6 saddr fe80::/10 udp sport 546 udp dport 547 accept
 		icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
@@ -399,7 +449,7 @@ table inet warren {
     }
 
     #[test]
-    fn every_endpoint_appears_once_in_its_family_and_nowhere_else() {
+    fn every_endpoint_appears_once_in_its_family_set_and_nowhere_else() {
         let endpoints = [
             sock("198.18.0.2:51820"),
             sock("198.18.0.9:4500"),
@@ -418,18 +468,21 @@ table inet warren {
         .unwrap();
         let script = ruleset(&plan);
         let mentions = |needle: &str| script.lines().filter(|l| l.contains(needle)).count();
-        let v4 = "{ 198.18.0.2 . 51820, 198.18.0.9 . 4500 }";
-        let v6 = "{ fd00:1::2 . 51820, fd00:1::9 . 443 }";
-        assert!(script.contains(&format!("ip saddr . udp sport {v4} accept")));
-        assert!(script.contains(&format!("ip6 saddr . udp sport {v6} accept")));
-        assert!(script.contains(&format!(
-            "meta mark 0xca6c ip daddr . udp dport {v4} accept"
-        )));
-        assert!(script.contains(&format!(
-            "meta mark 0xca6c ip6 daddr . udp dport {v6} accept"
-        )));
-        assert_eq!(mentions("198.18.0"), 2);
-        assert_eq!(mentions("fd00:1::"), 2);
+        assert!(script.contains(
+            "\tset endpoints4 {\n\t\ttype ipv4_addr . inet_service\n\t\telements = \
+             { 198.18.0.2 . 51820, 198.18.0.9 . 4500 }\n\t}\n"
+        ));
+        assert!(script.contains(
+            "\tset endpoints6 {\n\t\ttype ipv6_addr . inet_service\n\t\telements = \
+             { fd00:1::2 . 51820, fd00:1::9 . 443 }\n\t}\n"
+        ));
+        // Without a known port, inbound is limited to the endpoints too.
+        assert!(script.contains("\t\tip saddr . udp sport @endpoints4 accept\n"));
+        assert!(script.contains("\t\tip6 saddr . udp sport @endpoints6 accept\n"));
+        assert!(script.contains("\t\tmeta mark 0xca6c ip daddr . udp dport @endpoints4 accept\n"));
+        assert!(script.contains("\t\tmeta mark 0xca6c ip6 daddr . udp dport @endpoints6 accept\n"));
+        assert_eq!(mentions("198.18.0"), 1);
+        assert_eq!(mentions("fd00:1::"), 1);
     }
 
     #[test]
@@ -445,11 +498,65 @@ table inet warren {
         })
         .unwrap();
         let script = ruleset(&plan);
-        assert!(script
-            .contains("\t\tudp dport 40000 ip saddr . udp sport { 198.18.0.2 . 51820 } accept\n"));
-        assert!(script
-            .contains("\t\tudp sport 40000 ip daddr . udp dport { 198.18.0.2 . 51820 } accept\n"));
+        assert!(script.contains("\t\tudp dport 40000 accept\n"));
+        assert!(script.contains("\t\tudp sport 40000 ip daddr . udp dport @endpoints4 accept\n"));
+        assert!(script.contains("\t\tudp sport 40000 ip6 daddr . udp dport @endpoints6 accept\n"));
         assert!(!script.contains("meta mark"));
+    }
+
+    /// A multi-homed server's first answer comes from an address the set does not hold yet: it
+    /// must reach the socket (inbound, by port), while the socket may still send only to the set.
+    #[test]
+    fn the_socket_port_is_open_inbound_from_anywhere_and_outbound_only_to_the_set() {
+        let script = ruleset(&client_plan(false));
+        let input = script
+            .split("chain input {")
+            .nth(1)
+            .and_then(|rest| rest.split("\t}").next())
+            .unwrap();
+        assert!(input.contains("\t\tudp dport 51820 accept\n"), "{input}");
+        assert!(!input.contains("@endpoints"), "{input}");
+        let output = script
+            .split("chain output {")
+            .nth(1)
+            .and_then(|rest| rest.split("\t}").next())
+            .unwrap();
+        let socket_rules: Vec<&str> = output
+            .lines()
+            .filter(|l| l.contains("meta mark 0xca6c"))
+            .map(str::trim)
+            .collect();
+        assert_eq!(
+            socket_rules,
+            [
+                "meta mark 0xca6c ip daddr . udp dport @endpoints4 accept",
+                "meta mark 0xca6c ip6 daddr . udp dport @endpoints6 accept"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_endpoint_update_replaces_only_the_sets_elements_in_one_script() {
+        let moved = plan(KillSwitchInput {
+            ifname: "wg0",
+            endpoints: &[sock("198.18.3.2:51820"), sock("198.18.0.7:4500")],
+            fwmark: Some(0xca6c),
+            listen_port: Some(51820),
+            dns_servers: &[ip("198.19.0.53"), ip("fd00:2::53")],
+            tunnel_addresses: &[net("198.19.0.1/24"), net("fd00:2::1/64")],
+            allow_lan: false,
+        })
+        .unwrap();
+        assert!(client_plan(false).differs_only_in_endpoints(&moved));
+        assert!(!client_plan(true).differs_only_in_endpoints(&moved));
+        assert_eq!(
+            endpoints_update(&moved),
+            "# Warren kill switch for wg0: the endpoints now; load with `nft -f -`.
+flush set inet warren endpoints4
+add element inet warren endpoints4 { 198.18.0.7 . 4500, 198.18.3.2 . 51820 }
+flush set inet warren endpoints6
+"
+        );
     }
 
     #[test]
@@ -465,9 +572,8 @@ table inet warren {
         })
         .unwrap();
         let script = ruleset(&plan);
-        // No IPv6 endpoint, DNS or address rules (they would be empty sets)...
-        assert!(!script.contains("ip6 saddr . udp"));
-        assert!(!script.contains("ip6 daddr . udp"));
+        // No IPv6 endpoint, DNS or address (the IPv6 endpoint set exists, empty, for updates)...
+        assert!(script.contains("\tset endpoints6 {\n\t\ttype ipv6_addr . inet_service\n\t}\n"));
         assert!(!script.contains("ip6 daddr {"));
         // ...but the chains are `inet`, so IPv6 meets the same drop policy and refusal.
         assert!(script.contains("table inet warren {"));
@@ -571,6 +677,8 @@ table inet warren {
         })
         .unwrap();
         scripts.push(ruleset(&port_only));
+        // An update is checked together with the table it updates (one file, one transaction).
+        scripts.push(ruleset(&client_plan(false)) + &endpoints_update(&port_only));
         scripts.push(delete_script(TABLE_FAMILY, TABLE_NAME));
         for script in &scripts {
             match nft_check(script) {

@@ -53,16 +53,17 @@ pub struct KillSwitchInput<'a> {
     /// The tunnel interface (`wg0`): all traffic through it is allowed (DNS aside, see
     /// `dns_servers`).
     pub ifname: &'a str,
-    /// Every peer's resolved endpoint: the only places the WireGuard socket may send to and
-    /// receive from outside the tunnel. At least one is required.
+    /// Every peer's endpoint as the data plane has it now (resolved, or roamed to): the only
+    /// places the WireGuard socket may send to outside the tunnel. At least one is required.
     pub endpoints: &'a [SocketAddr],
     /// The mark the WireGuard socket puts on its packets (`FwMark`, or the one the routing layer
     /// chose for a full tunnel). When set (and not 0), it is how the socket's packets are
     /// recognised: only root can mark packets, so other programs cannot reach the endpoints.
     pub fwmark: Option<u32>,
-    /// The WireGuard socket's actual UDP port. Used to recognise its packets (by source port)
-    /// only when there is no fwmark. Pass the bound port, not the configured one: `ListenPort`
-    /// may be absent (a random port).
+    /// The WireGuard socket's actual UDP port. Datagrams to it are let in from any address (the
+    /// socket accepts only authenticated WireGuard), and it recognises the socket's own packets
+    /// (by source port) when there is no fwmark. Pass the bound port, not the configured one:
+    /// `ListenPort` may be absent (a random port).
     pub listen_port: Option<u16>,
     /// The tunnel's DNS servers (`DNS =`). When there are any, DNS (port 53, UDP and TCP) is
     /// allowed only to them and only through the tunnel; any other DNS is rejected, even through
@@ -95,6 +96,10 @@ pub struct KillSwitchPlan {
     pub(super) ifname: String,
     pub(super) endpoints: Vec<SocketAddr>,
     pub(super) socket: SocketMatch,
+    /// The WireGuard socket's UDP port, when known: datagrams to it are let in from any address
+    /// (see the module docs of `super` on multi-homed servers).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // Read by nftables' rules only.
+    pub(super) listen_port: Option<u16>,
     pub(super) dns_servers: Vec<IpAddr>,
     pub(super) tunnel_addresses: Vec<IpAddr>,
     pub(super) allow_lan: bool,
@@ -105,6 +110,16 @@ impl KillSwitchPlan {
     #[allow(dead_code)] // For the CLI and the daemon's messages.
     pub fn ifname(&self) -> &str {
         &self.ifname
+    }
+
+    /// Whether `other` differs from this plan in its endpoints only (so updating the firewall
+    /// from one to the other only replaces the endpoint set's elements).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // nftables' update only.
+    pub fn differs_only_in_endpoints(&self, other: &KillSwitchPlan) -> bool {
+        KillSwitchPlan {
+            endpoints: other.endpoints.clone(),
+            ..self.clone()
+        } == *other
     }
 
     /// Whether the local network stays reachable.
@@ -146,6 +161,7 @@ pub fn plan(input: KillSwitchInput<'_>) -> Result<KillSwitchPlan, KillSwitchErro
         ifname,
         endpoints,
         socket,
+        listen_port: input.listen_port.filter(|&port| port != 0),
         dns_servers: canonical(input.dns_servers.iter().copied()),
         tunnel_addresses: canonical(input.tunnel_addresses.iter().map(IpNet::addr)),
         allow_lan: input.allow_lan,
