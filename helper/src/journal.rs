@@ -3,13 +3,13 @@
 //! `down`, SIGTERM, or `kill -9` followed by the next start — exactly those changes can be undone.
 //!
 //! What it owns:
-//! - the state directory, `$WARREN_STATE_DIR` or `/var/lib/warren` ([`state_dir`]): created 0700,
+//! - the state directory it is given (normally `crate::sys::paths::state_dir`): created 0700,
 //!   refused when another user owns it or others may write to it (a planted journal would make the
 //!   helper "undo" whatever it says);
 //! - per interface `<ifname>.journal`: JSON with the writer's pid, the boot id, the network namespace
-//!   and the list of [`Change`]s, oldest first. Every update rewrites it atomically: a temporary
-//!   file (0600) is written and fsynced, renamed over the journal, and the directory fsynced, so a
-//!   crash leaves the old list or the new one, never a torn file;
+//!   and the list of [`Change`]s, oldest first. Every update rewrites it atomically and durably
+//!   ([`crate::sys::write_private_atomically`]: a 0600 temporary file fsynced, renamed, the
+//!   directory fsynced), so a crash leaves the old list or the new one, never a torn file;
 //! - per interface `<ifname>.lock`, `flock`ed by the live [`Journal`] for as long as it exists.
 //!   The kernel drops the lock when the process dies, however it dies, which is how a journal left
 //!   by a crash ("leftover") is told from the journal of a tunnel that is still up: recovery never
@@ -38,37 +38,19 @@
 use crate::platform::dns::DnsChange;
 use crate::platform::firewall::FirewallChange;
 use crate::platform::{self, NetworkChange};
+use crate::sys::{sync_dir, write_private_atomically};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::future::Future;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
-
-/// The state directory on Unix unless [`STATE_DIR_ENV`] says otherwise (Windows:
-/// `%ProgramData%\Warren`).
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/warren";
-
-/// The environment variable naming the state directory.
-pub const STATE_DIR_ENV: &str = "WARREN_STATE_DIR";
 
 /// The journal file format written here; files of a later format are refused, not guessed at.
 const FORMAT_VERSION: u32 = 1;
 
 const JOURNAL_SUFFIX: &str = ".journal";
 const LOCK_SUFFIX: &str = ".lock";
-const TMP_SUFFIX: &str = ".tmp";
-
-/// `$WARREN_STATE_DIR`, or [`DEFAULT_STATE_DIR`] (on Windows `%ProgramData%\Warren`).
-pub fn state_dir() -> PathBuf {
-    match std::env::var_os(STATE_DIR_ENV) {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ if cfg!(windows) => std::env::var_os("ProgramData")
-            .map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from)
-            .join("Warren"),
-        _ => PathBuf::from(DEFAULT_STATE_DIR),
-    }
-}
 
 /// One journaled change, of any concern.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -566,7 +548,7 @@ impl Journal {
     fn save(&self) -> io::Result<()> {
         let mut bytes = serde_json::to_vec_pretty(&self.contents).map_err(io::Error::other)?;
         bytes.push(b'\n');
-        write_atomically(&self.dir, &self.path, &bytes).map_err(|err| {
+        write_private_atomically(&self.path, &bytes).map_err(|err| {
             io::Error::new(
                 err.kind(),
                 format!("failed to write journal {}: {err}", self.path.display()),
@@ -782,47 +764,6 @@ fn remove_if_exists(path: &Path) -> io::Result<()> {
         Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
         _ => Ok(()),
     }
-}
-
-/// The temporary file, renamed over `path`, after writing and syncing, then the directory synced.
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(TMP_SUFFIX);
-    let tmp = PathBuf::from(tmp);
-    // A temporary file left by a crash goes, so the new one is created with our mode.
-    remove_if_exists(&tmp)?;
-    let mut file = private_file_options().open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&tmp, path)?;
-    sync_dir(dir)
-}
-
-#[cfg(unix)]
-fn private_file_options() -> OpenOptions {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true).mode(0o600);
-    options
-}
-
-#[cfg(not(unix))]
-fn private_file_options() -> OpenOptions {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    options
-}
-
-/// Makes the rename durable.
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
 }
 
 /// Creates `dir` (0700, parents included) if missing, tightens it to 0700, and checks it.
@@ -1420,14 +1361,5 @@ mod tests {
             );
         }
         assert!(!tmp.state().exists());
-    }
-
-    #[test]
-    fn the_state_dir_comes_from_the_environment_or_the_default() {
-        // Read-only: the test runner may run tests in parallel, so the variable is not set here.
-        match std::env::var_os(STATE_DIR_ENV) {
-            Some(dir) if !dir.is_empty() => assert_eq!(state_dir(), PathBuf::from(dir)),
-            _ => assert_eq!(state_dir(), PathBuf::from(DEFAULT_STATE_DIR)),
-        }
     }
 }

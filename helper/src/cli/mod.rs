@@ -106,9 +106,7 @@ enum Command {
 /// Parses arguments, runs the subcommand and maps its outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let socket = cli
-        .socket
-        .unwrap_or_else(warren_proto::ipc::default_socket_path);
+    let socket = cli.socket.unwrap_or_else(crate::sys::paths::daemon_socket);
     let quiet = crate::logging::Mode::Stderr { default: "warn" };
     let verbose = crate::logging::Mode::Stderr { default: "info" };
     let result = match cli.command {

@@ -42,8 +42,6 @@ mod windows;
 #[cfg(windows)]
 use windows as imp;
 
-pub use store::default_tunnels_dir;
-
 use anyhow::Context as _;
 use std::future::Future;
 use std::path::PathBuf;
@@ -63,13 +61,13 @@ const EVENT_QUEUE: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// Where to listen: a Unix socket path, or a pipe name on Windows
-    /// (default [`warren_proto::ipc::default_socket_path`]).
+    /// (default [`crate::sys::paths::daemon_socket`]).
     pub socket: PathBuf,
     /// The group whose members may connect (Unix; default `warren`).
     pub group: String,
-    /// Where the journals live (default [`crate::journal::state_dir`]).
+    /// Where the journals live (default [`crate::sys::paths::state_dir`]).
     pub state_dir: PathBuf,
-    /// The system tunnels (default [`default_tunnels_dir`]).
+    /// The system tunnels (default [`crate::sys::paths::system_tunnels_dir`]).
     pub tunnels_dir: PathBuf,
     /// Run system tunnels' PreUp/PostUp/PreDown/PostDown commands.
     pub run_hooks: bool,
@@ -78,10 +76,10 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            socket: warren_proto::ipc::default_socket_path(),
+            socket: crate::sys::paths::daemon_socket(),
             group: "warren".to_owned(),
-            state_dir: crate::journal::state_dir(),
-            tunnels_dir: default_tunnels_dir(),
+            state_dir: crate::sys::paths::state_dir(),
+            tunnels_dir: crate::sys::paths::system_tunnels_dir(),
             run_hooks: false,
         }
     }

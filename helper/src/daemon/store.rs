@@ -11,25 +11,16 @@
 //! Autostart is a flag file rather than something inside the `.conf`, so that the `.conf` stays
 //! exactly what `wg-quick` reads and an administrator switches autostart with `touch` / `rm`.
 //!
-//! Files are written atomically (a temporary file in the same directory, fsynced, renamed) with
-//! mode 0600. A `.conf` that others may write, or that someone other than this process's user
+//! Files are written atomically with mode 0600 ([`crate::sys::write_private_atomically`]). A `.conf` that others may write, or that someone other than this process's user
 //! owns, is refused when loaded: it would let them choose the routes and hooks of a root process.
 
+use crate::sys::write_private_atomically;
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use warren_proto::config::TunnelConfig;
 use warren_proto::ipc::{IpcError, TunnelName, TunnelOptions};
 use zeroize::Zeroizing;
-
-/// The default directory of system tunnels.
-pub fn default_tunnels_dir() -> PathBuf {
-    if cfg!(windows) {
-        crate::journal::state_dir().join("tunnels")
-    } else {
-        PathBuf::from("/etc/warren/tunnels")
-    }
-}
 
 const CONF_SUFFIX: &str = ".conf";
 const AUTOSTART_SUFFIX: &str = ".autostart";
@@ -123,7 +114,8 @@ impl Store {
         }
         create_private_dir(&self.dir).map_err(|e| self.io_error("create", &self.dir, &e))?;
         let text = Zeroizing::new(config.to_conf());
-        write_atomically(&path, text.as_bytes()).map_err(|e| self.io_error("write", &path, &e))
+        write_private_atomically(&path, text.as_bytes())
+            .map_err(|e| self.io_error("write", &path, &e))
     }
 
     /// Deletes `name` and its side files.
@@ -180,7 +172,7 @@ impl Store {
         let path = self.side_path(name, OPTIONS_SUFFIX);
         let json = serde_json::to_vec(options)
             .map_err(|e| IpcError::internal(format!("failed to encode options: {e}")))?;
-        write_atomically(&path, &json).map_err(|e| self.io_error("write", &path, &e))
+        write_private_atomically(&path, &json).map_err(|e| self.io_error("write", &path, &e))
     }
 
     fn io_error(&self, verb: &str, path: &Path, error: &io::Error) -> IpcError {
@@ -249,28 +241,6 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
 #[cfg(not(unix))]
 fn create_private_dir(dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)
-}
-
-/// Writes `bytes` to a 0600 temporary file next to `path`, fsyncs it, renames it over `path`.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let _ = fs::remove_file(&tmp);
-    let written = (|| {
-        let mut file = options.open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
 }
 
 #[cfg(test)]
