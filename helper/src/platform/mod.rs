@@ -44,9 +44,12 @@
 //! the IP Helper API; `unsupported.rs` the stub for every other OS; `dns/` and `firewall/` the
 //! other two concerns.
 
+mod change;
 pub mod dns;
 pub mod firewall;
 mod plan;
+
+pub use change::{undo_change, Change, Recorder};
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -76,7 +79,6 @@ pub use plan::{
     SRC_VALID_MARK, WIREGUARD_OVERHEAD,
 };
 
-use crate::journal::{Change, Recorder};
 use anyhow::anyhow;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -245,15 +247,6 @@ pub async fn undo(change: &NetworkChange) -> anyhow::Result<()> {
     }
     let mut ops = <imp::Ops as NetworkOps>::connect().await?;
     undo_with(&mut ops, change).await
-}
-
-/// Reverts one journaled change of any concern: the dispatcher the journal's undo calls.
-pub async fn undo_change(change: &Change) -> anyhow::Result<()> {
-    match change {
-        Change::Network(change) => undo(change).await,
-        Change::Dns(change) => dns::undo(change).await,
-        Change::Firewall(change) => firewall::undo(change).await,
-    }
 }
 
 /// Reads what [`plan`] needs to know about the system, changing nothing: the MTU of the path to
