@@ -63,6 +63,8 @@ impl PrivateWrite {
         if let Some((uid, gid)) = self.owner {
             std::os::unix::fs::fchown(&*file, Some(uid), Some(gid))?;
         }
+        #[cfg(not(unix))]
+        let _ = self.owner; // Windows: the file inherits the directory's ACL.
         file.write_all(bytes)?;
         file.sync_all()?;
         file.metadata()

@@ -11,7 +11,9 @@ pub mod shutdown;
 #[cfg(windows)]
 pub mod windows;
 
-pub use atomic::{sync_dir, write_private_atomically, PrivateWrite};
+#[cfg(target_os = "linux")] // The demo's.
+pub use atomic::PrivateWrite;
+pub use atomic::{sync_dir, write_private_atomically};
 
 /// The effective user id of this process (Unix).
 #[cfg(unix)]

@@ -77,6 +77,7 @@ pub fn daemon_socket() -> PathBuf {
 }
 
 /// Where a tunnel's UAPI socket `<ifname>.sock` goes, and where `wg` looks (Unix).
+#[cfg(unix)]
 pub const UAPI_SOCKET_DIR: &str = "/var/run/wireguard";
 
 /// A tunnel's UAPI pipe is this prefix and the interface name, as wireguard-windows names it and
@@ -88,9 +89,11 @@ pub const UAPI_PIPE_PREFIX: &str = r"\\.\pipe\ProtectedPrefix\Administrators\Wir
 /// own mount namespace: the peer's socket must not sit in this machine's [`UAPI_SOCKET_DIR`],
 /// where `wg show` would list an interface that is not in this namespace. Not inside the daemon's
 /// `/run/warren`, whose owner and mode are the daemon's (and tmpfiles.d's) to choose.
+#[cfg(target_os = "linux")]
 pub const DEMO_PEER_UAPI_DIR: &str = "/run/warren-demo";
 
 /// Where `ip netns` keeps its named network namespaces.
+#[cfg(target_os = "linux")]
 pub const NETNS_DIR: &str = "/var/run/netns";
 
 /// The resolver configuration the `file` DNS method rewrites.
@@ -98,9 +101,11 @@ pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 /// systemd-resolved's runtime directory: present while it runs, and where its stub
 /// `resolv.conf` files live.
+#[cfg(target_os = "linux")]
 pub const RESOLVED_RUN_DIR: &str = "/run/systemd/resolve";
 
 /// resolvconf's interface order (which interfaces' resolvers come first).
+#[cfg(target_os = "linux")]
 pub const RESOLVCONF_INTERFACE_ORDER: &str = "/etc/resolvconf/interface-order";
 
 #[cfg(test)]
