@@ -14,11 +14,11 @@
 //! 4. on the stop request: every client is told (`HelperStopping`), every tunnel is taken down and
 //!    its journal undone, the socket is removed, and `run` returns.
 //!
-//! Layout: `mod.rs` the entry point and options; `manager.rs` the command enum, the owner of
-//! all tunnel state and the session-runner seam (`manager_tests.rs` runs it in memory);
-//! `lifecycle.rs` the tunnel state machine and liveness (pure); `conflict.rs` which tunnels may
-//! run side by side (pure); `store.rs` the system tunnels directory; `server.rs` the
-//! per-connection protocol; `unix.rs` + `auth.rs` and `windows.rs` the listeners.
+//! This module owns the daemon's entry point and [`Options`]. The manager alone holds tunnel
+//! state and decides, behind a session-runner seam that its tests fill in memory; the tunnel
+//! state machine and the rules for which tunnels may run side by side are pure functions; the
+//! store owns the system tunnels on disk and their catalogue; the server speaks the protocol on
+//! one connection; the listeners and the peer checks are per OS.
 
 mod conflict;
 mod lifecycle;

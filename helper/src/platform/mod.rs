@@ -36,13 +36,12 @@
 //! public signature; OSes without a real module get `unsupported`, whose every step fails with
 //! [`Unsupported`].
 //!
+//! The change of any concern as one journaled type, the [`Recorder`] contract and the undo
+//! dispatcher ([`undo_change`]) are the platform's too (`change.rs`): the journal keeps them and
+//! calls back, and depends on the platform, never the other way.
+//!
 //! What it must not do: remove the tunnel interface itself (a TUN disappears when its fd closes),
 //! or touch anything it did not add.
-//!
-//! Layout: `mod.rs` the facade, the change type, the trait and the apply/undo logic; `plan.rs` the
-//! pure planner; `linux.rs` rtnetlink and `/proc/sys`; `macos.rs` `ifconfig`/`route`; `windows.rs`
-//! the IP Helper API; `unsupported.rs` the stub for every other OS; `dns/` and `firewall/` the
-//! other two concerns.
 
 mod change;
 pub mod dns;
