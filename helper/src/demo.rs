@@ -77,7 +77,7 @@ mod imp {
     use anyhow::{bail, Context as _};
     use std::fs;
     use std::io::{self, Write as _};
-    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    use std::os::unix::fs::DirBuilderExt as _;
     use std::os::unix::process::CommandExt as _;
     use std::path::{Path, PathBuf};
     use std::process::{Child, Stdio};
@@ -119,16 +119,12 @@ mod imp {
     /// The demo's private directory in the temp dir is `<prefix><pid>-<nanos>`.
     const TEMP_DIR_PREFIX: &str = "warren-demo-";
 
-    /// Where `ip netns` keeps its named namespaces.
-    const NETNS_DIR: &str = "/var/run/netns";
-
-    /// Where `up` puts its UAPI socket (and where `wg` looks).
-    const UAPI_DIR: &str = "/var/run/wireguard";
-    /// The peer's UAPI directory (0700 root), bind-mounted at [`UAPI_DIR`] in the peer's own mount
-    /// namespace: the peer's socket must not sit in this machine's [`UAPI_DIR`], where `wg show`
-    /// would list an interface that is not in this namespace. Not inside the daemon's
-    /// `/run/warren`, whose owner and mode are the daemon's (and tmpfiles.d's) to choose.
-    const PEER_UAPI_DIR: &str = "/run/warren-demo";
+    // Where `ip netns` keeps its named namespaces; where `up` puts its UAPI socket (and where
+    // `wg` looks); the peer's own UAPI directory, bind-mounted over that in its mount namespace.
+    use crate::sys::paths::{
+        DEMO_PEER_UAPI_DIR as PEER_UAPI_DIR, NETNS_DIR, UAPI_SOCKET_DIR as UAPI_DIR,
+    };
+    use crate::sys::{write_private_atomically, PrivateWrite};
 
     const COMMAND_TIMEOUT_SECS: u64 = 10;
     const SOCKET_TIMEOUT_SECS: u64 = 10;
@@ -1021,16 +1017,15 @@ mod imp {
             .with_context(|| format!("the path {} is not valid UTF-8", path.display()))
     }
 
-    /// Writes a file only root can read (it holds a private key).
+    /// Writes a new file only root can read (it holds a private key); never replaces one.
     fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .with_context(|| format!("failed to create {}", path.display()))?;
-        file.write_all(contents.as_bytes())
-            .with_context(|| format!("failed to write {}", path.display()))
+        PrivateWrite {
+            no_replace: true,
+            ..PrivateWrite::default()
+        }
+        .write(path, contents.as_bytes())
+        .map(drop)
+        .with_context(|| format!("failed to write {}", path.display()))
     }
 
     /// The demo's two key pairs: the peer's, and this side's (the client's).
@@ -1120,21 +1115,11 @@ mod imp {
                     .create(dir)
                     .with_context(|| format!("failed to create the directory {}", dir.display()))?;
             }
-            let tmp = temp_sibling(path);
-            let _ = fs::remove_file(&tmp);
             let text = zeroize::Zeroizing::new(keys.to_text());
-            write_private(&tmp, &text)?;
-            fs::rename(&tmp, path)
+            write_private_atomically(path, text.as_bytes())
                 .with_context(|| format!("failed to write {}", path.display()))?;
             Ok(keys)
         }
-    }
-
-    /// `path` with `.tmp` appended, in the same directory (for an atomic rename).
-    fn temp_sibling(path: &Path) -> PathBuf {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        PathBuf::from(tmp)
     }
 
     /// The peer's wg-quick configuration (inside [`NETNS`]).
@@ -1215,48 +1200,33 @@ mod imp {
         ino: u64,
     }
 
-    /// Writes `text` to `path` as a new file, mode 0600, owned by `owner`: first to a temporary
-    /// name (created exclusively, symlinks not followed), then renamed into place, so whoever
-    /// waits for `path` never reads half of it.
+    /// Writes `text` to `path` as a new file, mode 0600, owned by `owner`, atomically (whoever
+    /// waits for `path` never reads half of it); a file already at `path` is never replaced.
     fn write_client_conf(
         path: &Path,
         text: &str,
         owner: Option<&Owner>,
     ) -> anyhow::Result<WrittenFile> {
         use std::os::unix::fs::MetadataExt as _;
-        let tmp = temp_sibling(path);
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)
-            .with_context(|| format!("failed to create {}", tmp.display()))?;
-        let written = (|| -> anyhow::Result<WrittenFile> {
-            if let Some(owner) = owner {
-                std::os::unix::fs::fchown(&file, Some(owner.uid), Some(owner.gid)).with_context(
-                    || format!("failed to give {} to {}", tmp.display(), owner.name),
-                )?;
-            }
-            file.write_all(text.as_bytes())
-                .and_then(|()| file.sync_all())
-                .with_context(|| format!("failed to write {}", tmp.display()))?;
-            let meta = file.metadata().context("failed to stat the client file")?;
-            if path.symlink_metadata().is_ok() {
-                bail!("{} appeared meanwhile; not replacing it", path.display());
-            }
-            fs::rename(&tmp, path)
-                .with_context(|| format!("failed to rename {} into place", tmp.display()))?;
-            Ok(WrittenFile {
-                path: path.to_owned(),
-                dev: meta.dev(),
-                ino: meta.ino(),
-            })
-        })();
-        if written.is_err() {
-            let _ = fs::remove_file(&tmp);
+        let meta = PrivateWrite {
+            owner: owner.map(|owner| (owner.uid, owner.gid)),
+            no_replace: true,
         }
-        written
+        .write(path, text.as_bytes())
+        .map_err(|err| match err.kind() {
+            io::ErrorKind::AlreadyExists => {
+                anyhow::anyhow!("{} appeared meanwhile; not replacing it", path.display())
+            }
+            _ => anyhow::Error::new(err).context(match owner {
+                Some(owner) => format!("failed to write {} for {}", path.display(), owner.name),
+                None => format!("failed to write {}", path.display()),
+            }),
+        })?;
+        Ok(WrittenFile {
+            path: path.to_owned(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
     }
 
     impl WrittenFile {
@@ -1392,12 +1362,20 @@ mod imp {
             assert_eq!(fs::read_to_string(&path).unwrap(), "text\n");
             let mode = fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
-            assert!(!temp_sibling(&path).exists());
+            assert_eq!(
+                fs::read_dir(&dir).unwrap().count(),
+                1,
+                "no temporary file is left"
+            );
             // It exists now: refused up front, and never overwritten.
             assert!(check_client_conf_path(&path).is_err());
             assert!(write_client_conf(&path, "other\n", None).is_err());
             assert_eq!(fs::read_to_string(&path).unwrap(), "text\n");
-            assert!(!temp_sibling(&path).exists());
+            assert_eq!(
+                fs::read_dir(&dir).unwrap().count(),
+                1,
+                "no temporary file is left"
+            );
             written.remove().unwrap();
             assert!(!path.exists());
             // Replaced by someone else's file meanwhile: left alone.

@@ -4,8 +4,7 @@
 //!   and inode, see systemd.exec(5)), each line starts with its syslog priority instead of a time
 //!   stamp (`<3>ERROR ...`, sd-daemon(3)), so `journalctl -p err -u warren-helper` shows the errors;
 //! - for the daemon, rotating files `<log dir>/warren-helper.<date>.log` (daily, the newest
-//!   [`DEFAULT_KEEP_FILES`] kept; `/var/log/warren` by default, `%ProgramData%\Warren\logs` on
-//!   Windows);
+//!   [`DEFAULT_KEEP_FILES`] kept; by default in `crate::sys::paths::log_dir`);
 //! - a ring of the newest [`RING_LINES`] lines in memory, with a broadcast of each new line, which
 //!   the daemon serves to clients (`warren-helper logs [-f]`, the GUI's log view).
 //!
@@ -41,15 +40,6 @@ const FOLLOW_BUFFER: usize = 1024;
 /// The log file name's prefix and suffix: `warren-helper.2026-01-31.log`.
 const FILE_PREFIX: &str = "warren-helper";
 const FILE_SUFFIX: &str = "log";
-
-/// The default directory for the daemon's log files.
-pub fn default_log_dir() -> PathBuf {
-    if cfg!(windows) {
-        crate::journal::state_dir().join("logs")
-    } else {
-        PathBuf::from("/var/log/warren")
-    }
-}
 
 /// How a subcommand wants its log.
 pub enum Mode {

@@ -25,8 +25,9 @@
 //!   crash;
 //! - [`logging`] sets up stderr, the daemon's rotating files and its in-memory log;
 //! - [`demo`] is the local demo peer;
-//! - [`sys`] is the OS underneath: small safe wrappers, the stop requests as one future, and the
-//!   Windows parts several concerns share (IP Helper, named pipes, the service).
+//! - [`sys`] is the OS underneath: small safe wrappers, where every well-known file and directory
+//!   is (`sys::paths`), the one atomic private-file writer, the stop requests as one future, and
+//!   the Windows parts several concerns share (IP Helper, named pipes, the service).
 
 mod cli;
 mod daemon;

@@ -42,7 +42,7 @@ pub struct Args {
 
 pub fn run(args: Args, socket: PathBuf) -> anyhow::Result<()> {
     let log_dir =
-        (!args.no_log_files).then(|| args.log_dir.unwrap_or_else(crate::logging::default_log_dir));
+        (!args.no_log_files).then(|| args.log_dir.unwrap_or_else(crate::sys::paths::log_dir));
     crate::logging::init(crate::logging::Mode::Daemon {
         dir: log_dir,
         keep: args.log_keep,

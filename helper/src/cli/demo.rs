@@ -42,7 +42,7 @@ impl Args {
                 owner: self.owner,
                 key_file: self
                     .key_file
-                    .unwrap_or_else(|| crate::journal::state_dir().join("demo.keys")),
+                    .unwrap_or_else(crate::sys::paths::demo_keys_file),
             }),
             _ => Mode::Full,
         }

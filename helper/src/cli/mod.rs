@@ -132,9 +132,7 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    let socket = cli
-        .socket
-        .unwrap_or_else(warren_proto::ipc::default_socket_path);
+    let socket = cli.socket.unwrap_or_else(crate::sys::paths::daemon_socket);
     let quiet = crate::logging::Mode::Stderr { default: "warn" };
     let verbose = crate::logging::Mode::Stderr { default: "info" };
     let result = match cli.command {

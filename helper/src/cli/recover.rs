@@ -25,7 +25,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let state_dir = args.state_dir.unwrap_or_else(journal::state_dir);
+    let state_dir = args.state_dir.unwrap_or_else(crate::sys::paths::state_dir);
     recover(&state_dir, args.interface.as_deref()).await
 }
 

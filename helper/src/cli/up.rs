@@ -108,7 +108,7 @@ async fn foreground(args: Args) -> anyhow::Result<()> {
         ifname,
         source: path.display().to_string(),
         run_hooks: args.run_hooks,
-        state_dir: args.state_dir.unwrap_or_else(crate::journal::state_dir),
+        state_dir: args.state_dir.unwrap_or_else(crate::sys::paths::state_dir),
         kill_switch: args.kill_switch.unwrap_or_default(),
         allow_lan: args.allow_lan,
     };

@@ -627,19 +627,14 @@ impl Manager {
     }
 
     fn list(&self) -> Result<Response, IpcError> {
-        let mut tunnels: BTreeMap<TunnelName, TunnelSummary> = BTreeMap::new();
-        for name in self.settings.store.names()? {
-            let options = self.settings.store.options(&name);
-            tunnels.insert(
-                name.clone(),
-                TunnelSummary {
-                    name,
-                    kind: TunnelKind::System,
-                    state: TunnelState::Disconnected,
-                    options,
-                },
-            );
-        }
+        // The catalogue at rest, then what runs (or ran) over it.
+        let mut tunnels: BTreeMap<TunnelName, TunnelSummary> = self
+            .settings
+            .store
+            .list()?
+            .into_iter()
+            .map(|summary| (summary.name.clone(), summary))
+            .collect();
         for (name, tunnel) in &self.tunnels {
             tunnels.insert(
                 name.clone(),
@@ -674,16 +669,10 @@ impl Manager {
                 .collect(),
             Some(name) => match self.tunnels.get(name) {
                 Some(tunnel) => vec![status_of(name, tunnel)],
-                None if self.settings.store.exists(name) => vec![TunnelStatus {
-                    name: name.clone(),
-                    kind: TunnelKind::System,
-                    state: TunnelState::Disconnected,
-                    interface: None,
-                    options: self.settings.store.options(name),
-                    peers: Vec::new(),
-                    health: None,
-                }],
-                None => return Err(no_such_tunnel(name)),
+                None => match self.settings.store.status(name) {
+                    Some(status) => vec![status],
+                    None => return Err(no_such_tunnel(name)),
+                },
             },
         };
         Ok(Response::Status { tunnels })
@@ -783,11 +772,7 @@ impl Manager {
                 ));
             }
         }
-        self.settings.store.save(name, config, replace)?;
-        tracing::info!(
-            "system tunnel '{name}' installed in {}",
-            self.settings.store.conf_path(name).display()
-        );
+        self.settings.store.import(name, config, replace)?;
         Ok(Response::Done)
     }
 
@@ -809,7 +794,6 @@ impl Manager {
         {
             self.tunnels.remove(name);
         }
-        tracing::info!("system tunnel '{name}' removed");
         Ok(Response::Done)
     }
 

@@ -18,12 +18,12 @@
 //!    (`HelperStopping`), every tunnel is taken down and its journal undone, the socket is
 //!    removed, and `run` returns.
 //!
-//! Layout: `mod.rs` the entry point and options; `manager.rs` the command enum, the owner of
-//! all tunnel state and the session-runner seam (`manager_tests.rs` runs it in memory);
-//! `lifecycle.rs` the tunnel state machine and liveness (pure); `conflict.rs` which tunnels may
-//! run side by side (pure); `store.rs` the system tunnels directory; `server.rs` the
-//! per-connection protocol; `unix.rs` + `auth.rs` and `windows.rs` the listeners; `notify.rs` the
-//! service manager's notifications (sd_notify).
+//! This module owns the daemon's entry point and [`Options`]. The manager alone holds tunnel
+//! state and decides, behind a session-runner seam that its tests fill in memory; the tunnel
+//! state machine and the rules for which tunnels may run side by side are pure functions; the
+//! store owns the system tunnels on disk and their catalogue; the server speaks the protocol on
+//! one connection; the listeners and the peer checks are per OS; the service manager is told
+//! when the daemon is ready, alive and stopping (sd_notify).
 
 mod conflict;
 mod lifecycle;
@@ -48,8 +48,6 @@ mod windows;
 #[cfg(windows)]
 use windows as imp;
 
-pub use store::default_tunnels_dir;
-
 use anyhow::Context as _;
 use std::future::Future;
 use std::path::PathBuf;
@@ -69,13 +67,13 @@ const EVENT_QUEUE: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// Where to listen: a Unix socket path, or a pipe name on Windows
-    /// (default [`warren_proto::ipc::default_socket_path`]).
+    /// (default [`crate::sys::paths::daemon_socket`]).
     pub socket: PathBuf,
     /// The group whose members may connect (Unix; default `warren`).
     pub group: String,
-    /// Where the journals live (default [`crate::journal::state_dir`]).
+    /// Where the journals live (default [`crate::sys::paths::state_dir`]).
     pub state_dir: PathBuf,
-    /// The system tunnels (default [`default_tunnels_dir`]).
+    /// The system tunnels (default [`crate::sys::paths::system_tunnels_dir`]).
     pub tunnels_dir: PathBuf,
     /// Run system tunnels' PreUp/PostUp/PreDown/PostDown commands.
     pub run_hooks: bool,
@@ -84,10 +82,10 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            socket: warren_proto::ipc::default_socket_path(),
+            socket: crate::sys::paths::daemon_socket(),
             group: "warren".to_owned(),
-            state_dir: crate::journal::state_dir(),
-            tunnels_dir: default_tunnels_dir(),
+            state_dir: crate::sys::paths::state_dir(),
+            tunnels_dir: crate::sys::paths::system_tunnels_dir(),
             run_hooks: false,
         }
     }

@@ -1,5 +1,8 @@
-//! System tunnels on disk: the directory administrators own (`/etc/warren/tunnels`, or
-//! `--tunnels-dir`), one wg-quick file per tunnel, and two optional side files.
+//! System tunnels on disk, and the catalogue of them: the directory administrators own
+//! (`crate::sys::paths::system_tunnels_dir`, or `--tunnels-dir`), one wg-quick file per tunnel,
+//! and two optional side files. The catalogue operations — list the installed tunnels, the
+//! status of one at rest, import, remove — are here; the manager owns what runs, lays it over
+//! the catalogue, and checks before an import or a removal that nothing running is in the way.
 //!
 //! ```text
 //! /etc/warren/tunnels/            0700 root
@@ -11,25 +14,19 @@
 //! Autostart is a flag file rather than something inside the `.conf`, so that the `.conf` stays
 //! exactly what `wg-quick` reads and an administrator switches autostart with `touch` / `rm`.
 //!
-//! Files are written atomically (a temporary file in the same directory, fsynced, renamed) with
-//! mode 0600. A `.conf` that others may write, or that someone other than this process's user
-//! owns, is refused when loaded: it would let them choose the routes and hooks of a root process.
+//! Files are written atomically with mode 0600 ([`crate::sys::write_private_atomically`]). A
+//! `.conf` that others may write, or that someone other than this process's user owns, is
+//! refused when loaded: it would let them choose the routes and hooks of a root process.
 
+use crate::sys::write_private_atomically;
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use warren_proto::config::TunnelConfig;
-use warren_proto::ipc::{IpcError, TunnelName, TunnelOptions};
+use warren_proto::ipc::{
+    IpcError, TunnelKind, TunnelName, TunnelOptions, TunnelState, TunnelStatus, TunnelSummary,
+};
 use zeroize::Zeroizing;
-
-/// The default directory of system tunnels.
-pub fn default_tunnels_dir() -> PathBuf {
-    if cfg!(windows) {
-        crate::journal::state_dir().join("tunnels")
-    } else {
-        PathBuf::from("/etc/warren/tunnels")
-    }
-}
 
 const CONF_SUFFIX: &str = ".conf";
 const AUTOSTART_SUFFIX: &str = ".autostart";
@@ -82,6 +79,51 @@ impl Store {
         Ok(names)
     }
 
+    /// The catalogue: every installed tunnel as it is at rest (a system tunnel, disconnected,
+    /// with its saved options), sorted by name. The manager lays the running ones over it.
+    pub fn list(&self) -> Result<Vec<TunnelSummary>, IpcError> {
+        Ok(self
+            .names()?
+            .into_iter()
+            .map(|name| TunnelSummary {
+                options: self.options(&name),
+                name,
+                kind: TunnelKind::System,
+                state: TunnelState::Disconnected,
+            })
+            .collect())
+    }
+
+    /// The status of the installed tunnel `name` at rest (disconnected, no peers), or `None` when
+    /// no such tunnel is installed. The manager answers for a running one itself.
+    pub fn status(&self, name: &TunnelName) -> Option<TunnelStatus> {
+        self.exists(name).then(|| TunnelStatus {
+            name: name.clone(),
+            kind: TunnelKind::System,
+            state: TunnelState::Disconnected,
+            interface: None,
+            options: self.options(name),
+            peers: Vec::new(),
+            health: None,
+        })
+    }
+
+    /// Installs `config` as the system tunnel `name` ([`Store::save`]) and logs where. Whether it
+    /// may be installed next to what runs is the manager's to check first.
+    pub fn import(
+        &self,
+        name: &TunnelName,
+        config: &TunnelConfig,
+        replace: bool,
+    ) -> Result<(), IpcError> {
+        self.save(name, config, replace)?;
+        tracing::info!(
+            "system tunnel '{name}' installed in {}",
+            self.conf_path(name).display()
+        );
+        Ok(())
+    }
+
     /// Whether `name` is installed.
     pub fn exists(&self, name: &TunnelName) -> bool {
         self.conf_path(name).is_file()
@@ -123,10 +165,12 @@ impl Store {
         }
         create_private_dir(&self.dir).map_err(|e| self.io_error("create", &self.dir, &e))?;
         let text = Zeroizing::new(config.to_conf());
-        write_atomically(&path, text.as_bytes()).map_err(|e| self.io_error("write", &path, &e))
+        write_private_atomically(&path, text.as_bytes())
+            .map_err(|e| self.io_error("write", &path, &e))
     }
 
-    /// Deletes `name` and its side files.
+    /// Deletes the system tunnel `name` and its side files (the manager checks first that it is
+    /// not up).
     pub fn remove(&self, name: &TunnelName) -> Result<(), IpcError> {
         let path = self.conf_path(name);
         match fs::remove_file(&path) {
@@ -147,6 +191,7 @@ impl Store {
                 }
             }
         }
+        tracing::info!("system tunnel '{name}' removed");
         Ok(())
     }
 
@@ -180,7 +225,7 @@ impl Store {
         let path = self.side_path(name, OPTIONS_SUFFIX);
         let json = serde_json::to_vec(options)
             .map_err(|e| IpcError::internal(format!("failed to encode options: {e}")))?;
-        write_atomically(&path, &json).map_err(|e| self.io_error("write", &path, &e))
+        write_private_atomically(&path, &json).map_err(|e| self.io_error("write", &path, &e))
     }
 
     fn io_error(&self, verb: &str, path: &Path, error: &io::Error) -> IpcError {
@@ -249,28 +294,6 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
 #[cfg(not(unix))]
 fn create_private_dir(dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)
-}
-
-/// Writes `bytes` to a 0600 temporary file next to `path`, fsyncs it, renames it over `path`.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let _ = fs::remove_file(&tmp);
-    let written = (|| {
-        let mut file = options.open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
 }
 
 #[cfg(test)]
@@ -348,6 +371,54 @@ mod tests {
         );
         assert_eq!(
             store.load(&name("office")).unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+    }
+
+    #[test]
+    fn the_catalogue_lists_imports_and_removes_tunnels_at_rest() {
+        let dir = TempDir::new("catalogue");
+        let store = Store::new(dir.0.join("tunnels"));
+        assert!(
+            store.list().unwrap().is_empty(),
+            "a missing directory holds none"
+        );
+        assert!(store.status(&name("office")).is_none());
+        let config = warren_proto::config::parse(CONF, None).unwrap();
+        store.import(&name("office"), &config, false).unwrap();
+        store.import(&name("home"), &config, false).unwrap();
+        let refused = store.import(&name("home"), &config, false).unwrap_err();
+        assert!(
+            matches!(refused.kind, ErrorKind::Conflict { .. }),
+            "{refused:?}"
+        );
+        let options = TunnelOptions {
+            kill_switch: KillSwitch::On,
+            allow_lan: false,
+        };
+        store.save_options(&name("office"), &options).unwrap();
+
+        let listed = store.list().unwrap();
+        assert_eq!(
+            listed.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
+            [name("home"), name("office")]
+        );
+        assert!(listed
+            .iter()
+            .all(|t| t.kind == TunnelKind::System && t.state == TunnelState::Disconnected));
+        assert_eq!(listed[1].options, options);
+        assert_eq!(listed[0].options, TunnelOptions::default());
+
+        let status = store.status(&name("office")).unwrap();
+        assert_eq!(status.state, TunnelState::Disconnected);
+        assert_eq!(status.options, options);
+        assert!(status.interface.is_none() && status.peers.is_empty());
+
+        store.remove(&name("office")).unwrap();
+        assert!(store.status(&name("office")).is_none());
+        assert_eq!(store.list().unwrap().len(), 1);
+        assert_eq!(
+            store.remove(&name("office")).unwrap_err().kind,
             ErrorKind::NotFound
         );
     }

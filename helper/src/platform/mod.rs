@@ -36,19 +36,21 @@
 //! public signature; OSes without a real module get `unsupported`, whose every step fails with
 //! [`Unsupported`].
 //!
+//! The change of any concern as one journaled type, the [`Recorder`] contract and the undo
+//! dispatcher ([`undo_change`]) are the platform's too (`change.rs`): the journal keeps them and
+//! calls back, and depends on the platform, never the other way.
+//!
 //! What it must not do: remove the tunnel interface itself (a TUN disappears when its fd closes),
 //! or touch anything it did not add.
-//!
-//! Layout: `mod.rs` the facade, the change type, the trait and the apply/undo logic; `plan.rs` the
-//! pure planner; `linux.rs` rtnetlink and `/proc/sys`; `macos.rs` `ifconfig`/`route`; `windows.rs`
-//! the IP Helper API; `unsupported.rs` the stub for every other OS; `dns/` and `firewall/` the
-//! other two concerns.
 
+mod change;
 pub mod dns;
 pub mod firewall;
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 mod mark_guard;
 mod plan;
+
+pub use change::{undo_change, Change, Recorder};
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -78,7 +80,6 @@ pub use plan::{
     SRC_VALID_MARK, WIREGUARD_OVERHEAD,
 };
 
-use crate::journal::{Change, Recorder};
 use anyhow::anyhow;
 use ipnet::IpNet;
 #[cfg(target_os = "linux")]
@@ -260,15 +261,6 @@ pub async fn undo(change: &NetworkChange) -> anyhow::Result<()> {
     }
     let mut ops = <imp::Ops as NetworkOps>::connect().await?;
     undo_with(&mut ops, change).await
-}
-
-/// Reverts one journaled change of any concern: the dispatcher the journal's undo calls.
-pub async fn undo_change(change: &Change) -> anyhow::Result<()> {
-    match change {
-        Change::Network(change) => undo(change).await,
-        Change::Dns(change) => dns::undo(change).await,
-        Change::Firewall(change) => firewall::undo(change).await,
-    }
 }
 
 /// Reads what [`plan`] needs to know about the system, changing nothing: the MTU of the path to

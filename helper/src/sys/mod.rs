@@ -1,11 +1,19 @@
 //! The OS underneath, where it belongs to no concern of its own: small safe wrappers over OS
 //! calls that several modules need (so that each `unsafe` block and its safety argument is
-//! written once), the OS's stop requests as one future ([`shutdown`]), and the per-OS parts
-//! shared by several concerns (`windows`: the IP Helper API, named-pipe security, the service).
+//! written once), where the helper's files live on each OS ([`paths`]), the one way a private
+//! file is written ([`write_private_atomically`]), the OS's stop requests as one future
+//! ([`shutdown`]), and the per-OS parts shared by several concerns (`windows`: the IP Helper API,
+//! named-pipe security, the service).
 
+mod atomic;
+pub mod paths;
 pub mod shutdown;
 #[cfg(windows)]
 pub mod windows;
+
+#[cfg(target_os = "linux")] // The demo's.
+pub use atomic::PrivateWrite;
+pub use atomic::{sync_dir, write_private_atomically};
 
 /// The effective user id of this process (Unix).
 #[cfg(unix)]

@@ -6,15 +6,13 @@
 //! process runs the interface, and is left alone.
 
 use super::{handle_connection, Request};
+use crate::sys::paths::UAPI_SOCKET_DIR;
 use anyhow::Context;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
-
-/// Where wireguard-tools looks for userspace interfaces.
-pub const SOCKET_DIR: &str = "/var/run/wireguard";
 
 /// The listening UAPI socket; removes its file when dropped.
 pub struct UapiSocket {
@@ -33,7 +31,7 @@ impl Drop for UapiSocket {
 
 /// Creates `/var/run/wireguard/<ifname>.sock` (root-only) and serves it until dropped.
 pub fn serve(ifname: &str, requests: mpsc::Sender<Request>) -> anyhow::Result<UapiSocket> {
-    serve_at(Path::new(SOCKET_DIR), ifname, requests)
+    serve_at(Path::new(UAPI_SOCKET_DIR), ifname, requests)
 }
 
 fn serve_at(

@@ -13,14 +13,12 @@
 //! `FILE_FLAG_FIRST_PIPE_INSTANCE`, so a second process serving the same interface is refused.
 
 use super::{handle_connection, Request};
+use crate::sys::paths::UAPI_PIPE_PREFIX;
 use crate::sys::windows::pipe::SecurityDescriptor;
 use anyhow::Context;
 use std::time::Duration;
 use tokio::net::windows::named_pipe::NamedPipeServer;
 use tokio::sync::mpsc;
-
-/// The directory-like prefix of every WireGuard UAPI pipe.
-pub const PIPE_PREFIX: &str = r"\\.\pipe\ProtectedPrefix\Administrators\WireGuard\";
 
 /// Owner SYSTEM; a protected DACL granting full access to SYSTEM and built-in Administrators
 /// only (the descriptor wireguard-go uses for the same pipe).
@@ -41,7 +39,7 @@ impl Drop for UapiSocket {
 /// Creates `\\.\pipe\ProtectedPrefix\Administrators\WireGuard\<ifname>` and serves it until
 /// dropped.
 pub fn serve(ifname: &str, requests: mpsc::Sender<Request>) -> anyhow::Result<UapiSocket> {
-    let path = format!("{PIPE_PREFIX}{ifname}");
+    let path = format!("{UAPI_PIPE_PREFIX}{ifname}");
     let security = SecurityDescriptor::from_sddl(PIPE_SDDL)
         .context("failed to build the security descriptor of the UAPI pipe")?;
     let first = security.create_pipe(&path, true).with_context(|| {

@@ -2,24 +2,20 @@
 //! user's stored tunnels. Tauri commands, the tray and the notifications only call it and listen
 //! to it; nothing else talks to the helper.
 //!
-//! Layout:
-//! - `mod.rs`: [`Controller`], its configuration and the requests that go to the helper
-//!   (connect, disconnect, options, logs);
-//! - [`connection`]: the connection loop — connect, subscribe, resync, mirror events, and reconnect
-//!   with backoff when the helper goes away;
-//! - [`mirror`]: the pure picture of the world and how it becomes a [`Snapshot`];
-//! - [`demo`]: the local demo (`warren-helper demo`) the app may be started to offer
-//!   (`--offer-demo FILE`);
-//! - [`library`]: the stored tunnels — import, create, edit, rename, delete, export — and where
-//!   their keys go;
-//! - `tests.rs`: all of it against the fake helper (`crate::fake_helper`), in memory.
+//! Here: [`Controller`], its configuration and the requests that go to the helper (connect,
+//! disconnect, options, logs). Its parts: the connection loop that connects, subscribes,
+//! resyncs, mirrors events and reconnects with backoff ([`connection`]); the pure picture of the
+//! world that becomes a [`Snapshot`] ([`mirror`]); the user's stored tunnels and where their keys
+//! go ([`library`]); the local demo the app may offer ([`demo`]). Its tests run against the fake
+//! helper (`crate::fake_helper`), in memory.
 //!
 //! Every change is published on a broadcast channel as an [`Update`] (a whole [`Snapshot`], a
 //! state [`Transition`] for notifications, or a log line), which the Tauri layer forwards to the
 //! window, the tray and the notifier.
 //!
-//! Locking: one `std::sync::Mutex` around the [`Mirror`]; it is never held across an `.await` or
-//! a keyring call.
+//! Locking: three `std::sync::Mutex`es, each around one thing — the [`Mirror`], the current IPC
+//! client (an `Arc`, cloned out before a request) and where keys go (the key store, cloned out
+//! before a keyring call). None is held across an `.await` or a keyring call.
 
 pub mod connection;
 pub mod demo;

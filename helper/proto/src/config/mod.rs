@@ -6,7 +6,7 @@
 //! the line and the fault; [`TunnelConfig::to_conf`] writes it back so that a parse/write round trip
 //! is lossless (comments aside).
 //!
-//! Layout: `mod.rs` the model; `parse.rs` the reader; `write.rs` the writer.
+//! The model is here; reading and writing the text format are its two submodules.
 
 mod parse;
 mod write;

@@ -21,15 +21,13 @@
 //! ← {"response":{"id":3,"result":{"error":{"kind":"not_found","message":"no tunnel named 'home' is up"}}}}
 //! ```
 //!
-//! Layout:
-//! - [`messages`]: the two message enums ([`ClientMessage`], [`HelperMessage`]) and their payloads
-//!   (requests, responses, events, the tunnel state machine, health, errors);
-//! - [`codec`]: the frame codec ([`JsonCodec`]), shared by both ends with the types swapped;
-//! - [`client`]: [`connect`] and [`Client`]: hello, version check, requests matched to responses
-//!   by id while events arrive, per-OS transport;
-//! - `name`: [`TunnelName`], the validated name a tunnel is known by;
-//! - `adapters`: serde adapters (a [`TunnelConfig`](crate::config::TunnelConfig) travels as its
-//!   wg-quick text, public keys as base64).
+//! It owns the two message enums ([`ClientMessage`], [`HelperMessage`]) and their payloads
+//! (requests, responses, events, the tunnel state machine, health, errors), the frame codec
+//! ([`JsonCodec`], shared by both ends with the types swapped), the client side ([`connect`],
+//! [`Client`]: hello, version check, requests matched to responses by id while events arrive,
+//! per-OS transport), [`TunnelName`] (the validated name a tunnel is known by), and the serde
+//! adapters with which a [`TunnelConfig`](crate::config::TunnelConfig) travels as its wg-quick
+//! text and public keys as base64.
 //!
 //! The server side (authorising peers, dispatching requests) belongs to the helper; it frames
 //! each connection with [`HelperCodec`].

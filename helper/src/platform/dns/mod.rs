@@ -34,12 +34,6 @@
 //! Per-OS code is chosen once, below: each OS module implements the private [`DnsOps`] trait; OSes
 //! without a real module get `unsupported`, whose every step fails with [`Unsupported`]. No `#[cfg]`
 //! appears in a public signature.
-//!
-//! Layout: `mod.rs` the facade, the types and the trait; `plan.rs` the pure planner; `linux.rs` the
-//! Linux detection and dispatch; `resolved.rs`, `resolvconf.rs`, `file.rs` the three Linux methods;
-//! `unsupported.rs` the stub for every other OS.
-
-// Until cli/up.rs (and later the daemon) call this module, most of it has no caller.
 
 mod plan;
 

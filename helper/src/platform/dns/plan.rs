@@ -25,7 +25,7 @@ use warren_proto::config::{Table, TunnelConfig};
 pub const GLIBC_MAX_NAMESERVERS: usize = 3;
 
 /// The default file the `file` method rewrites.
-pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+pub use crate::sys::paths::RESOLV_CONF;
 
 /// What the tunnel's DNS needs: computed by [`plan`], checked by [`super::check`], executed by
 /// [`super::apply`].
@@ -113,7 +113,7 @@ pub fn plan(
         search,
         route_all,
         resolv_conf: PathBuf::from(RESOLV_CONF),
-        backup_dir: crate::journal::state_dir().join("dns"),
+        backup_dir: crate::sys::paths::dns_backup_dir(),
         warnings,
     }))
 }

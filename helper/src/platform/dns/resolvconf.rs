@@ -19,8 +19,8 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt as _;
 
-/// Where Debian's resolvconf keeps its interface ordering.
-const INTERFACE_ORDER: &str = "/etc/resolvconf/interface-order";
+// Where Debian's resolvconf keeps its interface ordering.
+use crate::sys::paths::RESOLVCONF_INTERFACE_ORDER as INTERFACE_ORDER;
 
 /// How long one `resolvconf` run may take.
 const RUN_TIMEOUT: Duration = Duration::from_secs(15);

@@ -31,8 +31,8 @@ const OBJECT: &str = "/org/freedesktop/resolve1";
 const MANAGER: &str = "org.freedesktop.resolve1.Manager";
 /// The error resolved answers for an interface index it does not know.
 const NO_SUCH_LINK: &str = "org.freedesktop.resolve1.NoSuchLink";
-/// resolved's runtime directory: it exists while resolved runs (or ran since boot).
-pub(super) const RUN_DIR: &str = "/run/systemd/resolve";
+// resolved's runtime directory: it exists while resolved runs (or ran since boot).
+pub(super) use crate::sys::paths::RESOLVED_RUN_DIR as RUN_DIR;
 
 /// How long connecting to the bus, or one call, may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);

@@ -56,14 +56,11 @@
 //! re-applying replaces the old rules atomically) and removed whole with `delete table`. Other
 //! programs' tables are never touched and the ruleset is never flushed.
 //!
-//! Per-OS code is chosen once, below, behind the private [`KillSwitchOps`] trait; OSes without a
-//! real module get `unsupported`, which refuses in [`check`] before anything changes. (macOS will
-//! add a pf anchor and Windows a WFP dynamic session behind the same trait, each with its own
-//! [`FirewallChange`] variant.)
-//!
-//! Layout: `mod.rs` the facade, errors, journal type and trait; `plan.rs` the pure planner and the
-//! LAN ranges; `nft.rs` the pure nftables renderer; `linux.rs` runs `nft`; `unsupported.rs` the
-//! stub for every other OS.
+//! Per-OS code is chosen once, below, behind the private [`KillSwitchOps`] trait — on Linux an
+//! nftables table, on macOS a pf anchor, on Windows a WFP dynamic session, each with its own
+//! [`FirewallChange`] variant; OSes without a real module get `unsupported`, which refuses in
+//! [`check`] before anything changes. The plan and the renderers (nftables, pf) are pure and
+//! tested on every OS.
 
 // Pure and tested everywhere, but only Linux loads nftables scripts.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]

@@ -1,0 +1,108 @@
+//! What the platform changes on the host, as one type, and how each is undone: the [`Change`] of
+//! any concern (network, DNS, kill switch), the [`Recorder`] contract through which each concern's
+//! `apply` hands its changes to whoever keeps the list, and [`undo_change`], the dispatcher to the
+//! concerns' idempotent `undo`s.
+//!
+//! The platform owns these; the journal (`crate::journal`) only keeps them durably and calls
+//! [`undo_change`], so the dependency runs one way: journal → platform. A [`Change`] is
+//! serialised into journal files as it is here (`{"network": {...}}`, `{"dns": {...}}`,
+//! `{"firewall": {...}}`): renaming a variant or a field breaks reading the journals an earlier
+//! helper left behind.
+
+use super::dns::DnsChange;
+use super::firewall::FirewallChange;
+use super::NetworkChange;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::io;
+
+/// One change of any concern, as journaled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// Addresses, MTU, routes, rules, sysctls (`platform`).
+    Network(NetworkChange),
+    /// Resolvers and search domains (`platform::dns`).
+    Dns(DnsChange),
+    /// The kill switch (`platform::firewall`).
+    Firewall(FirewallChange),
+}
+
+impl From<NetworkChange> for Change {
+    fn from(change: NetworkChange) -> Self {
+        Change::Network(change)
+    }
+}
+
+impl From<DnsChange> for Change {
+    fn from(change: DnsChange) -> Self {
+        Change::Dns(change)
+    }
+}
+
+impl From<FirewallChange> for Change {
+    fn from(change: FirewallChange) -> Self {
+        Change::Firewall(change)
+    }
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::Network(change) => write!(f, "{change}"),
+            Change::Dns(change) => write!(f, "DNS {change:?}"),
+            Change::Firewall(change) => write!(f, "firewall {change:?}"),
+        }
+    }
+}
+
+/// Where a concern's `apply` hands its changes, each before it is made.
+pub trait Recorder<C> {
+    /// Records `change` before it is made. An error means it must not be made.
+    fn record(&mut self, change: C) -> io::Result<()>;
+    /// The OS refused `change` (the one just recorded), so it was not made: withdraws it, so that
+    /// undoing the list does not remove what was in its way, which belongs to someone else.
+    fn not_made(&mut self, change: &C) -> io::Result<()>;
+}
+
+/// An in-memory list, for tests and for callers that keep the list themselves.
+impl<C: PartialEq> Recorder<C> for Vec<C> {
+    fn record(&mut self, change: C) -> io::Result<()> {
+        self.push(change);
+        Ok(())
+    }
+
+    fn not_made(&mut self, change: &C) -> io::Result<()> {
+        if let Some(i) = self.iter().rposition(|c| c == change) {
+            self.remove(i);
+        }
+        Ok(())
+    }
+}
+
+/// Reverts one change of any concern (idempotent, as each concern's `undo` is): the dispatcher
+/// the journal's undo calls.
+pub async fn undo_change(change: &Change) -> anyhow::Result<()> {
+    match change {
+        Change::Network(change) => super::undo(change).await,
+        Change::Dns(change) => super::dns::undo(change).await,
+        Change::Firewall(change) => super::firewall::undo(change).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vec_records_and_withdraws_the_newest_equal_change() {
+        let mut list: Vec<u32> = Vec::new();
+        for n in [1, 2, 1] {
+            list.record(n).unwrap();
+        }
+        list.not_made(&1).unwrap();
+        assert_eq!(list, [1, 2]);
+        list.not_made(&3).unwrap();
+        assert_eq!(list, [1, 2]);
+    }
+}
