@@ -15,7 +15,8 @@
 //! - [`daemon`] is the service: IPC server, tunnel manager and state machine, system tunnels on
 //!   disk;
 //! - [`session`] is one tunnel's whole lifecycle (checks, journal, TUN, sockets, firewall,
-//!   network, DNS, driver, teardown), shared by the daemon and `up --foreground`;
+//!   network, DNS, driver, teardown), shared by the daemon and `up --foreground`, with the
+//!   watcher that keeps its peers' endpoints and the kill switch current (`session::endpoints`);
 //! - [`dataplane`] moves packets between the TUN, the UDP sockets and the sans-IO core
 //!   (`warren-tunnel`): the driver, its batches, `tun/` and `udp/`;
 //! - [`platform`] plans and applies addresses, MTU, routes and full-tunnel policy per OS, DNS and
@@ -33,7 +34,6 @@ mod cli;
 mod daemon;
 mod dataplane;
 mod demo;
-mod endpoints;
 mod journal;
 mod logging;
 mod platform;

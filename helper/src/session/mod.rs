@@ -20,7 +20,7 @@
 //!      PostUp hooks; then the caller's `on_up` learns the interface and
 //!      gets a [`Control`] channel to the driver (statistics for status and liveness);
 //!   4. the driver runs until `shutdown` completes (or the TUN fails), and next to it the
-//!      [`Watcher`] (see [`crate::endpoints`]): host names resolved again while their peers do
+//!      [`Watcher`] (see [`endpoints`]): host names resolved again while their peers do
 //!      not answer, and the kill switch kept on the endpoints the driver uses;
 //!   5. teardown, the mirror image: PreDown hooks, the UAPI socket, the journal undone newest
 //!      first (while the TUN still exists), the TUN, PostDown hooks.
@@ -39,15 +39,17 @@
 //! its other tunnels), or log key material (the configuration is never logged; the private key
 //! lives in `TunnelConfig`'s `PrivateKey`, which is zeroized on drop).
 
+pub mod endpoints;
+
 use crate::dataplane::udp::Sockets;
 use crate::dataplane::{Control, Driver, Transport as _};
-use crate::endpoints::{self, HostPeer, KillSwitchBase, Watcher};
 use crate::journal::{self, Journal, Recovery};
 use crate::platform::dns::{self, DnsPlan, DnsPlanError};
 use crate::platform::firewall::{self, KillSwitchError, KillSwitchInput, KillSwitchMode};
 use crate::platform::{self, PlanInputs};
 use crate::uapi;
 use anyhow::{bail, Context};
+use endpoints::{HostPeer, KillSwitchBase, Watcher};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
