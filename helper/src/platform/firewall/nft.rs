@@ -330,8 +330,6 @@ mod tests {
     use super::super::plan::tests::{ip, net, sock};
     use super::super::{plan, KillSwitchInput};
     use super::*;
-    use std::io::Write as _;
-    use std::process::{Command, Stdio};
 
     fn client_plan(allow_lan: bool) -> KillSwitchPlan {
         plan(KillSwitchInput {
@@ -629,7 +627,10 @@ flush set inet warren endpoints6
     /// Runs `nft --check` on `script` inside a fresh network namespace (`unshare -rn` works
     /// without root where user namespaces are allowed), so the host's ruleset is never involved.
     /// Returns `None` when this machine cannot run the check.
+    #[cfg(target_os = "linux")]
     fn nft_check(script: &str) -> Option<Result<(), String>> {
+        use std::io::Write as _;
+        use std::process::{Command, Stdio};
         let mut child = match Command::new("unshare")
             .args(["--net", "--map-root-user", "nft", "--check", "--file", "-"])
             .stdin(Stdio::piped())
@@ -663,7 +664,9 @@ flush set inet warren endpoints6
     }
 
     /// Every variant of the script is valid nft (when nft can be run here; in CI it must).
+    /// Linux only: under Wine there is no `unshare` or `nft`, and the Linux test stage checks it.
     #[test]
+    #[cfg(target_os = "linux")]
     fn generated_scripts_pass_nft_check() {
         let mut scripts = vec![ruleset(&client_plan(false)), ruleset(&client_plan(true))];
         let port_only = plan(KillSwitchInput {
