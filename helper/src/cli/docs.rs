@@ -14,8 +14,8 @@
 //!
 //! Section 8 (system administration), as for `wg-quick(8)` and `wireguard-go(8)`: the daemon and
 //! most commands are for root and members of group `warren`. Each binary of the package is one
-//! entry of [`binaries`]; a second binary (`warren-wg`) is one more entry there, and its pages and
-//! completions then land in the same directories, which the package assets take by glob.
+//! entry of [`binaries`] — `warren-helper` and `warren-wg` (`crate::wg`) — and their pages and
+//! completions land in the same directories, which the package assets take by glob.
 
 use anyhow::Context as _;
 use clap::CommandFactory as _;
@@ -41,7 +41,7 @@ pub fn command() -> clap::Command {
 
 /// The command line of each binary whose pages and completions the packages install.
 pub fn binaries() -> Vec<clap::Command> {
-    vec![super::Cli::command()]
+    vec![super::Cli::command(), crate::wg::command()]
 }
 
 /// Runs `generate-docs` with its parsed arguments.
@@ -160,6 +160,27 @@ mod tests {
         }
         assert!(!man.join("warren-helper-generate-docs.8").exists());
         assert_eq!(written.len(), std::fs::read_dir(&man).unwrap().count() + 3);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn warren_wg_gets_its_page_and_completions() {
+        let dir = temp_dir("wg");
+        let written = generate(crate::wg::command(), &dir).unwrap();
+        let page = std::fs::read_to_string(dir.join("man8/warren-wg.8")).unwrap();
+        assert!(page.contains(".TH warren-wg 8"), "{page}");
+        for text in ["WG_PROCESS_FOREGROUND", "LOG_LEVEL", "Exit codes", "IFNAME"] {
+            assert!(page.contains(text), "the page lacks {text}");
+        }
+        assert!(page.contains("\\-\\-foreground"), "{page}");
+        let bash = std::fs::read_to_string(dir.join("bash-completion/warren-wg")).unwrap();
+        assert!(bash.contains("--foreground"), "{bash}");
+        assert_eq!(
+            written.len(),
+            4,
+            "one page and three completions: {written:?}"
+        );
+        assert!(binaries().iter().any(|c| c.get_name() == "warren-wg"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

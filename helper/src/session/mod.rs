@@ -613,7 +613,9 @@ pub fn interface_name_from_path(path: &Path) -> anyhow::Result<String> {
     Ok(stem.to_string())
 }
 
-fn check_interface_name(name: &str) -> Result<(), String> {
+/// Whether `name` is an interface name wg-quick accepts (1 to 15 of `a-z A-Z 0-9 _ = + . -`),
+/// and if not, the message saying so.
+pub(crate) fn check_interface_name(name: &str) -> Result<(), String> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || "_=+.-".contains(c);
     if name.is_empty()
         || name.len() > MAX_IFNAME_LEN
