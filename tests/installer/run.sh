@@ -31,9 +31,10 @@
 #                    conflicts/replaces/provides warren-helper), the exact file list (with one
 #                    man page per subcommand), maintainer scripts present and executable;
 #                    desktop-file-validate on the entry; the man pages and bash/zsh/fish
-#                    completions are byte for byte what the packaged binary's generate-docs
-#                    writes, each page renders with `man -l` without warnings and the top page
-#                    lists every subcommand, the completions load (bash, `zsh -n`, `fish -n`) and
+#                    completions (warren-helper's and warren-wg's) are byte for byte what the
+#                    packaged binary's generate-docs writes, each page renders with `man -l`
+#                    without warnings, the top page lists every subcommand, warren-wg(8)
+#                    documents its options and environment, the completions load (bash, `zsh -n`, `fish -n`) and
 #                    bash and fish complete a subcommand
 #   deb-lintian      lintian reports no error on either package, and nothing about their manual
 #                    pages (no-manual-page, groff warnings, uncompressed pages)
@@ -322,6 +323,7 @@ need_deb() {
 HELPER_PART=(
     ./lib/systemd/system/warren-helper.service
     ./usr/bin/warren-helper
+    ./usr/bin/warren-wg
     ./usr/lib/sysusers.d/warren.conf
     ./usr/lib/tmpfiles.d/warren.conf
 )
@@ -330,6 +332,7 @@ EXPECTED_FILES=(
     ./usr/share/doc/warren-helper/README.md
     ./usr/share/doc/warren-helper/changelog.Debian.gz
     ./usr/share/doc/warren-helper/copyright
+    "./usr/share/doc/warren-helper/examples/wg-quick@.service.d/warren-wg.conf"
     ./usr/share/lintian/overrides/warren-helper
 )
 DESKTOP_PART=(
@@ -345,6 +348,7 @@ EXPECTED_DESKTOP_FILES=(
     ./usr/share/doc/warren/README.md
     ./usr/share/doc/warren/changelog.Debian.gz
     ./usr/share/doc/warren/copyright
+    "./usr/share/doc/warren/examples/wg-quick@.service.d/warren-wg.conf"
     ./usr/share/lintian/overrides/warren
 )
 
@@ -388,6 +392,12 @@ MAN_DIR=/usr/share/man/man8
 BASH_COMPLETION=/usr/share/bash-completion/completions/warren-helper
 ZSH_COMPLETION=/usr/share/zsh/vendor-completions/_warren-helper
 FISH_COMPLETION=/usr/share/fish/vendor_completions.d/warren-helper.fish
+# warren-wg's, from the same generate-docs run (helper/src/wg/).
+WG_COMPLETIONS=(
+    /usr/share/bash-completion/completions/warren-wg
+    /usr/share/zsh/vendor-completions/_warren-wg
+    /usr/share/fish/vendor_completions.d/warren-wg.fish
+)
 
 # package_docs DEB NAME — extracts DEB into $WORK/x-NAME and runs ITS warren-helper's
 # generate-docs into $WORK/docs-NAME; prints the package paths those files must have (so the exact
@@ -400,7 +410,7 @@ package_docs() {
     for f in "$docs"/man8/*.8; do
         printf '.%s/%s.gz\n' "$MAN_DIR" "${f##*/}"
     done
-    printf '.%s\n' "$BASH_COMPLETION" "$ZSH_COMPLETION" "$FISH_COMPLETION"
+    printf '.%s\n' "$BASH_COMPLETION" "$ZSH_COMPLETION" "$FISH_COMPLETION" "${WG_COMPLETIONS[@]}"
 }
 
 # expect_docs NAME — the pages and completions in the package extracted by package_docs are
@@ -428,7 +438,16 @@ expect_docs() {
         grep -qF "warren-helper-$sub(8)" <<<"$out" || { echo "$name: warren-helper(8) does not list $sub"; return 1; }
     done
     echo "ok: $name: warren-helper(8) lists every subcommand: ${subs//$'\n'/ }"
-    for f in "$BASH_COMPLETION" "$ZSH_COMPLETION" "$FISH_COMPLETION"; do
+    # warren-wg(8): its options and environment, as `warren-wg --help` has them.
+    out="$(LC_ALL=C.UTF-8 MANWIDTH=200 man -l "$x$MAN_DIR/warren-wg.8.gz")"
+    for f in --foreground IFNAME WG_PROCESS_FOREGROUND LOG_LEVEL; do
+        grep -qF -- "$f" <<<"$out" || { echo "$name: warren-wg(8) does not mention $f"; return 1; }
+        "$x/usr/bin/warren-wg" --help | grep -qF -- "$f" || { echo "$name: warren-wg --help does not mention $f"; return 1; }
+    done
+    [[ $("$x/usr/bin/warren-wg" --version) == "warren-wg $PKG_VERSION" ]] ||
+        { echo "$name: warren-wg --version said '$("$x/usr/bin/warren-wg" --version)'"; return 1; }
+    echo "ok: $name: warren-wg(8) documents --foreground, IFNAME, WG_PROCESS_FOREGROUND and LOG_LEVEL; --version"
+    for f in "$BASH_COMPLETION" "$ZSH_COMPLETION" "$FISH_COMPLETION" "${WG_COMPLETIONS[@]}"; do
         cmp "$x$f" "$docs/$(case $f in *bash*) echo bash-completion ;; *zsh*) echo zsh ;; *) echo fish ;; esac)/${f##*/}" ||
             { echo "$name: $f is not what the binary generates"; return 1; }
     done
@@ -447,6 +466,9 @@ expect_docs() {
     done
     zsh -n "$x$ZSH_COMPLETION" || { echo "$name: zsh -n fails on $ZSH_COMPLETION"; return 1; }
     fish -n "$x$FISH_COMPLETION" || { echo "$name: fish -n fails on $FISH_COMPLETION"; return 1; }
+    zsh -n "$x${WG_COMPLETIONS[1]}" || { echo "$name: zsh -n fails on ${WG_COMPLETIONS[1]}"; return 1; }
+    fish -n "$x${WG_COMPLETIONS[2]}" || { echo "$name: fish -n fails on ${WG_COMPLETIONS[2]}"; return 1; }
+    bash -n "$x${WG_COMPLETIONS[0]}" || { echo "$name: bash -n fails on ${WG_COMPLETIONS[0]}"; return 1; }
     # shellcheck disable=SC2016  # for fish
     out="$(fish --no-config -c 'source $argv[1]; complete -C "warren-helper sta"' "$x$FISH_COMPLETION" 2>&1)"
     grep -q '^status' <<<"$out" || { echo "$out"; echo "$name: fish does not complete 'warren-helper sta'"; return 1; }
