@@ -82,13 +82,37 @@ pub fn command() -> clap::Command {
 /// Parses arguments, runs, and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match imp::run(cli) {
+    match options(cli).and_then(imp::run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("warren-wg: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// What to run, checked and read from the command line and the environment (on every OS, so
+/// bad input is named as such before anything else is said).
+struct Options {
+    /// The interface to create.
+    interface: String,
+    /// `-f`, or `WG_PROCESS_FOREGROUND=1`.
+    foreground: bool,
+    /// `LOG_LEVEL`.
+    level: LogLevel,
+}
+
+fn options(cli: Cli) -> anyhow::Result<Options> {
+    crate::session::check_interface_name(&cli.interface).map_err(anyhow::Error::msg)?;
+    let level_var = std::env::var("LOG_LEVEL").ok();
+    let level = LogLevel::parse(level_var.as_deref()).map_err(anyhow::Error::msg)?;
+    let foreground =
+        cli.foreground || foreground_from_env(std::env::var_os("WG_PROCESS_FOREGROUND").as_deref());
+    Ok(Options {
+        interface: cli.interface,
+        foreground,
+        level,
+    })
 }
 
 /// Whether `WG_PROCESS_FOREGROUND` asks for the foreground (wireguard-go: the value `1`).
@@ -135,7 +159,7 @@ impl LogLevel {
 #[cfg(target_os = "linux")]
 mod imp {
     use super::daemonize::{self, Fork, Readiness};
-    use super::{Cli, LogLevel};
+    use super::Options;
     use crate::dataplane::udp::Sockets;
     use crate::dataplane::{Driver, Transport as _};
     use crate::sys::paths::UAPI_SOCKET_DIR;
@@ -148,12 +172,12 @@ mod imp {
     /// UAPI requests waiting for the driver.
     const UAPI_QUEUE: usize = 16;
 
-    pub(super) fn run(cli: Cli) -> anyhow::Result<()> {
-        crate::session::check_interface_name(&cli.interface).map_err(anyhow::Error::msg)?;
-        let level_var = std::env::var("LOG_LEVEL").ok();
-        let level = LogLevel::parse(level_var.as_deref()).map_err(anyhow::Error::msg)?;
-        let foreground = cli.foreground
-            || super::foreground_from_env(std::env::var_os("WG_PROCESS_FOREGROUND").as_deref());
+    pub(super) fn run(options: Options) -> anyhow::Result<()> {
+        let Options {
+            interface,
+            foreground,
+            level,
+        } = options;
         // Forked before anything starts a thread (the runtime, the log writer).
         let mut readiness = if foreground {
             Readiness::foreground()
@@ -174,7 +198,7 @@ mod imp {
                 .enable_all()
                 .build()
                 .context("failed to start the async runtime")?;
-            runtime.block_on(serve(&cli.interface, &mut readiness))
+            runtime.block_on(serve(&interface, &mut readiness))
         })();
         if let Err(e) = &result {
             // Before readiness the parent prints it; after, `main` prints it to our stderr.
@@ -240,13 +264,19 @@ mod imp {
 
 #[cfg(not(target_os = "linux"))]
 mod imp {
-    use super::Cli;
+    use super::Options;
 
-    pub(super) fn run(cli: Cli) -> anyhow::Result<()> {
+    pub(super) fn run(options: Options) -> anyhow::Result<()> {
+        // Read, so that each field means the same on every OS.
+        let _ = (
+            options.foreground,
+            options.level.filter,
+            options.level.keep_output,
+        );
         anyhow::bail!(
             "cannot create {}: warren-wg is not supported on this OS yet (Linux only); use \
              `warren-helper up --foreground FILE.conf` for a tunnel without the daemon",
-            cli.interface
+            options.interface
         )
     }
 }
