@@ -169,6 +169,11 @@ mod tests {
         let written = generate(crate::wg::command(), &dir).unwrap();
         let page = std::fs::read_to_string(dir.join("man8/warren-wg.8")).unwrap();
         assert!(page.contains(".TH warren-wg 8"), "{page}");
+        // Its own NAME line, not warren-helper's (the package description).
+        assert!(
+            page.contains("warren\\-wg \\- Userspace WireGuard interface for wg\\-quick"),
+            "{page}"
+        );
         for text in ["WG_PROCESS_FOREGROUND", "LOG_LEVEL", "Exit codes", "IFNAME"] {
             assert!(page.contains(text), "the page lacks {text}");
         }

@@ -62,9 +62,16 @@ Exit codes: 0 success (the interface was deleted, or SIGTERM/SIGINT); 1 failure 
 says why; without --foreground the starting process exits 1 with the daemon's reason when it \
 cannot serve the interface); 2 bad usage.";
 
-/// Warren's userspace WireGuard for wg-quick: wireguard-go's command line.
+/// The command line. (`about` is spelled out: clap would otherwise take the package's
+/// description, which is warren-helper's.)
 #[derive(Parser)]
-#[command(name = "warren-wg", version, about, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
+#[command(
+    name = "warren-wg",
+    version,
+    about = "Userspace WireGuard interface for wg-quick, with wireguard-go's command line",
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP
+)]
 struct Cli {
     /// Stay in the foreground instead of detaching once the interface is ready.
     #[arg(short, long)]
