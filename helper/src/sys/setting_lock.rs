@@ -13,6 +13,10 @@
 //! on a runtime thread could wait for a task that this very thread has to run; so the lock is
 //! tried without blocking and retried after a short sleep, up to [`LOCK_TIMEOUT`].
 //!
+//! The file is removed when the lock is released (an empty state directory stays empty once
+//! every tunnel is down); whoever opened it just before then finds, once locked, that the path
+//! names another file or none, and starts again — the journal's own locks do the same.
+//!
 //! Only Unix has such settings; elsewhere the lock is a no-op (no journal there holds one).
 
 use std::io;
@@ -24,11 +28,28 @@ pub const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long it sleeps between two tries.
 const RETRY_INTERVAL: Duration = Duration::from_millis(10);
 
-/// The held lock; released when dropped (and by the kernel if the process dies).
+/// The held lock; released (and its file removed) when dropped, and by the kernel if the process
+/// dies.
 #[derive(Debug)]
 pub struct SettingLock {
     #[cfg(unix)]
-    _file: std::fs::File,
+    file: Option<(std::fs::File, std::path::PathBuf)>,
+}
+
+#[cfg(unix)]
+impl Drop for SettingLock {
+    fn drop(&mut self) {
+        if let Some((file, path)) = self.file.take() {
+            // Removed while still locked, so that nobody can lock the old file and think it is
+            // the current one (see `try_acquire`).
+            if let Err(err) = std::fs::remove_file(&path) {
+                if err.kind() != io::ErrorKind::NotFound {
+                    tracing::debug!("failed to remove {}: {err}", path.display());
+                }
+            }
+            drop(file);
+        }
+    }
 }
 
 impl SettingLock {
@@ -57,7 +78,7 @@ impl SettingLock {
     /// One try: the lock, or `None` while someone else holds it.
     #[cfg(unix)]
     fn try_acquire(path: &Path) -> io::Result<Option<SettingLock>> {
-        use std::os::unix::fs::OpenOptionsExt as _;
+        use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
         use std::os::unix::io::AsRawFd as _;
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -74,17 +95,25 @@ impl SettingLock {
             })?;
         // SAFETY: flock(2) on a descriptor this function owns; no pointers.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc == 0 {
-            return Ok(Some(SettingLock { _file: file }));
+        if rc != 0 {
+            let err = io::Error::last_os_error();
+            return if err.kind() == io::ErrorKind::WouldBlock {
+                Ok(None)
+            } else {
+                Err(io::Error::new(
+                    err.kind(),
+                    format!("failed to lock {}: {err}", path.display()),
+                ))
+            };
         }
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::WouldBlock {
-            Ok(None)
-        } else {
-            Err(io::Error::new(
-                err.kind(),
-                format!("failed to lock {}: {err}", path.display()),
-            ))
+        // The holder before us may have removed the file after we opened it: then this lock is
+        // on a file nobody else will look at, and we try again.
+        let held = file.metadata()?;
+        match std::fs::metadata(path) {
+            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => Ok(Some(SettingLock {
+                file: Some((file, path.to_owned())),
+            })),
+            _ => Ok(None),
         }
     }
 
@@ -121,6 +150,6 @@ mod tests {
             .expect("the waiter gets the lock once it is free")
             .unwrap()
             .unwrap();
-        std::fs::remove_file(&path).unwrap();
+        assert!(!path.exists(), "a released lock leaves no file behind");
     }
 }
