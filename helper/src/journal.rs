@@ -74,6 +74,10 @@ impl<C: Into<Change> + Clone> Recorder<C> for Journal {
         Journal::forget(self, &change.clone().into()).map(drop)
     }
 
+    fn replace(&mut self, old: &C, new: C) -> io::Result<()> {
+        Journal::replace(self, &old.clone().into(), new.into())
+    }
+
     fn shared_setting_lock(&self) -> Option<PathBuf> {
         Some(paths::shared_sysctl_lock(&self.dir))
     }
@@ -400,6 +404,21 @@ impl Journal {
         };
         self.contents.changes.remove(i);
         self.save().map(|()| true)
+    }
+
+    /// Replaces the newest entry equal to `old` by `new` in one atomic rewrite (appends `new` when
+    /// `old` is not listed). On error the journal is as it was.
+    pub fn replace(&mut self, old: &Change, new: Change) -> io::Result<()> {
+        let before = self.contents.changes.clone();
+        match self.contents.changes.iter().rposition(|c| c == old) {
+            Some(i) => self.contents.changes[i] = new,
+            None => self.contents.changes.push(new),
+        }
+        let saved = self.save();
+        if saved.is_err() {
+            self.contents.changes = before;
+        }
+        saved
     }
 
     /// Forgets the newest entry, like [`Journal::forget`].

@@ -66,6 +66,14 @@ pub trait Recorder<C> {
     /// undoing the list does not remove what was in its way, which belongs to someone else.
     fn not_made(&mut self, change: &C) -> io::Result<()>;
 
+    /// Replaces the newest entry equal to `old` by `new` (a change re-made with other undo data,
+    /// such as a new backup), as one write where the list is durable. The default records `new`
+    /// and then withdraws `old`: for a moment both are listed, which an idempotent undo bears.
+    fn replace(&mut self, old: &C, new: C) -> io::Result<()> {
+        self.record(new)?;
+        self.not_made(old)
+    }
+
     /// The lock that serialises checking and writing a kernel setting other tunnels may share
     /// (`crate::sys::setting_lock`), taken around each such step; `None` when there is nobody to
     /// share with (an in-memory list).
@@ -101,6 +109,14 @@ impl<C: PartialEq> Recorder<C> for Vec<C> {
     fn not_made(&mut self, change: &C) -> io::Result<()> {
         if let Some(i) = self.iter().rposition(|c| c == change) {
             self.remove(i);
+        }
+        Ok(())
+    }
+
+    fn replace(&mut self, old: &C, new: C) -> io::Result<()> {
+        match self.iter().rposition(|c| c == old) {
+            Some(i) => self[i] = new,
+            None => self.push(new),
         }
         Ok(())
     }

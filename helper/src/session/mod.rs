@@ -528,10 +528,18 @@ async fn run_journaled(
         device.upsert_peer(peer);
     }
     platform::apply(&plan, journal).await?;
-    if let Some(dns_plan) = dns_plan {
-        let mut dns_plan = dns_plan.clone();
-        dns_plan.ifname = tun_name.clone();
-        dns::apply(&dns_plan, &mut |c| journal.record(c)).await?;
+    let dns_plan = dns_plan.map(|plan| DnsPlan {
+        ifname: tun_name.clone(),
+        ..plan.clone()
+    });
+    let mut dns_applied = Vec::new();
+    if let Some(dns_plan) = &dns_plan {
+        dns::apply(dns_plan, &mut |c| {
+            journal.record(c.clone())?;
+            dns_applied.push(c);
+            Ok(())
+        })
+        .await?;
     }
     let (tx, rx) = mpsc::channel(16);
     let uapi_socket = uapi::serve(&tun_name, tx)?;
@@ -562,9 +570,18 @@ async fn run_journaled(
             interface: tun_name.clone(),
             control,
         });
+        // The DNS guard borrows the journal until this block ends, before the undo below.
+        let dns_guard = async {
+            if let Some(dns_plan) = &dns_plan {
+                dns::guard(dns_plan, &dns_applied, &mut *journal).await;
+            }
+            // Given up, or nothing to keep: the tunnel runs on regardless.
+            std::future::pending::<()>().await;
+        };
         tokio::select! {
             result = driver.run(shutdown) => result,
             () = watcher.run() => Err(anyhow::anyhow!("the endpoint watcher stopped")),
+            () = dns_guard => Err(anyhow::anyhow!("the DNS guard stopped")),
         }
     }
     .await;

@@ -110,9 +110,11 @@ impl SettingLock {
         // on a file nobody else will look at, and we try again.
         let held = file.metadata()?;
         match std::fs::metadata(path) {
-            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => Ok(Some(SettingLock {
-                file: Some((file, path.to_owned())),
-            })),
+            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
+                Ok(Some(SettingLock {
+                    file: Some((file, path.to_owned())),
+                }))
+            }
             _ => Ok(None),
         }
     }
