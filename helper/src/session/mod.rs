@@ -21,7 +21,9 @@
 //!      gets a [`Control`] channel to the driver (statistics for status and liveness);
 //!   4. the driver runs until `shutdown` completes (or the TUN fails), and next to it the
 //!      [`Watcher`] (see [`endpoints`]): host names resolved again while their peers do
-//!      not answer, and the kill switch kept on the endpoints the driver uses;
+//!      not answer, and the kill switch kept on the endpoints the driver uses; and the DNS guard
+//!      ([`dns::guard`]): under the `file` method, a resolv.conf rewritten by another program is
+//!      taken as the new original (journaled) and the tunnel's written again;
 //!   5. teardown, the mirror image: PreDown hooks, the UAPI socket, the journal undone newest
 //!      first (while the TUN still exists), the TUN, PostDown hooks.
 //!

@@ -25,6 +25,12 @@
 //! equals the original (restored, or never written because the process died between journaling
 //! and writing) is left as it is and the backup removed. A file that is ours but whose backup is
 //! gone is an error: the machine keeps the tunnel's resolvers and the user must know.
+//!
+//! While the tunnel is up ([`reapply`], called by `file_watch.rs` when the file changes): a file
+//! someone else rewrote becomes the new original — backup saved atomically, then the journal
+//! entry replaced in one atomic write, only then Warren's file written again — so the undo above
+//! restores what the other program wrote last, and a crash at any step leaves either the file
+//! as they wrote it or ours with a byte-exact backup of theirs.
 
 use super::{journal, DnsChange, DnsPlan, DnsPlanError, OriginalResolvConf};
 use crate::platform::Recorder;
