@@ -26,6 +26,10 @@
 #                          f; D goes down -> src_valid_mark is 0 again and c is exactly as before
 #   fulltunnel/two-kill9   the same, but C is killed with SIGKILL and `warren-helper recover` undoes
 #                          its journal while D is up
+#   fulltunnel/two-together  C through the daemon (test-daemon.sh's helpers), D in the foreground;
+#                          both get SIGTERM at once, so the two undos race: src_valid_mark back to
+#                          0 and c exactly as before (the shared lock serialises them; without it
+#                          both could see the other still holding it and leave it at 1)
 # Uses route_state/expect_same_state/expect_no_journal from test-crash.sh (run.sh sources every
 # group file).
 
@@ -150,7 +154,7 @@ t_fulltunnel() {
     expect_no_journal
 }
 
-# t_fulltunnel_two HOW — see the header (HOW: down or kill9).
+# t_fulltunnel_two HOW — see the header (HOW: down, kill9 or together).
 t_fulltunnel_two() {
     local how=$1 if_p if_q conf_p conf_q before out
     need_kinds warren wggo
@@ -204,6 +208,39 @@ t_fulltunnel_two() {
     before="$(route_state c)"
     peer_up wggo p "$if_p" "$conf_p"
     peer_up wggo p "$if_q" "$conf_q"
+    if [[ $how == together ]]; then
+        # The daemon runs one full tunnel per family (daemon/conflict.rs), so the second is a
+        # foreground one: two processes, as after `up --foreground` next to the service.
+        command -v jq >/dev/null || fail "jq not installed (scripts/setup.sh)"
+        daemon_paths
+        daemon_start c
+        wh_expect 0 "import $IF_C" import "$CONF_C"
+        # One kill switch per host; this test is about the sysctl.
+        wh_expect 0 "up $IF_C" up "$IF_C" --kill-switch off
+        expect_ping c "$FAR4"
+        peer_up warren c "$IF_D" "$CONF_D"
+        expect_ping c "$FAR4"
+        [[ $(ns_exec c sysctl -n net.ipv4.conf.all.src_valid_mark) == 1 ]] || fail "src_valid_mark is not 1 with both tunnels up"
+        grep -q src_valid_mark "$D_STATE/$IF_C.journal" || fail "$IF_C did not journal src_valid_mark"
+        grep -q src_valid_mark "$D_STATE/$IF_D.journal" || fail "$IF_D did not journal its share of src_valid_mark"
+        local d_pid i
+        d_pid="$(peer_pid "$IF_D")"
+        kill -TERM "$DAEMON_PID" "$d_pid"
+        for ((i = 0; i < 300; i++)); do
+            kill -0 "$DAEMON_PID" 2>/dev/null || kill -0 "$d_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        ! kill -0 "$DAEMON_PID" 2>/dev/null || fail "the daemon did not exit within 30 s of SIGTERM"
+        ! kill -0 "$d_pid" 2>/dev/null || fail "warren-helper ($IF_D) did not exit within 30 s of SIGTERM"
+        wait "$DAEMON_PID" || fail "the daemon exited with an error after SIGTERM"
+        wait "$d_pid" || fail "warren-helper ($IF_D) exited with an error after SIGTERM"
+        log "both stopped at once (the daemon with $IF_C, the foreground $IF_D)"
+        [[ $(ns_exec c sysctl -n net.ipv4.conf.all.src_valid_mark) == 0 ]] ||
+            fail "src_valid_mark is not back to 0 after both tunnels went down at once"
+        expect_same_state "two full tunnels stopped at once" "$before" "$(route_state c)"
+        [[ -z $(find "$D_STATE" -mindepth 1 2>/dev/null) ]] || fail "left in $D_STATE: $(find "$D_STATE" -mindepth 1)"
+        return
+    fi
     peer_up warren c "$IF_C" "$CONF_C"
     expect_ping c "$FAR4"
     [[ $(ns_exec c sysctl -n net.ipv4.conf.all.src_valid_mark) == 1 ]] || fail "src_valid_mark is not 1 with $IF_C up"
@@ -248,3 +285,4 @@ register fulltunnel/underlay6 t_fulltunnel 6
 register fulltunnel/rp-strict t_fulltunnel rp-strict
 register fulltunnel/two-down t_fulltunnel_two down
 register fulltunnel/two-kill9 t_fulltunnel_two kill9
+register fulltunnel/two-together t_fulltunnel_two together
