@@ -1645,6 +1645,25 @@ mod tests {
     }
 
     #[test]
+    fn replace_rewrites_one_entry_in_place_or_appends() {
+        let tmp = TempDir::new();
+        let mut journal = Journal::create(&tmp.state(), "wg0").unwrap();
+        for change in [route(1), route(2)] {
+            journal.record(change).unwrap();
+        }
+        journal.replace(&route(1), route(3)).unwrap();
+        assert_eq!(journal.changes(), [route(3), route(2)]);
+        assert_eq!(on_disk(journal.path()).changes, [route(3), route(2)]);
+        journal.replace(&route(9), sysctl()).unwrap();
+        assert_eq!(
+            on_disk(journal.path()).changes,
+            [route(3), route(2), sysctl()]
+        );
+        journal.contents.changes.clear();
+        journal.close().unwrap();
+    }
+
+    #[test]
     fn interface_names_must_be_safe_file_names() {
         let tmp = TempDir::new();
         for bad in [
