@@ -276,7 +276,7 @@ t_dns_rewrite() {
             wait_until 10 "$DNS_FILE to name the tunnel's resolver $DNS_SERVER" dns_is_tunnel
             dns_check_host "while the tunnel is up"
             pid="$(peer_pid "$DNS_IF")"
-            [[ $(readlink "/proc/$pid/exe") == "$(readlink -f "$real_bin")" ]] ||
+            [[ $(readlink "/proc/$pid/exe") == "$(readlink -f "${WARREN_REAL_BIN:-$real_bin}")" ]] ||
                 fail "pid $pid is $(readlink "/proc/$pid/exe"), not the helper"
             # The DHCP client's way: a temp file beside it, renamed over it.
             nsenter -t "$pid" -m sh -c 'cat >/etc/resolv.conf.dhcp-new && chmod 644 /etc/resolv.conf.dhcp-new && mv -f /etc/resolv.conf.dhcp-new /etc/resolv.conf' <"$new" ||
