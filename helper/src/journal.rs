@@ -25,6 +25,16 @@
 //! each change once undone, keeps the ones whose undo failed (for a later attempt), and
 //! [`Journal::close`] deletes the file once nothing is left.
 //!
+//! Shared sysctls (`net.ipv4.conf.all.src_valid_mark`, which every full tunnel needs): the journals
+//! in the directory are the reference count. A tunnel that finds the setting already set by
+//! another tunnel journals it with that tunnel's original value (`platform::apply`, through
+//! [`Journal::sysctl_held_elsewhere`]); undoing it ([`Journal::undo_all_with`]) keeps the value
+//! while another journal of this boot and namespace still lists it, live or left by a crash, and
+//! restores the original only for the last one. Both sides run under one lock,
+//! `shared-sysctl-settings.lock` (`crate::sys::setting_lock`), because the daemon's `stop_all`
+//! tears tunnels down concurrently. Recovery undoes through the same path, so the rule holds
+//! there too.
+//!
 //! Recovery ([`recover`], run by `warren-helper up` for its interface before anything else, and by
 //! `warren-helper recover` for all) loads the unlocked journals and undoes them, with two guards:
 //! - a journal written in another network namespace on this boot is left alone — its changes live
@@ -38,7 +48,9 @@
 //! What it must not do: make or undo changes itself (the concerns do), or trust a state directory
 //! someone else can write.
 
-use crate::platform::{self, Change, Recorder};
+use crate::platform::{self, Change, NetworkChange, Recorder, SysctlHolder};
+use crate::sys::paths;
+use crate::sys::setting_lock::SettingLock;
 use crate::sys::{sync_dir, write_private_atomically};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -60,6 +72,18 @@ impl<C: Into<Change> + Clone> Recorder<C> for Journal {
 
     fn not_made(&mut self, change: &C) -> io::Result<()> {
         Journal::forget(self, &change.clone().into()).map(drop)
+    }
+
+    fn replace(&mut self, old: &C, new: C) -> io::Result<()> {
+        Journal::replace(self, &old.clone().into(), new.into())
+    }
+
+    fn shared_setting_lock(&self) -> Option<PathBuf> {
+        Some(paths::shared_sysctl_lock(&self.dir))
+    }
+
+    fn sysctl_held_elsewhere(&self, name: &str) -> Option<SysctlHolder> {
+        Journal::sysctl_held_elsewhere(self, name)
     }
 }
 
@@ -382,6 +406,23 @@ impl Journal {
         self.save().map(|()| true)
     }
 
+    /// Replaces the newest entry equal to `old` by `new` in one atomic rewrite (appends `new` when
+    /// `old` is not listed). On error the journal is as it was.
+    // Only Linux's `file` DNS method re-makes a change while the tunnel is up.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub fn replace(&mut self, old: &Change, new: Change) -> io::Result<()> {
+        let before = self.contents.changes.clone();
+        match self.contents.changes.iter().rposition(|c| c == old) {
+            Some(i) => self.contents.changes[i] = new,
+            None => self.contents.changes.push(new),
+        }
+        let saved = self.save();
+        if saved.is_err() {
+            self.contents.changes = before;
+        }
+        saved
+    }
+
     /// Forgets the newest entry, like [`Journal::forget`].
     #[allow(dead_code)] // Part of the journal contract; `up` forgets through `undo_all`.
     pub fn forget_last(&mut self) -> io::Result<Option<Change>> {
@@ -416,6 +457,74 @@ impl Journal {
         self.earlier_boot
     }
 
+    /// Another journal in this one's directory — written during this boot, in this network
+    /// namespace (sysctls are per namespace), live or left by a crash (its changes are still in
+    /// place until it is recovered) — that lists a `SysctlSet` of `name`: its interface and the
+    /// `previous` it journaled. Journals that cannot be read are skipped with a warning.
+    pub fn sysctl_held_elsewhere(&self, name: &str) -> Option<SysctlHolder> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(err) => {
+                tracing::warn!(
+                    "failed to list {} for the other tunnels' sysctls: {err}",
+                    self.dir.display()
+                );
+                return None;
+            }
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(JOURNAL_SUFFIX)
+                    .map(str::to_owned)
+            })
+            .filter(|ifname| *ifname != self.contents.ifname)
+            .collect();
+        names.sort();
+        let (boot, netns) = (boot_id(), netns_id());
+        for ifname in names {
+            let path = journal_path(&self.dir, &ifname);
+            let contents = match fs::read(&path) {
+                Ok(bytes) => match parse(&path, &bytes) {
+                    Ok(contents) => contents,
+                    Err(err) => {
+                        tracing::warn!("{err} (looking for the other tunnels' sysctls)");
+                        continue;
+                    }
+                },
+                // Closed meanwhile.
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => {
+                    tracing::warn!(
+                        "failed to read {} (looking for the other tunnels' sysctls): {err}",
+                        path.display()
+                    );
+                    continue;
+                }
+            };
+            if differ(&contents.boot_id, &boot) || differ(&contents.netns, &netns) {
+                continue;
+            }
+            let previous = contents.changes.iter().find_map(|change| match change {
+                Change::Network(NetworkChange::SysctlSet {
+                    name: held,
+                    previous,
+                    ..
+                }) if held == name => Some(previous.clone()),
+                _ => None,
+            });
+            if let Some(previous) = previous {
+                return Some(SysctlHolder {
+                    ifname: contents.ifname,
+                    previous,
+                });
+            }
+        }
+        None
+    }
+
     /// Undoes every change, newest first, through [`platform::undo_change`]; see
     /// [`Journal::undo_all_with`].
     pub async fn undo_all(&mut self) -> UndoOutcome {
@@ -425,7 +534,11 @@ impl Journal {
 
     /// Undoes every change with `undo`, newest first, continuing past failures: each change
     /// undone is forgotten (and the file rewritten), each failure is logged and kept. A network
-    /// change of a journal from an earlier boot counts as undone without calling `undo`.
+    /// change of a journal from an earlier boot counts as undone without calling `undo`. A
+    /// `SysctlSet` that another journal still holds ([`Journal::sysctl_held_elsewhere`]) counts
+    /// as undone without calling `undo` either: the value stays for that tunnel, which restores
+    /// the original when it goes; that check, the undo and forgetting the change happen under
+    /// the shared-setting lock.
     pub async fn undo_all_with<F, Fut>(&mut self, mut undo: F) -> UndoOutcome
     where
         F: FnMut(Change) -> Fut,
@@ -436,9 +549,31 @@ impl Journal {
         while i > 0 {
             i -= 1;
             let change = self.contents.changes[i].clone();
+            // A shared sysctl: the check of the other journals, the undo and the rewrite of this
+            // one are a single step for the other tunnels (the lock is dropped after `save`).
+            let mut _shared_lock = None;
             let result = if self.earlier_boot && matches!(change, Change::Network(_)) {
                 tracing::debug!("{change}: gone with the reboot");
                 Ok(())
+            } else if let Change::Network(NetworkChange::SysctlSet { name, value, .. }) = &change {
+                match SettingLock::acquire(&paths::shared_sysctl_lock(&self.dir)).await {
+                    Err(err) => Err(anyhow::anyhow!("failed to restore {change}: {err}")),
+                    Ok(lock) => {
+                        _shared_lock = Some(lock);
+                        match self.sysctl_held_elsewhere(name) {
+                            Some(holder) => {
+                                tracing::info!(
+                                    "{}: sysctl {name} stays {value}: {} still needs it (and \
+                                     restores it when it goes)",
+                                    self.contents.ifname,
+                                    holder.ifname
+                                );
+                                Ok(())
+                            }
+                            None => undo(change.clone()).await,
+                        }
+                    }
+                }
             } else {
                 undo(change.clone()).await
             };
@@ -1396,6 +1531,37 @@ mod tests {
 
     #[test]
     #[cfg(target_os = "linux")]
+    fn only_journals_of_this_boot_and_namespace_hold_a_shared_sysctl() {
+        let tmp = TempDir::new();
+        plant(&tmp.state(), "wg1", boot_id().as_deref(), Some("net:[1]"));
+        plant(
+            &tmp.state(),
+            "wg2",
+            Some("another-boot"),
+            netns_id().as_deref(),
+        );
+        let me = Journal::create(&tmp.state(), "wg0").unwrap();
+        assert_eq!(me.sysctl_held_elsewhere(SRC_VALID_MARK), None);
+        // A leftover of this boot and namespace holds it: its change is still in place.
+        plant(
+            &tmp.state(),
+            "wg3",
+            boot_id().as_deref(),
+            netns_id().as_deref(),
+        );
+        assert_eq!(
+            me.sysctl_held_elsewhere(SRC_VALID_MARK),
+            Some(SysctlHolder {
+                ifname: "wg3".into(),
+                previous: "0".into()
+            })
+        );
+        assert_eq!(me.sysctl_held_elsewhere("net.ipv4.ip_forward"), None);
+        me.close().unwrap();
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
     fn network_changes_of_an_earlier_boot_are_void() {
         let tmp = TempDir::new();
         // Another boot: even another namespace id means nothing any more.
@@ -1475,6 +1641,25 @@ mod tests {
         assert_eq!(journal.changes(), [route(1)]);
         assert_eq!(on_disk(journal.path()).changes, [route(1)]);
         journal.forget_last().unwrap();
+        journal.close().unwrap();
+    }
+
+    #[test]
+    fn replace_rewrites_one_entry_in_place_or_appends() {
+        let tmp = TempDir::new();
+        let mut journal = Journal::create(&tmp.state(), "wg0").unwrap();
+        for change in [route(1), route(2)] {
+            journal.record(change).unwrap();
+        }
+        journal.replace(&route(1), route(3)).unwrap();
+        assert_eq!(journal.changes(), [route(3), route(2)]);
+        assert_eq!(on_disk(journal.path()).changes, [route(3), route(2)]);
+        journal.replace(&route(9), sysctl()).unwrap();
+        assert_eq!(
+            on_disk(journal.path()).changes,
+            [route(3), route(2), sysctl()]
+        );
+        journal.contents.changes.clear();
         journal.close().unwrap();
     }
 

@@ -11,6 +11,21 @@
 # without a resolver) must fail before anything changes. The host's /etc/resolv.conf is compared
 # before and after every test, and while the tunnel is up.
 #
+# While the tunnel is up, another program (a DHCP client renewing its lease) rewrites the file with
+# new content; within 5 s the tunnel's resolver must be back in it, the backup must be byte for byte
+# what the other program wrote, and after SIGINT the file must be byte for byte that content:
+#   dns/rewrite-inplace  the file is rewritten in place (/etc/netns/NS/resolv.conf, which is what
+#                        the helper sees through ip netns exec's bind mount: a bind-mounted file can
+#                        only be written in place, so that is what a DHCP client in a namespace or
+#                        container does)
+#   dns/rewrite-rename   a temp file renamed over /etc/resolv.conf, the usual way. A rename over a
+#                        bind mount fails (EBUSY), and one over /etc/netns/NS/resolv.conf would not
+#                        reach the helper (its bind mount keeps the old inode), so here the helper
+#                        runs in a private mount namespace whose /etc is an overlay on the host's
+#                        /etc with its writes in $WRT_TMP (the namespace's resolv.conf is the
+#                        overlay's upper file, seeded from /etc/netns/NS/resolv.conf); the rename
+#                        runs inside that mount namespace (nsenter), never on the host's /etc.
+#
 # systemd-resolved and resolvconf are host-wide (D-Bus, /run/resolvconf), so they are never used
 # here; their logic is covered by the unit tests (a fake resolved on a private D-Bus connection).
 
@@ -222,9 +237,73 @@ t_dns_refused() {
     dns_check_host "after a refused start"
 }
 
+# The content the "DHCP client" writes: not the original, not UTF-8 at the end, no final newline.
+dns_foreign() {
+    printf '# written by a DHCP client at lease renewal (test-dns.sh)\nnameserver 198.18.88.1\nsearch lease.test\n# \xfd end without newline'
+}
+
+# t_dns_rewrite HOW — see the header (HOW: inplace or rename).
+t_dns_rewrite() {
+    local how=$1 new ovl wrapper pid backups real_bin
+    dns_setup
+    new="$WRT_TMP/resolv.conf.dhcp"
+    dns_foreign >"$new"
+    case $how in
+        inplace)
+            peer_up warren a "$DNS_IF" "$DNS_CONF"
+            dns_expect_tunnel
+            cat "$new" >"$DNS_FILE"
+            ;;
+        rename)
+            ovl="$WRT_TMP/etc-overlay"
+            mkdir -p "$ovl/upper" "$ovl/work" "$ovl/probe"
+            # Can this machine mount an overlay over /etc in a private mount namespace at all?
+            unshare -m --propagation private mount -t overlay overlay \
+                -o "lowerdir=/etc,upperdir=$ovl/upper,workdir=$ovl/work" "$ovl/probe" 2>"$WRT_TMP/overlay.err" ||
+                skip "cannot mount an overlayfs here ($(cat "$WRT_TMP/overlay.err")): the rename test needs one"
+            cp -p "$DNS_FILE" "$ovl/upper/resolv.conf"
+            DNS_FILE="$ovl/upper/resolv.conf"
+            real_bin=$WARREN_BIN
+            wrapper="$WRT_TMP/warren-in-overlay.sh"
+            # One process all along (ip netns exec, unshare and sh all exec), so the pid that
+            # peer_up records and signals is the helper's.
+            # shellcheck disable=SC2016  # $0 and $@ are the inner sh's
+            printf '#!/bin/sh\nexec unshare -m --propagation private sh -c %s %s "$@"\n' \
+                "'mount -t overlay overlay -o \"lowerdir=/etc,upperdir=$ovl/upper,workdir=$ovl/work\" /etc && exec \"\$0\" \"\$@\"'" \
+                "$real_bin" >"$wrapper"
+            chmod 755 "$wrapper"
+            WARREN_BIN=$wrapper peer_up warren a "$DNS_IF" "$DNS_CONF"
+            wait_until 10 "$DNS_FILE to name the tunnel's resolver $DNS_SERVER" dns_is_tunnel
+            dns_check_host "while the tunnel is up"
+            pid="$(peer_pid "$DNS_IF")"
+            [[ $(readlink "/proc/$pid/exe") == "$(readlink -f "${WARREN_REAL_BIN:-$real_bin}")" ]] ||
+                fail "pid $pid is $(readlink "/proc/$pid/exe"), not the helper"
+            # The DHCP client's way: a temp file beside it, renamed over it.
+            nsenter -t "$pid" -m sh -c 'cat >/etc/resolv.conf.dhcp-new && chmod 644 /etc/resolv.conf.dhcp-new && mv -f /etc/resolv.conf.dhcp-new /etc/resolv.conf' <"$new" ||
+                fail "the rename inside the helper's mount namespace failed"
+            ;;
+        *) fail "t_dns_rewrite: $how?" ;;
+    esac
+    log "rewrote the namespace's resolv.conf ($how) with $(tr '\n' '|' <"$new")"
+    dns_check_host "after the rewrite"
+    wait_until 5 "the tunnel's resolver back in $DNS_FILE after the rewrite ($how)" dns_is_tunnel
+    backups="$(find "$WARREN_STATE_DIR" -path '*/dns/*' -type f)"
+    [[ $(wc -l <<<"$backups") == 1 ]] || fail "expected one DNS backup, found: $backups"
+    cmp -s "$new" "$backups" || fail "the backup $backups is not byte for byte what the DHCP client wrote"
+    grep -q "was rewritten by another program" "${WRT_PEER_LOG[$DNS_IF]}" || fail "the helper's log does not say the file was rewritten"
+    log "the tunnel's DNS is back; the backup is the DHCP client's file"
+    peer_stop "$DNS_IF" INT 10 || fail "warren-helper did not exit within 10 s of SIGINT"
+    [[ $PEER_EXIT_STATUS == 0 ]] || fail "warren-helper exited with status $PEER_EXIT_STATUS after SIGINT"
+    DNS_ORIG=$new
+    dns_expect_original "after the rewrite ($how) and SIGINT: the DHCP client's content"
+    dns_expect_no_backup "after the rewrite ($how) and SIGINT"
+}
+
 register dns/sigint t_dns_stop INT
 register dns/sigterm t_dns_stop TERM
 register dns/kill9-up t_dns_crash up
 register dns/kill9-recover t_dns_crash recover
 register dns/refused-leftover t_dns_refused leftover
 register dns/refused-search-only t_dns_refused search-only
+register dns/rewrite-inplace t_dns_rewrite inplace
+register dns/rewrite-rename t_dns_rewrite rename

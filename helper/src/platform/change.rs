@@ -1,7 +1,8 @@
 //! What the platform changes on the host, as one type, and how each is undone: the [`Change`] of
 //! any concern (network, DNS, kill switch), the [`Recorder`] contract through which each concern's
-//! `apply` hands its changes to whoever keeps the list, and [`undo_change`], the dispatcher to the
-//! concerns' idempotent `undo`s.
+//! `apply` hands its changes to whoever keeps the list (and learns which shared sysctls other
+//! tunnels hold: [`SysctlHolder`]), and [`undo_change`], the dispatcher to the concerns'
+//! idempotent `undo`s.
 //!
 //! The platform owns these; the journal (`crate::journal`) only keeps them durably and calls
 //! [`undo_change`], so the dependency runs one way: journal → platform. A [`Change`] is
@@ -15,6 +16,7 @@ use super::NetworkChange;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::io;
+use std::path::PathBuf;
 
 /// One change of any concern, as journaled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +65,40 @@ pub trait Recorder<C> {
     /// The OS refused `change` (the one just recorded), so it was not made: withdraws it, so that
     /// undoing the list does not remove what was in its way, which belongs to someone else.
     fn not_made(&mut self, change: &C) -> io::Result<()>;
+
+    /// Replaces the newest entry equal to `old` by `new` (a change re-made with other undo data,
+    /// such as a new backup), as one write where the list is durable. The default records `new`
+    /// and then withdraws `old`: for a moment both are listed, which an idempotent undo bears.
+    // Only Linux's `file` DNS method re-makes a change while the tunnel is up.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    fn replace(&mut self, old: &C, new: C) -> io::Result<()> {
+        self.record(new)?;
+        self.not_made(old)
+    }
+
+    /// The lock that serialises checking and writing a kernel setting other tunnels may share
+    /// (`crate::sys::setting_lock`), taken around each such step; `None` when there is nobody to
+    /// share with (an in-memory list).
+    fn shared_setting_lock(&self) -> Option<PathBuf> {
+        None
+    }
+
+    /// Another live tunnel that holds the sysctl `name` (its journal lists a `SysctlSet` of it),
+    /// with the value the setting had before that tunnel set it. Asked under
+    /// [`Recorder::shared_setting_lock`]. `None` when no other tunnel holds it.
+    fn sysctl_held_elsewhere(&self, _name: &str) -> Option<SysctlHolder> {
+        None
+    }
+}
+
+/// A tunnel whose journal holds a shared sysctl ([`Recorder::sysctl_held_elsewhere`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SysctlHolder {
+    /// Its interface.
+    pub ifname: String,
+    /// The value before it set the sysctl, as its journal says: the true original, which
+    /// whoever holds the sysctl last restores.
+    pub previous: String,
 }
 
 /// An in-memory list, for tests and for callers that keep the list themselves.
@@ -75,6 +111,14 @@ impl<C: PartialEq> Recorder<C> for Vec<C> {
     fn not_made(&mut self, change: &C) -> io::Result<()> {
         if let Some(i) = self.iter().rposition(|c| c == change) {
             self.remove(i);
+        }
+        Ok(())
+    }
+
+    fn replace(&mut self, old: &C, new: C) -> io::Result<()> {
+        match self.iter().rposition(|c| c == old) {
+            Some(i) => self[i] = new,
+            None => self.push(new),
         }
         Ok(())
     }

@@ -24,7 +24,13 @@
 //!   an interface that has closed (a TUN disappears with its process, taking its addresses and
 //!   routes with it), or on an interface of the same name that is not the one Warren changed (its
 //!   index differs), a rule someone removed, an endpoint host route no longer there, a sysctl
-//!   already back at its old value — counts as undone. A sysctl that someone else changed since Warren set it is left as they set it.
+//!   already back at its old value — counts as undone. A sysctl that someone else changed since
+//!   Warren set it is left as they set it.
+//! - Sysctls are global to the network namespace and shared between tunnels (two full tunnels
+//!   both need `src_valid_mark`): the live journals are the reference count. A tunnel that finds
+//!   the setting already set by another tunnel journals it with that tunnel's `previous`, and the
+//!   journal's undo keeps the value while another journal still holds it, both under one lock
+//!   (`crate::sys::setting_lock`); so whichever tunnel goes last restores the true original.
 //!
 //! Per-OS code is chosen once, below: each OS module implements the private [`NetworkOps`] trait —
 //! a handful of primitive steps (find the link, add/remove an address, a route, a host route via a
@@ -50,7 +56,7 @@ pub mod firewall;
 mod mark_guard;
 mod plan;
 
-pub use change::{undo_change, Change, Recorder};
+pub use change::{undo_change, Change, Recorder, SysctlHolder};
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -237,7 +243,8 @@ impl fmt::Display for NetworkChange {
 /// Applies `plan` to the system, journaling each change in `journal` before making it: finds the
 /// interface, adds each address, sets the MTU, sets the link up, adds the endpoints' host routes
 /// (before any route that could draw their packets into the tunnel), adds each route in its table,
-/// sets the sysctls (only those not already at the value; the old value goes into the journal),
+/// sets the sysctls (only those not already at the value, or already set by another live tunnel,
+/// whose original value then goes into this journal too; see [`apply_sysctl`]),
 /// and adds the policy rules — in that order. Stops at the first failure without rolling back (the
 /// caller undoes the journal, newest first); the failed step itself is withdrawn from the journal,
 /// and the error names it and its value, e.g. `failed to add route 198.18.4.0/24 dev wg0: File
@@ -462,19 +469,8 @@ async fn apply_with<O: NetworkOps>(
     for step in steps(plan, &link) {
         let change = match step {
             NetworkChange::SysctlSet { name, value, .. } => {
-                let previous = ops
-                    .read_sysctl(&name)
-                    .await
-                    .map_err(|err| anyhow!("failed to read sysctl {name}: {}", describe(&err)))?;
-                if previous == value {
-                    tracing::debug!("sysctl {name} is already {value}");
-                    continue;
-                }
-                NetworkChange::SysctlSet {
-                    name,
-                    value,
-                    previous,
-                }
+                apply_sysctl(ops, journal, name, value).await?;
+                continue;
             }
             other => other,
         };
@@ -499,7 +495,7 @@ async fn apply_with<O: NetworkOps>(
                 Some(guard) => ops.add_mark_guard(guard).await,
                 None => unreachable!("a guard step comes from the plan's guard"),
             },
-            NetworkChange::SysctlSet { name, value, .. } => ops.write_sysctl(name, value).await,
+            NetworkChange::SysctlSet { .. } => unreachable!("sysctls go through apply_sysctl"),
         };
         match result {
             Ok(()) => tracing::debug!("{verb} {change}"),
@@ -517,6 +513,73 @@ async fn apply_with<O: NetworkOps>(
         }
     }
     Ok(())
+}
+
+/// Sets the sysctl `name` to `value`, shared with the other tunnels: under the shared lock, reads
+/// it; when it already has `value` because another live tunnel set it, journals the change with
+/// *that* tunnel's `previous` (without writing), so whichever of them goes down last restores the
+/// true original (see `crate::journal` for the undo side); when it has `value` and no tunnel
+/// holds it (an admin set it), neither journals nor writes; otherwise journals it with the value
+/// read as `previous`, and writes it.
+async fn apply_sysctl<O: NetworkOps>(
+    ops: &mut O,
+    journal: &mut impl Recorder<NetworkChange>,
+    name: String,
+    value: String,
+) -> anyhow::Result<()> {
+    let _lock = match journal.shared_setting_lock() {
+        Some(path) => Some(
+            crate::sys::setting_lock::SettingLock::acquire(&path)
+                .await
+                .map_err(|err| anyhow!("failed to set sysctl {name}: {err}"))?,
+        ),
+        None => None,
+    };
+    let current = ops
+        .read_sysctl(&name)
+        .await
+        .map_err(|err| anyhow!("failed to read sysctl {name}: {}", describe(&err)))?;
+    let held = (current == value)
+        .then(|| journal.sysctl_held_elsewhere(&name))
+        .flatten();
+    if current == value && held.is_none() {
+        tracing::debug!("sysctl {name} is already {value}");
+        return Ok(());
+    }
+    let previous = held.as_ref().map_or(current, |h| h.previous.clone());
+    let change = NetworkChange::SysctlSet {
+        name,
+        value,
+        previous,
+    };
+    journal.record(change.clone()).map_err(|err| {
+        anyhow!("failed to journal {change} before making it, so it was not made: {err}")
+    })?;
+    let NetworkChange::SysctlSet { name, value, .. } = &change else {
+        unreachable!("built above")
+    };
+    if let Some(holder) = held {
+        tracing::debug!(
+            "sysctl {name} is already {value}, set by {}: shared with it",
+            holder.ifname
+        );
+        return Ok(());
+    }
+    match ops.write_sysctl(name, value).await {
+        Ok(()) => {
+            tracing::debug!("set {change}");
+            Ok(())
+        }
+        Err(err) => {
+            if let Err(journal_err) = journal.not_made(&change) {
+                tracing::warn!(
+                    "failed to withdraw {change} from the journal after the OS refused it: \
+                     {journal_err}"
+                );
+            }
+            Err(anyhow!("failed to set {change}: {}", describe(&err)))
+        }
+    }
 }
 
 /// The index of `link` if the interface Warren changed still exists: `None` when no interface has
@@ -918,6 +981,8 @@ mod tests {
         log: Log,
         /// Recording fails once this many changes are recorded.
         full_after: Option<usize>,
+        /// Another tunnel holding the sysctls, as the journals would say.
+        holder: Option<SysctlHolder>,
     }
 
     impl FakeJournal {
@@ -926,6 +991,7 @@ mod tests {
                 changes: Vec::new(),
                 log: ops.log.clone(),
                 full_after: None,
+                holder: None,
             }
         }
     }
@@ -948,6 +1014,9 @@ mod tests {
                 "not_made must name the last one"
             );
             Ok(())
+        }
+        fn sysctl_held_elsewhere(&self, _name: &str) -> Option<SysctlHolder> {
+            self.holder.clone()
         }
     }
 
@@ -1202,6 +1271,108 @@ mod tests {
         assert!(!ops.log().iter().any(|l| l.contains("src_valid_mark")));
         assert!(undo_all(&mut ops, &journal.changes).is_empty());
         assert_eq!(ops.sysctls[SRC_VALID_MARK], "1");
+    }
+
+    #[test]
+    fn a_sysctl_another_tunnel_set_is_journaled_with_its_original_but_not_written() {
+        let mut ops = FakeOps::new();
+        ops.sysctls.insert(SRC_VALID_MARK.into(), "1".into());
+        let mut journal = FakeJournal::new(&ops);
+        journal.holder = Some(SysctlHolder {
+            ifname: "wg1".into(),
+            previous: "0".into(),
+        });
+        block_on(apply_with(&mut ops, &full_plan(), &mut journal)).unwrap();
+        let shared = NetworkChange::SysctlSet {
+            name: SRC_VALID_MARK.into(),
+            value: "1".into(),
+            previous: "0".into(),
+        };
+        assert!(journal.changes.contains(&shared), "{:?}", journal.changes);
+        assert!(
+            ops.log()
+                .contains(&format!("journal sysctl {SRC_VALID_MARK} = 1 (was 0)")),
+            "{:?}",
+            ops.log()
+        );
+        assert!(
+            !ops.log().iter().any(|l| l.starts_with("sysctl ")),
+            "nothing written: {:?}",
+            ops.log()
+        );
+    }
+
+    /// Two full tunnels with real journals in one state directory over one fake kernel: whichever
+    /// goes down first leaves `src_valid_mark` at 1 for the other, and the last one restores 0 —
+    /// also when the first is a leftover of a crash undone by recovery.
+    #[test]
+    fn two_tunnels_share_src_valid_mark_and_the_last_one_restores_it() {
+        use crate::journal::Journal;
+        let only_sysctl = NetworkPlan {
+            addresses: vec![],
+            routes: vec![],
+            rules: vec![],
+            mark_guard: None,
+            ..full_plan()
+        };
+        for (case, first, crash_first) in [
+            (0, "wg0", false),
+            (1, "wg1", false),
+            (2, "wg0", true),
+            (3, "wg1", true),
+        ] {
+            let dir = std::env::temp_dir().join(format!(
+                "warren-shared-sysctl-{}-{case}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            let kernel = Rc::new(RefCell::new(FakeOps::new()));
+            let mut journals = BTreeMap::new();
+            for ifname in ["wg0", "wg1"] {
+                let mut journal = Journal::create(&dir, ifname).unwrap();
+                let mut ops = kernel.take();
+                block_on(apply_with(&mut ops, &only_sysctl, &mut journal)).unwrap();
+                *kernel.borrow_mut() = ops;
+                assert_eq!(kernel.borrow().sysctls[SRC_VALID_MARK], "1");
+                journals.insert(ifname, journal);
+            }
+            let undo_on_kernel = |change: Change| {
+                let kernel = kernel.clone();
+                async move {
+                    let Change::Network(change) = change else {
+                        unreachable!("only network changes here")
+                    };
+                    let mut ops = kernel.take();
+                    let result = undo_with(&mut ops, &change).await;
+                    *kernel.borrow_mut() = ops;
+                    result
+                }
+            };
+            let second = if first == "wg0" { "wg1" } else { "wg0" };
+            let mut going = journals.remove(first).unwrap();
+            if crash_first {
+                drop(going);
+                going = Journal::leftover(&dir, first).unwrap().unwrap();
+            }
+            let outcome = block_on(going.undo_all_with(undo_on_kernel));
+            assert!(outcome.is_complete(), "case {case}: {:?}", outcome.failed);
+            going.close().unwrap();
+            assert_eq!(
+                kernel.borrow().sysctls[SRC_VALID_MARK],
+                "1",
+                "case {case}: {second} still needs src_valid_mark after {first} went"
+            );
+            let mut last = journals.remove(second).unwrap();
+            let outcome = block_on(last.undo_all_with(undo_on_kernel));
+            assert!(outcome.is_complete(), "case {case}: {:?}", outcome.failed);
+            last.close().unwrap();
+            assert_eq!(
+                kernel.borrow().sysctls[SRC_VALID_MARK],
+                "0",
+                "case {case}: the last tunnel restores the original"
+            );
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
     }
 
     #[test]

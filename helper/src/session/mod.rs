@@ -21,7 +21,9 @@
 //!      gets a [`Control`] channel to the driver (statistics for status and liveness);
 //!   4. the driver runs until `shutdown` completes (or the TUN fails), and next to it the
 //!      [`Watcher`] (see [`endpoints`]): host names resolved again while their peers do
-//!      not answer, and the kill switch kept on the endpoints the driver uses;
+//!      not answer, and the kill switch kept on the endpoints the driver uses; and the DNS guard
+//!      ([`dns::guard`]): under the `file` method, a resolv.conf rewritten by another program is
+//!      taken as the new original (journaled) and the tunnel's written again;
 //!   5. teardown, the mirror image: PreDown hooks, the UAPI socket, the journal undone newest
 //!      first (while the TUN still exists), the TUN, PostDown hooks.
 //!
@@ -528,10 +530,18 @@ async fn run_journaled(
         device.upsert_peer(peer);
     }
     platform::apply(&plan, journal).await?;
-    if let Some(dns_plan) = dns_plan {
-        let mut dns_plan = dns_plan.clone();
-        dns_plan.ifname = tun_name.clone();
-        dns::apply(&dns_plan, &mut |c| journal.record(c)).await?;
+    let dns_plan = dns_plan.map(|plan| DnsPlan {
+        ifname: tun_name.clone(),
+        ..plan.clone()
+    });
+    let mut dns_applied = Vec::new();
+    if let Some(dns_plan) = &dns_plan {
+        dns::apply(dns_plan, &mut |c| {
+            journal.record(c.clone())?;
+            dns_applied.push(c);
+            Ok(())
+        })
+        .await?;
     }
     let (tx, rx) = mpsc::channel(16);
     let uapi_socket = uapi::serve(&tun_name, tx)?;
@@ -562,9 +572,18 @@ async fn run_journaled(
             interface: tun_name.clone(),
             control,
         });
+        // The DNS guard borrows the journal until this block ends, before the undo below.
+        let dns_guard = async {
+            if let Some(dns_plan) = &dns_plan {
+                dns::guard(dns_plan, &dns_applied, &mut *journal).await;
+            }
+            // Given up, or nothing to keep: the tunnel runs on regardless.
+            std::future::pending::<()>().await;
+        };
         tokio::select! {
             result = driver.run(shutdown) => result,
             () = watcher.run() => Err(anyhow::anyhow!("the endpoint watcher stopped")),
+            () = dns_guard => Err(anyhow::anyhow!("the DNS guard stopped")),
         }
     }
     .await;

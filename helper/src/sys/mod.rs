@@ -2,11 +2,12 @@
 //! calls that several modules need (so that each `unsafe` block and its safety argument is
 //! written once), where the helper's files live on each OS ([`paths`]), the one way a private
 //! file is written ([`write_private_atomically`]), the OS's stop requests as one future
-//! ([`shutdown`]), and the per-OS parts shared by several concerns (`windows`: the IP Helper API,
+//! ([`shutdown`]), the lock around kernel settings that tunnels share ([`setting_lock`]), and the per-OS parts shared by several concerns (`windows`: the IP Helper API,
 //! named-pipe security, the service).
 
 mod atomic;
 pub mod paths;
+pub mod setting_lock;
 pub mod shutdown;
 #[cfg(windows)]
 pub mod windows;

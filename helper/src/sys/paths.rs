@@ -5,7 +5,8 @@
 //! The helper's own:
 //! - the state directory ([`state_dir`]: `$WARREN_STATE_DIR`, else `/var/lib/warren`, on Windows
 //!   `%ProgramData%\Warren`), which holds the journals and their locks (`<ifname>.journal`,
-//!   `<ifname>.lock`, see `crate::journal`), the DNS backups ([`dns_backup_dir`]) and the demo's
+//!   `<ifname>.lock`, see `crate::journal`), the lock around shared kernel settings
+//!   ([`shared_sysctl_lock`]), the DNS backups ([`dns_backup_dir`]) and the demo's
 //!   keys ([`demo_keys_file`]);
 //! - the system tunnels ([`system_tunnels_dir`]: `/etc/warren/tunnels`);
 //! - the daemon's log files ([`log_dir`]: `/var/log/warren`);
@@ -39,6 +40,16 @@ pub fn state_dir() -> PathBuf {
             .join("Warren"),
         _ => PathBuf::from(DEFAULT_STATE_DIR),
     }
+}
+
+/// The file name of the lock around kernel settings that tunnels share (`crate::sys::setting_lock`).
+/// Its stem is longer than any interface name (15 characters), so it can never be a journal's
+/// `<ifname>.lock`.
+pub const SHARED_SYSCTL_LOCK_FILE: &str = "shared-sysctl-settings.lock";
+
+/// `<state_dir>/`[`SHARED_SYSCTL_LOCK_FILE`]: the lock next to the journals it guards.
+pub fn shared_sysctl_lock(state_dir: &std::path::Path) -> PathBuf {
+    state_dir.join(SHARED_SYSCTL_LOCK_FILE)
 }
 
 /// Where the `file` DNS method keeps the original `/etc/resolv.conf` while a tunnel is up.

@@ -25,8 +25,15 @@
 //! equals the original (restored, or never written because the process died between journaling
 //! and writing) is left as it is and the backup removed. A file that is ours but whose backup is
 //! gone is an error: the machine keeps the tunnel's resolvers and the user must know.
+//!
+//! While the tunnel is up ([`reapply`], called by `file_watch.rs` when the file changes): a file
+//! someone else rewrote becomes the new original — backup saved atomically, then the journal
+//! entry replaced in one atomic write, only then Warren's file written again — so the undo above
+//! restores what the other program wrote last, and a crash at any step leaves either the file
+//! as they wrote it or ours with a byte-exact backup of theirs.
 
 use super::{journal, DnsChange, DnsPlan, DnsPlanError, OriginalResolvConf};
+use crate::platform::Recorder;
 use anyhow::{bail, Context as _};
 use std::ffi::CString;
 use std::fs::{self, OpenOptions};
@@ -184,32 +191,7 @@ pub(super) fn apply(
     let resolv_conf = &plan.resolv_conf;
     let (path, current, in_place) =
         target(resolv_conf).with_context(|| format!("failed to read {}", resolv_conf.display()))?;
-    let (original, backup) = match current {
-        Current::Missing => (OriginalResolvConf::Missing, None),
-        Current::Symlink { target } => (OriginalResolvConf::Symlink { target }, None),
-        Current::File {
-            bytes,
-            mode,
-            uid,
-            gid,
-        } => {
-            let backup = backup_path(&plan.backup_dir, &plan.ifname);
-            save_backup(&plan.backup_dir, &backup, &bytes).with_context(|| {
-                format!("failed to save {} to {}", path.display(), backup.display())
-            })?;
-            let original = OriginalResolvConf::File {
-                backup: backup.clone(),
-                mode,
-                uid,
-                gid,
-            };
-            (original, Some(backup))
-        }
-        Current::Other => bail!(
-            "failed to replace {}: it is not a regular file or a symlink",
-            path.display()
-        ),
-    };
+    let (original, backup) = take_original(plan, &path, current)?;
     let change = DnsChange::ResolvConfFile {
         ifname: plan.ifname.clone(),
         path: path.clone(),
@@ -239,6 +221,127 @@ pub(super) fn apply(
         }
     );
     Ok(())
+}
+
+/// What `current` (found at `path`) is as the original to restore: a regular file is saved byte
+/// for byte to the backup first (atomically and durably, replacing an older backup). Also returns
+/// the backup's path when one was written.
+fn take_original(
+    plan: &DnsPlan,
+    path: &Path,
+    current: Current,
+) -> anyhow::Result<(OriginalResolvConf, Option<PathBuf>)> {
+    Ok(match current {
+        Current::Missing => (OriginalResolvConf::Missing, None),
+        Current::Symlink { target } => (OriginalResolvConf::Symlink { target }, None),
+        Current::File {
+            bytes,
+            mode,
+            uid,
+            gid,
+        } => {
+            let backup = backup_path(&plan.backup_dir, &plan.ifname);
+            save_backup(&plan.backup_dir, &backup, &bytes).with_context(|| {
+                format!("failed to save {} to {}", path.display(), backup.display())
+            })?;
+            let original = OriginalResolvConf::File {
+                backup: backup.clone(),
+                mode,
+                uid,
+                gid,
+            };
+            (original, Some(backup))
+        }
+        Current::Other => bail!(
+            "failed to replace {}: it is not a regular file or a symlink",
+            path.display()
+        ),
+    })
+}
+
+/// What one look at the file while the tunnel is up ([`reapply`]) came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Reapplied {
+    /// It is exactly what Warren wrote: nothing to do.
+    Ours,
+    /// It still carried our marker but was altered (or torn, or emptied): written again.
+    Repaired,
+    /// Something else rewrote it: what it wrote is the new backup (journaled), and Warren's file
+    /// is back.
+    Rewritten,
+    /// Something else rewrote it and changed it again while we looked: its latest content is not
+    /// saved yet, so look again.
+    Again,
+    /// Something else changed it and `may_answer` said no: nothing was done.
+    LeftAlone,
+}
+
+/// The tunnel is up and `journaled` is its [`DnsChange::ResolvConfFile`]: if the file is no longer
+/// what Warren wrote, takes what is there as the new original and writes Warren's file again.
+/// Order, so that a crash at any point leaves a byte-exact backup of what the other program
+/// wrote last: the backup written atomically, then the journal entry replaced in one atomic
+/// write (`journaled` is updated to match), only then the file rewritten. `may_answer` is asked
+/// before anything is done about a change (the caller's limit on fighting another program).
+pub(super) fn reapply(
+    plan: &DnsPlan,
+    journaled: &mut DnsChange,
+    journal: &mut impl Recorder<DnsChange>,
+    may_answer: impl FnOnce() -> bool,
+) -> anyhow::Result<Reapplied> {
+    let DnsChange::ResolvConfFile {
+        ifname,
+        path,
+        original: old_original,
+    } = journaled.clone()
+    else {
+        bail!("not a resolv.conf change: {journaled:?}");
+    };
+    let shown = path.display();
+    let ours = render(plan);
+    let in_place = is_mount_point(&path);
+    let current = inspect(&path).with_context(|| format!("failed to read {shown}"))?;
+    if matches!(&current, Current::File { bytes, .. } if *bytes == ours.as_bytes()) {
+        return Ok(Reapplied::Ours);
+    }
+    if !may_answer() {
+        return Ok(Reapplied::LeftAlone);
+    }
+    match &current {
+        Current::File { bytes, .. }
+            if is_ours(bytes, &ifname) || bytes.starts_with(marker(&ifname).as_bytes()) =>
+        {
+            write_file(&path, ours.as_bytes(), RESOLV_CONF_MODE, None, in_place)
+                .with_context(|| format!("failed to write {shown}"))?;
+            return Ok(Reapplied::Repaired);
+        }
+        _ => {}
+    }
+    let seen = current.clone();
+    let (original, backup) = take_original(plan, &path, current)?;
+    let new = DnsChange::ResolvConfFile {
+        ifname,
+        path: path.clone(),
+        original,
+    };
+    if let Err(err) = journal.replace(journaled, new.clone()) {
+        // The old entry stays; its backup may now hold the newer content, which is what undo
+        // would restore anyway (the file is not ours, so undo leaves it as it is).
+        return Err(anyhow::anyhow!(
+            "failed to journal the new original of {shown}: {err}"
+        ));
+    }
+    *journaled = new;
+    if let (OriginalResolvConf::File { backup: old, .. }, None) = (&old_original, &backup) {
+        remove_if_present(old);
+    }
+    // Only if nobody wrote again meanwhile: their newest content must reach the backup first.
+    let now = inspect(&path).with_context(|| format!("failed to read {shown}"))?;
+    if now != seen {
+        return Ok(Reapplied::Again);
+    }
+    write_file(&path, ours.as_bytes(), RESOLV_CONF_MODE, None, in_place)
+        .with_context(|| format!("failed to write {shown}"))?;
+    Ok(Reapplied::Rewritten)
 }
 
 /// Reverts a [`DnsChange::ResolvConfFile`]; see the module documentation for the rules.
@@ -719,6 +822,121 @@ mod tests {
             fs::read(dir.backup_dir().join("wg0.resolv.conf")).unwrap(),
             ORIGINAL
         );
+    }
+
+    #[test]
+    fn a_foreign_rewrite_becomes_the_new_backup_and_ours_is_written_again() {
+        let dir = TempDir::new();
+        let path = dir.resolv_conf();
+        fs::write(&path, ORIGINAL).unwrap();
+        let plan = dir.plan();
+        let mut journal = apply_recording(&plan, Some(ORIGINAL));
+        let mut journaled = journal[0].clone();
+        assert_eq!(
+            reapply(&plan, &mut journaled, &mut journal, || true).unwrap(),
+            Reapplied::Ours
+        );
+
+        // A DHCP client: a temp file renamed over it.
+        let foreign: &[u8] = b"# from DHCP again\nnameserver 192.0.2.66\n\xfe no newline";
+        let temp = dir.0.join("etc/resolv.conf.dhclient-new");
+        fs::write(&temp, foreign).unwrap();
+        fs::set_permissions(&temp, fs::Permissions::from_mode(0o640)).unwrap();
+        fs::rename(&temp, &path).unwrap();
+        assert_eq!(
+            reapply(&plan, &mut journaled, &mut journal, || true).unwrap(),
+            Reapplied::Rewritten
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), render(&plan));
+        let backup = dir.backup_dir().join("wg0.resolv.conf");
+        assert_eq!(fs::read(&backup).unwrap(), foreign);
+        assert_eq!(
+            journal,
+            [journaled.clone()],
+            "the entry is replaced, not added"
+        );
+        assert!(
+            matches!(
+                &journaled,
+                DnsChange::ResolvConfFile {
+                    original: OriginalResolvConf::File { mode: 0o640, .. },
+                    ..
+                }
+            ),
+            "{journaled:?}"
+        );
+        assert_eq!(dir.etc_entries(), ["resolv.conf"]);
+
+        undo_change(&journal[0]).unwrap();
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            foreign,
+            "down restores what DHCP wrote last"
+        );
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
+        assert!(!backup.exists());
+    }
+
+    #[test]
+    fn our_file_altered_is_written_again_without_touching_the_backup() {
+        let dir = TempDir::new();
+        let path = dir.resolv_conf();
+        fs::write(&path, ORIGINAL).unwrap();
+        let plan = dir.plan();
+        let mut journal = apply_recording(&plan, Some(ORIGINAL));
+        let mut journaled = journal[0].clone();
+        let mut altered = render(&plan);
+        altered.push_str("options rotate\n");
+        fs::write(&path, altered).unwrap();
+        assert_eq!(
+            reapply(&plan, &mut journaled, &mut journal, || true).unwrap(),
+            Reapplied::Repaired
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), render(&plan));
+        assert_eq!(
+            fs::read(dir.backup_dir().join("wg0.resolv.conf")).unwrap(),
+            ORIGINAL
+        );
+        undo_change(&journal[0]).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), ORIGINAL);
+    }
+
+    #[test]
+    fn a_journal_that_cannot_take_the_new_original_leaves_the_foreign_file() {
+        /// A journal whose every write fails.
+        struct ReadOnly(Vec<DnsChange>);
+        impl Recorder<DnsChange> for ReadOnly {
+            fn record(&mut self, _: DnsChange) -> io::Result<()> {
+                Err(io::Error::other("read-only"))
+            }
+            fn not_made(&mut self, _: &DnsChange) -> io::Result<()> {
+                Err(io::Error::other("read-only"))
+            }
+            fn replace(&mut self, _: &DnsChange, _: DnsChange) -> io::Result<()> {
+                Err(io::Error::other("read-only"))
+            }
+        }
+        let dir = TempDir::new();
+        let path = dir.resolv_conf();
+        fs::write(&path, ORIGINAL).unwrap();
+        let plan = dir.plan();
+        let mut journal = ReadOnly(apply_recording(&plan, Some(ORIGINAL)));
+        let mut journaled = journal.0[0].clone();
+        fs::write(&path, b"nameserver 192.0.2.66\n").unwrap();
+        let err = reapply(&plan, &mut journaled, &mut journal, || true).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("failed to journal the new original of"),
+            "{err}"
+        );
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            b"nameserver 192.0.2.66\n",
+            "not overwritten"
+        );
+        // As after a crash at that point: the old entry undoes to the foreign file, untouched.
+        undo_change(&journal.0[0]).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"nameserver 192.0.2.66\n");
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! Linux: choose between systemd-resolved, resolvconf and rewriting `/etc/resolv.conf`, and
 //! dispatch each step to the module of the plan's method (`resolved.rs`, `resolvconf.rs`,
-//! `file.rs`).
+//! `file.rs`; the file's watch while the tunnel is up, `file_watch.rs`).
 //!
 //! Detection, in order: resolved when its runtime directory exists and `org.freedesktop.resolve1`
 //! answers on the system bus; else resolvconf when a `resolvconf` program is installed that is
 //! not systemd's `resolvectl` shim (which needs resolved); else the file.
 
-use super::{file, resolvconf, resolved, DnsChange, DnsMethod, DnsOps, DnsPlan, DnsPlanError};
+use super::{
+    file, file_watch, resolvconf, resolved, DnsChange, DnsMethod, DnsOps, DnsPlan, DnsPlanError,
+};
+use crate::platform::Recorder;
 use std::io;
 use std::path::Path;
 
@@ -66,6 +69,19 @@ impl DnsOps for Ops {
             other => Err(anyhow::anyhow!(
                 "cannot undo {other:?} on Linux: another OS's DNS method made it"
             )),
+        }
+    }
+
+    async fn guard(plan: &DnsPlan, applied: &[DnsChange], journal: &mut impl Recorder<DnsChange>) {
+        if plan.method != DnsMethod::File {
+            return;
+        }
+        let written = applied
+            .iter()
+            .rev()
+            .find(|c| matches!(c, DnsChange::ResolvConfFile { .. }));
+        if let Some(change) = written {
+            file_watch::guard(plan, change.clone(), journal).await;
         }
     }
 }

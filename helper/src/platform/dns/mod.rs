@@ -29,7 +29,9 @@
 //! - file: `/etc/resolv.conf` saved byte for byte (a symlink: its target) under
 //!   `$WARREN_STATE_DIR/dns/`, then rewritten with a marker header; undone by restoring the exact
 //!   bytes (or symlink) — but only while the file still carries our marker: if something else has
-//!   rewritten it since, its newer content wins and the backup is kept (see `file.rs`).
+//!   rewritten it since, its newer content wins and the backup is kept (see `file.rs`). While the
+//!   tunnel is up, [`guard`] watches the file: another program's rewrite becomes the new backup
+//!   and the tunnel's file is written again (`file_watch.rs`), within limits.
 //!
 //! Per-OS code is chosen once, below: each OS module implements the private [`DnsOps`] trait; OSes
 //! without a real module get `unsupported`, whose every step fails with [`Unsupported`]. No `#[cfg]`
@@ -39,6 +41,8 @@ mod plan;
 
 #[cfg(target_os = "linux")]
 mod file;
+#[cfg(target_os = "linux")]
+mod file_watch;
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
@@ -353,6 +357,20 @@ pub async fn undo(change: &DnsChange) -> anyhow::Result<()> {
     <imp::Ops as DnsOps>::undo(change).await
 }
 
+/// Keeps the tunnel's DNS in place while the tunnel is up, where the method needs it: under the
+/// `file` method (Linux) a rewrite of the file by another program is answered by taking its
+/// content as the new original (journaled through `journal`, which must be the list `applied`
+/// went to) and writing the tunnel's file again, with limits (see `file_watch.rs`). `applied` are
+/// the changes [`apply`] recorded. Runs until the caller drops it; returns at once where there
+/// is nothing to keep (the other methods, other OSes), and when it gives up.
+pub async fn guard(
+    plan: &DnsPlan,
+    applied: &[DnsChange],
+    journal: &mut impl super::Recorder<DnsChange>,
+) {
+    <imp::Ops as DnsOps>::guard(plan, applied, journal).await;
+}
+
 /// Calls `record`, turning its failure into "failed to journal ...".
 fn journal(
     record: &mut impl FnMut(DnsChange) -> io::Result<()>,
@@ -384,6 +402,14 @@ trait DnsOps {
     ) -> anyhow::Result<()>;
     /// Reverts one change; idempotent.
     async fn undo(change: &DnsChange) -> anyhow::Result<()>;
+    /// Keeps the applied DNS in place while the tunnel is up (see [`guard`]). Nothing to do for
+    /// methods whose settings nobody else rewrites.
+    async fn guard(
+        _plan: &DnsPlan,
+        _applied: &[DnsChange],
+        _journal: &mut impl super::Recorder<DnsChange>,
+    ) {
+    }
 }
 
 #[cfg(test)]
