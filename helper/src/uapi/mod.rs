@@ -301,7 +301,9 @@ impl SetParser {
 }
 
 /// Parses the body of a `set=1` request (the lines after `set=1`, without the blank line).
-/// Any invalid line rejects the whole request, so nothing is half-applied.
+/// Any invalid line rejects the whole request, so nothing is half-applied. (The server feeds
+/// [`SetParser`] as lines arrive; this is its whole-text form for tests.)
+#[cfg(test)]
 pub fn parse_set<'a>(lines: impl IntoIterator<Item = &'a str>) -> Result<SetRequest, SetError> {
     let mut parser = SetParser::new();
     for line in lines {
