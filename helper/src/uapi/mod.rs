@@ -248,8 +248,8 @@ impl SetParser {
                 "private_key" => {
                     set.private_key = Some(PrivateKey::from_hex(value).map_err(|_| bad(key))?)
                 }
-                "listen_port" => set.listen_port = Some(value.parse().map_err(|_| bad(key))?),
-                "fwmark" => set.fwmark = Some(value.parse().map_err(|_| bad(key))?),
+                "listen_port" => set.listen_port = Some(parse_uint(value).ok_or_else(|| bad(key))?),
+                "fwmark" => set.fwmark = Some(parse_uint(value).ok_or_else(|| bad(key))?),
                 "replace_peers" => set.replace_peers = parse_true(value).ok_or_else(|| bad(key))?,
                 _ => {
                     return Err(SetError::invalid(format!(
@@ -268,7 +268,7 @@ impl SetParser {
             }
             "endpoint" => peer.endpoint = Some(value.parse().map_err(|_| bad(key))?),
             "persistent_keepalive_interval" => {
-                peer.persistent_keepalive = Some(value.parse().map_err(|_| bad(key))?)
+                peer.persistent_keepalive = Some(parse_uint(value).ok_or_else(|| bad(key))?)
             }
             "replace_allowed_ips" => {
                 parse_true(value).ok_or_else(|| bad(key))?;
@@ -310,6 +310,15 @@ pub fn parse_set<'a>(lines: impl IntoIterator<Item = &'a str>) -> Result<SetRequ
         parser.feed(line);
     }
     parser.finish()
+}
+
+/// A decimal number of the field's width, digits only (as Go's `strconv.ParseUint`: no sign,
+/// no spaces).
+fn parse_uint<T: std::str::FromStr>(value: &str) -> Option<T> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
 }
 
 fn parse_true(value: &str) -> Option<bool> {
@@ -562,7 +571,7 @@ mod tests {
     #[test]
     fn one_bad_line_rejects_the_whole_set_with_wireguard_gos_errno() {
         let (_, hex) = key_hex();
-        let invalid = Errno(-libc::EINVAL);
+        let invalid = Errno(-errno_values::EINVAL);
         for (bad, errno) in [
             (
                 format!("public_key={hex}\nallowed_ip=198.18.0.0/33"),
@@ -576,6 +585,11 @@ mod tests {
             (format!("public_key={hex}\nendpoint=nowhere"), invalid),
             ("listen_port=70000".to_string(), invalid),
             ("fwmark=-1".to_string(), invalid),
+            ("listen_port=+5".to_string(), invalid),
+            (
+                format!("public_key={hex}\npersistent_keepalive_interval= 5"),
+                invalid,
+            ),
             ("private_key=abcd".to_string(), invalid),
             ("replace_peers=false".to_string(), invalid),
             (format!("public_key={hex}\nbogus=1"), invalid),
@@ -585,14 +599,25 @@ mod tests {
             ("public_key=zz".to_string(), invalid),
             (
                 format!("public_key={hex}\nallowed_ip"),
-                Errno(-libc::EPROTO),
+                Errno(-errno_values::EPROTO),
             ),
         ] {
             let err = parse_set(bad.lines()).expect_err(&bad);
             assert_eq!(err.errno, errno, "{bad:?}: {err}");
         }
-        assert_eq!(Errno::INVALID, invalid, "errno is negative on the wire");
-        assert_eq!(Errno::ADDRINUSE, Errno(-libc::EADDRINUSE));
+    }
+
+    #[test]
+    fn errno_values_are_wireguard_gos_negated_numbers() {
+        // What wireguard-go sends on Linux, and on Windows (where it hard-codes these).
+        #[cfg(any(target_os = "linux", windows))]
+        {
+            assert_eq!(Errno::INVALID, Errno(-22));
+            assert_eq!(Errno::PROTOCOL, Errno(-71));
+            assert_eq!(Errno::ADDRINUSE, Errno(-98));
+        }
+        #[cfg(unix)]
+        assert_eq!(Errno::INVALID, Errno(-libc::EINVAL));
     }
 
     #[test]
@@ -818,7 +843,7 @@ mod tests {
             write.write_all(b"\nget=1\n\n").await.unwrap();
             write
         });
-        assert_eq!(read_answer(&mut reader).await, (vec![], -libc::EPROTO));
+        assert_eq!(read_answer(&mut reader).await, (vec![], Errno::PROTOCOL.0));
         assert_eq!(read_answer(&mut reader).await, (vec![], 0));
         let (got, errno) = read_answer(&mut reader).await;
         let elapsed = started.elapsed();
@@ -852,9 +877,9 @@ mod tests {
         let (read, mut write) = tokio::io::split(client);
         let mut reader = tokio::io::BufReader::new(read);
         write.write_all(b"get=1\nx\n").await.unwrap();
-        assert_eq!(read_answer(&mut reader).await, (vec![], -libc::EINVAL));
+        assert_eq!(read_answer(&mut reader).await, (vec![], Errno::INVALID.0));
         write.write_all(b"list=1\n\n").await.unwrap();
-        assert_eq!(read_answer(&mut reader).await, (vec![], -libc::EPROTO));
+        assert_eq!(read_answer(&mut reader).await, (vec![], Errno::PROTOCOL.0));
         conn.await.unwrap().unwrap();
     }
 }
