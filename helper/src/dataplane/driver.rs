@@ -421,7 +421,8 @@ impl<T: TunDevice, S: Transport> Driver<T, S> {
         if let Some(mark) = set.fwmark {
             if let Err(e) = self.transport.set_fwmark((mark != 0).then_some(mark)) {
                 tracing::warn!("UAPI: failed to set fwmark: {e}");
-                return Err(uapi::Errno::INVALID);
+                // wireguard-go's code for a failed re-mark, which `wg` users already know.
+                return Err(uapi::Errno::ADDRINUSE);
             }
         }
         uapi::apply_to_device(set, &mut self.device);

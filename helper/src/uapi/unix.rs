@@ -127,7 +127,7 @@ mod tests {
             .unwrap();
         let mut reply = String::new();
         BufReader::new(bad).read_line(&mut reply).await.unwrap();
-        assert_eq!(reply, format!("errno={}\n", libc::EINVAL));
+        assert_eq!(reply, format!("errno={}\n", -libc::EINVAL));
         driver.abort();
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -32,6 +32,15 @@
 //! sends with it, and when the OS refuses the source (the address is gone) it resends with the
 //! kernel's choice and calls [`Device::forget_local_address`], so nothing sticks to a dead
 //! address: the next authenticated datagram sets the source again.
+//!
+//! **A device without a private key.** As on wireguard-go, an interface may exist with no
+//! private key (`wg setconf` of a configuration without `PrivateKey`, or `private_key=` of all
+//! zeros): peers and AllowedIPs are kept, but nothing is sent or accepted — no handshakes, no
+//! data — until a key is set ([`Device::without_private_key`], [`Device::clear_private_key`]).
+//!
+//! **Large AllowedIPs sets.** The table and each peer's own list cost O(1) (hashing) or
+//! O(log n) per insertion and removal, so a `set` of 100 000+ prefixes applies in linear time;
+//! a peer's list keeps the order its networks were added in.
 
 use crate::allowed_ips::AllowedIps;
 use crate::Instant;
@@ -41,7 +50,7 @@ use boringtun::noise::rate_limiter::RateLimiter;
 use boringtun::noise::{Packet, Tunn, TunnResult};
 use boringtun::x25519;
 use ipnet::IpNet;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,6 +167,8 @@ pub struct DeviceStats {
     pub tx_no_route: u64,
     /// Outgoing packets for a peer that has no endpoint yet.
     pub tx_no_endpoint: u64,
+    /// Outgoing packets dropped because the device has no private key.
+    pub tx_no_key: u64,
     /// Outgoing packets that were not IPv4/IPv6.
     pub tx_invalid: u64,
     /// Incoming datagrams that failed to parse, authenticate or decrypt, or matched no peer.
@@ -176,7 +187,7 @@ struct Peer {
     index: u32,
     endpoint: Option<Endpoint>,
     persistent_keepalive: Option<u16>,
-    allowed_ips: Vec<IpNet>,
+    allowed_ips: NetList,
     last_handshake: Option<Instant>,
     /// We answered an initiation and wait for the first data packet that confirms it.
     awaiting_confirmation: bool,
@@ -200,7 +211,9 @@ enum Kind {
 
 /// A WireGuard interface's brain: our static key, peers and cryptokey routing.
 pub struct Device {
-    private_key: PrivateKey,
+    /// `None`: the device has no key, and sends and accepts nothing (see the module docs).
+    private_key: Option<PrivateKey>,
+    /// The static secret every `Tunn` is built with; an all-zero placeholder without a key.
     secret: x25519::StaticSecret,
     public: x25519::PublicKey,
     /// The device-wide limiter: mac1/mac2 checks and cookie replies under load happen here,
@@ -228,10 +241,22 @@ impl Device {
         Self::with_handshake_rate_limit(private_key, DEFAULT_HANDSHAKE_RATE_LIMIT)
     }
 
+    /// A device with no private key and no peers (what `wireguard-go IFNAME` starts with): it
+    /// keeps its configuration but sends and accepts nothing until [`Device::set_private_key`].
+    pub fn without_private_key() -> Self {
+        Self::build(None, DEFAULT_HANDSHAKE_RATE_LIMIT)
+    }
+
     /// Like [`Device::new`] with a custom handshake rate limit (0 answers every handshake with
     /// a cookie reply first, as a device under attack would; used in tests).
     pub fn with_handshake_rate_limit(private_key: PrivateKey, limit: u64) -> Self {
-        let secret = x25519::StaticSecret::from(*private_key.as_bytes());
+        Self::build(Some(private_key), limit)
+    }
+
+    fn build(private_key: Option<PrivateKey>, limit: u64) -> Self {
+        let private_key = private_key.filter(|k| k.as_bytes() != &[0; 32]);
+        let secret =
+            x25519::StaticSecret::from(private_key.as_ref().map_or([0; 32], |k| *k.as_bytes()));
         let public = x25519::PublicKey::from(&secret);
         Self {
             rate_limiter: Arc::new(RateLimiter::new(&public, limit)),
@@ -250,20 +275,27 @@ impl Device {
         }
     }
 
-    /// Our private key (for the UAPI's `get`, which root may read).
-    pub fn private_key(&self) -> &PrivateKey {
-        &self.private_key
+    /// Our private key (for the UAPI's `get`, which root may read); `None` without one.
+    pub fn private_key(&self) -> Option<&PrivateKey> {
+        self.private_key.as_ref()
     }
 
-    /// Our public key.
-    pub fn public_key(&self) -> PublicKey {
-        PublicKey::from_bytes(*self.public.as_bytes())
+    /// Our public key; `None` without a private key.
+    pub fn public_key(&self) -> Option<PublicKey> {
+        self.private_key
+            .as_ref()
+            .map(|_| PublicKey::from_bytes(*self.public.as_bytes()))
     }
 
     /// Replaces our private key. Existing sessions are dropped (they were keyed to the old
     /// identity); a peer whose public key equals our new one is removed, as wireguard-go does.
+    /// The all-zero key is no key: the same as [`Device::clear_private_key`].
     pub fn set_private_key(&mut self, private_key: PrivateKey) {
-        if private_key == self.private_key {
+        if private_key.as_bytes() == &[0; 32] {
+            self.clear_private_key();
+            return;
+        }
+        if Some(&private_key) == self.private_key.as_ref() {
             return;
         }
         let secret = x25519::StaticSecret::from(*private_key.as_bytes());
@@ -274,11 +306,34 @@ impl Device {
             peer.tunn
                 .set_static_private(secret.clone(), public, Some(self.tunn_limiter.clone()));
         }
-        self.private_key = private_key;
+        self.private_key = Some(private_key);
         self.secret = secret;
         self.public = public;
-        let own = self.public_key();
+        let own = PublicKey::from_bytes(*self.public.as_bytes());
         self.remove_peer(&own);
+    }
+
+    /// Removes our private key: every session ends (each peer gets a fresh `Tunn`, dropping
+    /// queued packets) and the device sends and accepts nothing until a key is set again.
+    /// Peers, endpoints and AllowedIPs stay.
+    pub fn clear_private_key(&mut self) {
+        if self.private_key.is_none() {
+            return;
+        }
+        self.private_key = None;
+        self.secret = x25519::StaticSecret::from([0; 32]);
+        self.public = x25519::PublicKey::from(&self.secret);
+        for peer in self.peers.iter_mut().flatten() {
+            peer.tunn = make_tunn(
+                &self.secret,
+                &self.tunn_limiter,
+                &peer.public_key,
+                &peer.preshared_key,
+                peer.index,
+            );
+            peer.awaiting_confirmation = false;
+            peer.initiation_unanswered = None;
+        }
     }
 
     /// Device-wide drop counters.
@@ -342,7 +397,7 @@ impl Device {
             index,
             endpoint: settings.endpoint.map(Endpoint::from),
             persistent_keepalive: None,
-            allowed_ips: Vec::new(),
+            allowed_ips: NetList::default(),
             last_handshake: None,
             awaiting_confirmation: false,
             initiation_unanswered: None,
@@ -385,7 +440,7 @@ impl Device {
             return;
         };
         let old = std::mem::take(&mut peer.allowed_ips);
-        for net in old {
+        for net in old.iter() {
             if self.allowed_ips.lookup_exact(net) == Some(&id) {
                 self.allowed_ips.remove(net);
             }
@@ -404,15 +459,28 @@ impl Device {
         if let Some(previous) = self.allowed_ips.insert(net, id) {
             if previous != id {
                 if let Some(other) = self.peer_mut(previous) {
-                    other.allowed_ips.retain(|n| *n != net);
+                    other.allowed_ips.remove(net);
                 }
             }
         }
         if let Some(peer) = self.peer_mut(id) {
-            if !peer.allowed_ips.contains(&net) {
-                peer.allowed_ips.push(net);
-            }
+            peer.allowed_ips.insert(net);
         }
+    }
+
+    /// Removes one network from a peer's AllowedIPs (UAPI `allowed_ip=-PREFIX`). A network
+    /// the peer does not own (absent, or another peer's) is left alone, as in wireguard-go.
+    /// Returns whether it was removed.
+    pub fn remove_allowed_ip(&mut self, id: PeerId, net: IpNet) -> bool {
+        let net = net.trunc();
+        if self.allowed_ips.lookup_exact(net) != Some(&id) {
+            return false;
+        }
+        self.allowed_ips.remove(net);
+        if let Some(peer) = self.peer_mut(id) {
+            peer.allowed_ips.remove(net);
+        }
+        true
     }
 
     /// Sets a peer's endpoint (it also moves by itself when the peer roams). The OS chooses the
@@ -512,6 +580,10 @@ impl Device {
             self.stats.tx_invalid += 1;
             return;
         };
+        if self.private_key.is_none() {
+            self.stats.tx_no_key += 1;
+            return;
+        }
         let Some(&id) = self.allowed_ips.lookup(dst) else {
             self.stats.tx_no_route += 1;
             return;
@@ -547,6 +619,11 @@ impl Device {
             self.stats.rx_invalid += 1;
             return;
         };
+        if self.private_key.is_none() {
+            // Nothing can be authenticated without our key.
+            self.stats.rx_invalid += 1;
+            return;
+        }
         let kind = match packet {
             Packet::HandshakeInit(_) => Kind::Initiation,
             Packet::HandshakeResponse(_) => Kind::Response,
@@ -660,6 +737,9 @@ impl Device {
     /// its age tells the truth until the new one lands. Returns how many handshakes started.
     pub fn handle_resume(&mut self, now: Instant, out: &mut impl Output) -> usize {
         let mut started = 0;
+        if self.private_key.is_none() {
+            return started;
+        }
         for peer in self.peers.iter_mut().flatten() {
             let active = peer.last_handshake.is_some() || peer.last_sent.is_some();
             let Some(endpoint) = peer.endpoint.filter(|_| active) else {
@@ -694,6 +774,10 @@ impl Device {
         {
             self.rate_limiter.reset_count();
             self.last_rate_reset = Some(now);
+        }
+        if self.private_key.is_none() {
+            // No handshakes, keepalives or retries without our key.
+            return;
         }
         for peer in self.peers.iter_mut().flatten() {
             let Some(endpoint) = peer.endpoint else {
@@ -773,11 +857,44 @@ impl Peer {
             endpoint: self.endpoint.map(|e| e.remote),
             local_address: self.endpoint.and_then(|e| e.local),
             persistent_keepalive: self.persistent_keepalive,
-            allowed_ips: self.allowed_ips.clone(),
+            allowed_ips: self.allowed_ips.iter().collect(),
             last_handshake: self.last_handshake,
             initiation_unanswered: self.initiation_unanswered,
             rx_bytes: self.rx_bytes,
             tx_bytes: self.tx_bytes,
         }
+    }
+}
+
+/// A peer's own AllowedIPs in the order they were added, with O(log n) insertion and removal
+/// (a `Vec` would make each `contains`/`retain` linear, and a 100 000-prefix `set` quadratic).
+#[derive(Debug, Default)]
+struct NetList {
+    /// Insertion sequence number → network: iteration order.
+    by_seq: BTreeMap<u64, IpNet>,
+    /// Network → its sequence number: membership and removal.
+    seq_of: HashMap<IpNet, u64>,
+    next: u64,
+}
+
+impl NetList {
+    /// Appends `net` unless it is already listed (then its place is kept).
+    fn insert(&mut self, net: IpNet) {
+        if self.seq_of.contains_key(&net) {
+            return;
+        }
+        self.seq_of.insert(net, self.next);
+        self.by_seq.insert(self.next, net);
+        self.next += 1;
+    }
+
+    fn remove(&mut self, net: IpNet) {
+        if let Some(seq) = self.seq_of.remove(&net) {
+            self.by_seq.remove(&seq);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.by_seq.values().copied()
     }
 }
