@@ -139,6 +139,9 @@ t_wwg_foreground() {
     WWG_FG_ARGS=(-f)
     wwg_start_fg "$IF_A" a
     pid=${WRT_PEER_PID[$IF_A]}
+    # A fresh interface has no key, as with wireguard-go: `wg` shows none until one is set.
+    out="$(wg_show "$IF_A" private-key)"
+    [[ $out == "(none)" ]] || fail "a fresh $IF_A has a private key: '$out' (expected '(none)')"
     # While it runs, a second one for the same name fails, and says why, in the starting process.
     rc=0
     out="$(ip netns exec "$full" "$WARREN_WG_BIN" "$IF_A" 2>&1)" || rc=$?

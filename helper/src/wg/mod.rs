@@ -4,8 +4,9 @@
 //! that variable set.
 //!
 //! What it does, in order, as wireguard-go does it:
-//! 1. creates the TUN interface IFNAME, down, with no address and no configuration (a random
-//!    private key until `wg` sets one, no peers, a random UDP port on IPv4 and IPv6);
+//! 1. creates the TUN interface IFNAME, down, with no address and no configuration (no
+//!    private key until `wg` sets one, so it sends and answers nothing until then; no peers; a
+//!    random UDP port on IPv4 and IPv6);
 //! 2. serves the WireGuard UAPI at `/var/run/wireguard/IFNAME.sock` (the directory 0755, the
 //!    socket created under umask 077, so root-only) with [`crate::uapi`], the same server
 //!    `warren-helper` tunnels use, in front of the same driver ([`crate::dataplane`]);
@@ -173,7 +174,6 @@ mod imp {
     use anyhow::Context as _;
     use std::os::unix::fs::DirBuilderExt as _;
     use tokio::sync::mpsc;
-    use warren_proto::key::PrivateKey;
     use warren_tunnel::Device;
 
     /// UAPI requests waiting for the driver.
@@ -222,7 +222,7 @@ mod imp {
         let sockets = Sockets::bind(0, None)?;
         let port = sockets.port();
         // No configuration yet: `wg setconf` (wg-quick) sets the key and the peers.
-        let device = Device::new(PrivateKey::generate());
+        let device = Device::without_private_key();
         prepare_socket_dir()?;
         let (requests, requests_rx) = mpsc::channel(UAPI_QUEUE);
         let uapi = crate::uapi::serve(&tun.name, requests)?;
