@@ -296,7 +296,10 @@ fn a_network_change_starts_a_handshake_at_once_from_the_new_address_and_keeps_th
     run_for(&mut [&mut a, &mut b], Duration::from_secs(30), true);
     assert!(a.out.datagrams.is_empty() && b.out.datagrams.is_empty());
     a.addr = "198.18.9.1:51820".parse().unwrap();
-    assert_eq!(a.device.handle_network_change(Instant::now(), &mut a.out), 1);
+    assert_eq!(
+        a.device.handle_network_change(Instant::now(), &mut a.out),
+        1
+    );
     let sent: Vec<usize> = a.out.datagrams.iter().map(|d| d.1.len()).collect();
     assert_eq!(sent, vec![HANDSHAKE_INIT_LEN], "an initiation at once");
     assert_eq!(
@@ -304,7 +307,10 @@ fn a_network_change_starts_a_handshake_at_once_from_the_new_address_and_keeps_th
         "sent from the OS's choice of source, not the old address"
     );
     // A second change while that handshake is under way starts no other.
-    assert_eq!(a.device.handle_network_change(Instant::now(), &mut a.out), 0);
+    assert_eq!(
+        a.device.handle_network_change(Instant::now(), &mut a.out),
+        0
+    );
 
     // Data still flows on the old session until the new one completes.
     let during = ipv4("198.19.0.1", "198.19.0.2", b"during");
@@ -324,7 +330,13 @@ fn a_network_change_starts_a_handshake_at_once_from_the_new_address_and_keeps_th
 fn a_network_change_leaves_peers_without_an_endpoint_alone() {
     let (mut a, mut b) = pair();
     // b has no endpoint for a until a's first datagram arrives.
-    assert_eq!(b.device.handle_network_change(Instant::now(), &mut b.out), 0);
+    assert_eq!(
+        b.device.handle_network_change(Instant::now(), &mut b.out),
+        0
+    );
     assert!(b.out.datagrams.is_empty());
-    assert_eq!(a.device.handle_network_change(Instant::now(), &mut a.out), 1);
+    assert_eq!(
+        a.device.handle_network_change(Instant::now(), &mut a.out),
+        1
+    );
 }
