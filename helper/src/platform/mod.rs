@@ -54,7 +54,7 @@ mod plan;
 mod replan;
 
 pub use change::{undo_change, Change, Recorder};
-pub use replan::{mtu_follows_path, reapply, replan, Replan};
+pub use replan::{mtu_follows_path, reapply, replan};
 
 #[cfg(target_os = "linux")]
 mod linux;

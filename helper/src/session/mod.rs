@@ -21,7 +21,10 @@
 //!      gets a [`Control`] channel to the driver (statistics for status and liveness);
 //!   4. the driver runs until `shutdown` completes (or the TUN fails), and next to it the
 //!      [`Watcher`] (see [`endpoints`]): host names resolved again while their peers do
-//!      not answer, and the kill switch kept on the endpoints the driver uses;
+//!      not answer, and the kill switch kept on the endpoints the driver uses; and the
+//!      [`network`] follower: on a change of the network under the tunnel (the network
+//!      monitor), handshakes at once, names resolved again, the MTU and endpoint routes
+//!      re-checked;
 //!   5. teardown, the mirror image: PreDown hooks, the UAPI socket, the journal undone newest
 //!      first (while the TUN still exists), the TUN, PostDown hooks.
 //!
@@ -40,6 +43,7 @@
 //! lives in `TunnelConfig`'s `PrivateKey`, which is zeroized on drop).
 
 pub mod endpoints;
+pub mod network;
 
 use crate::dataplane::udp::Sockets;
 use crate::dataplane::{Control, Driver, Transport as _};
@@ -242,6 +246,9 @@ pub struct Running {
     pub interface: String,
     /// Requests to the driver; closing it changes nothing.
     pub control: mpsc::Sender<Control>,
+    /// The number of each network change whose handshakes started ([`network`]); until a
+    /// handshake completes after it, the driver's snapshots say `reconnecting`.
+    pub network_changes: mpsc::UnboundedReceiver<u64>,
 }
 
 impl Prepared {
@@ -550,21 +557,37 @@ async fn run_journaled(
             plan.mtu,
             plan.routing_summary(),
         );
-        // The watcher ends with this block, before the journal is undone below: no kill switch
-        // update can come after the undo.
-        let watcher = Watcher::new(
-            tun_name.clone(),
-            control.clone(),
-            host_peers(config),
-            kill_switch_base,
-        );
+        // The watcher and the network follower end with this block, before the journal is
+        // undone below: no kill switch update or re-plan can come after the undo.
+        let hosts = host_peers(config);
+        let (resolve_now, resolve_requests) = mpsc::channel(1);
+        let dependents = network::Dependents {
+            host_names: !hosts.is_empty(),
+            plan_follows_network: network::plan_follows_network(config, &plan),
+        };
+        let watcher = Watcher::new(tun_name.clone(), control.clone(), hosts, kill_switch_base)
+            .with_resolve_requests(resolve_requests);
+        let (changes, network_changes) = mpsc::unbounded_channel();
+        let follower = network::Follower {
+            config,
+            plan: plan.clone(),
+            first_endpoint,
+            dependents,
+            control: control.clone(),
+            resolve_now,
+            changes,
+        };
         on_up(Running {
             interface: tun_name.clone(),
             control,
+            network_changes,
         });
         tokio::select! {
             result = driver.run(shutdown) => result,
             () = watcher.run() => Err(anyhow::anyhow!("the endpoint watcher stopped")),
+            () = network::follow(follower, &mut *journal) => {
+                Err(anyhow::anyhow!("the network follower stopped"))
+            }
         }
     }
     .await;
