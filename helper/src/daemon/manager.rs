@@ -848,7 +848,9 @@ impl Manager {
                 if let Some(session) = &mut tunnel.session {
                     session.network_change = session.network_change.max(number);
                 }
-                self.transition(&name, &Transition::NetworkChanged);
+                if !matches!(tunnel.state, TunnelState::Reconnecting { .. }) {
+                    self.transition(&name, &Transition::NetworkChanged);
+                }
                 // Whether the handshake already completed: now, not a tick later.
                 self.poll_one(&name);
             }

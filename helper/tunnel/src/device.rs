@@ -697,8 +697,10 @@ impl Device {
     /// sessions are kept — the keys are still good, only the path changed — so traffic flows on
     /// them until the new handshake completes. The local address the peer last reached us at is
     /// forgotten (it may be gone, or no longer the right one): the OS picks the source until the
-    /// peer's next authenticated datagram names one again. A peer whose handshake is already
-    /// under way is left to it. Returns how many handshakes started.
+    /// peer's next authenticated datagram names one again. A handshake already under way is
+    /// sent again now, on the new path (its last try probably went out on the old one, or not
+    /// at all while there was no network; the retry timer would wait up to five seconds).
+    /// Returns how many initiations were sent.
     pub fn handle_network_change(&mut self, now: Instant, out: &mut impl Output) -> usize {
         let mut started = 0;
         for peer in self.peers.iter_mut().flatten() {
@@ -707,7 +709,7 @@ impl Device {
             };
             endpoint.local = None;
             let endpoint = *endpoint;
-            match peer.tunn.format_handshake_initiation(&mut self.buf, false) {
+            match peer.tunn.format_handshake_initiation(&mut self.buf, true) {
                 TunnResult::WriteToNetwork(initiation) => {
                     peer.note_sent(now, initiation);
                     out.send_datagram(endpoint, initiation);

@@ -284,7 +284,7 @@ fn an_unanswered_initiation_is_timed_from_its_first_try_until_the_peer_answers()
 }
 
 #[test]
-fn a_network_change_starts_a_handshake_at_once_from_the_new_address_and_keeps_the_session() {
+fn a_network_change_sends_a_handshake_at_once_from_the_new_address_and_keeps_the_session() {
     let (mut a, mut b) = pair();
     let before = ipv4("198.19.0.1", "198.19.0.2", b"before");
     a.send_packet(Instant::now(), &before);
@@ -306,11 +306,13 @@ fn a_network_change_starts_a_handshake_at_once_from_the_new_address_and_keeps_th
         a.out.datagrams[0].2, None,
         "sent from the OS's choice of source, not the old address"
     );
-    // A second change while that handshake is under way starts no other.
+    // A second change while that handshake is under way sends it again, on the newest path.
+    a.out.datagrams.clear();
     assert_eq!(
         a.device.handle_network_change(Instant::now(), &mut a.out),
-        0
+        1
     );
+    assert_eq!(a.out.datagrams[0].1.len(), HANDSHAKE_INIT_LEN);
 
     // Data still flows on the old session until the new one completes.
     let during = ipv4("198.19.0.1", "198.19.0.2", b"during");
