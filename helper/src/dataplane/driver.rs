@@ -76,6 +76,11 @@ pub enum Control {
     /// with every peer that has an endpoint now (`Device::handle_network_change`). Until one of
     /// them completes, [`DeviceSnapshot::reconnecting`] says so.
     NetworkChanged(oneshot::Sender<NetworkChangeHandled>),
+    /// The OS said the host resumed from sleep (logind's `PrepareForSleep(false)`): the same
+    /// fresh handshakes as when the clocks show the jump (`Device::handle_resume`), unless the
+    /// clocks already showed it for this resume.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    Resumed,
 }
 
 /// What [`Control::NetworkChanged`] answers.
@@ -333,20 +338,26 @@ impl<T: TunDevice, S: Transport> Driver<T, S> {
     /// Reads the clocks for an event. When the host was suspended since the previous event,
     /// the core starts new handshakes first (their initiations go out with this event).
     fn now(&mut self, out: &mut Outbox) -> Instant {
+        self.now_and_resume(out).0
+    }
+
+    /// [`Driver::now`], and whether the clocks showed a resume (handled already).
+    fn now_and_resume(&mut self, out: &mut Outbox) -> (Instant, bool) {
         let (now, monotonic) = (Instant::now(), clock::monotonic());
-        if let Some(slept) = self.resume.observe(now, monotonic) {
-            let mut sink = Sink {
-                tun: &self.tun,
-                transport: &self.transport,
-                out,
-            };
-            let peers = self.device.handle_resume(now, &mut sink);
-            tracing::info!(
-                "the system resumed after {}s asleep; new handshake with {peers} peer(s)",
-                slept.as_secs()
-            );
-        }
-        now
+        let Some(slept) = self.resume.observe(now, monotonic) else {
+            return (now, false);
+        };
+        let mut sink = Sink {
+            tun: &self.tun,
+            transport: &self.transport,
+            out,
+        };
+        let peers = self.device.handle_resume(now, &mut sink);
+        tracing::info!(
+            "the system resumed after {}s asleep; new handshake with {peers} peer(s)",
+            slept.as_secs()
+        );
+        (now, true)
     }
 
     /// Encrypts the packets of the read in `batch`, then keeps reading without waiting (up to
@@ -410,6 +421,20 @@ impl<T: TunDevice, S: Transport> Driver<T, S> {
                     network_changes: self.network_changes,
                     reconnecting: self.network_changed_at.is_some(),
                 });
+            }
+            Control::Resumed => {
+                let (now, seen) = self.now_and_resume(out);
+                if !seen {
+                    let mut sink = Sink {
+                        tun: &self.tun,
+                        transport: &self.transport,
+                        out,
+                    };
+                    let peers = self.device.handle_resume(now, &mut sink);
+                    tracing::info!(
+                        "the system resumed (logind); new handshake with {peers} peer(s)"
+                    );
+                }
             }
             Control::NetworkChanged(reply) => {
                 let now = self.now(out);
@@ -600,6 +625,35 @@ mod tests {
         let after = stats(&a).await;
         assert!(!after.reconnecting, "the handshake completed");
         assert_eq!(after.network_changes, 1);
+    }
+
+    #[tokio::test]
+    async fn a_resume_the_os_announces_starts_a_fresh_handshake_at_once() {
+        let network = MemNetwork::default();
+        let (ka, kb) = (PrivateKey::generate(), PrivateKey::generate());
+        let mut to_b = PeerSettings::new(kb.public_key());
+        to_b.endpoint = Some("198.18.0.2:51820".parse().unwrap());
+        to_b.allowed_ips = vec!["198.19.0.2/32".parse().unwrap()];
+        let mut to_a = PeerSettings::new(ka.public_key());
+        to_a.allowed_ips = vec!["198.19.0.1/32".parse().unwrap()];
+        let a = start("198.18.0.1:51820", ka, to_b, &network);
+        let mut b = start("198.18.0.2:51820", kb, to_a, &network);
+        let ping = ipv4([198, 19, 0, 1], [198, 19, 0, 2], b"ping");
+        a.to_tun.send(ping.clone()).unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), b.from_tun.recv()).await;
+        assert_eq!(got.unwrap(), Some(ping));
+        let before = stats(&b).await.peers[0].last_handshake.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        a.control.send(Control::Resumed).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while stats(&b).await.peers[0].last_handshake.unwrap() <= before {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no new handshake within 5 s of the resume"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test]

@@ -24,7 +24,7 @@
 //!      not answer, and the kill switch kept on the endpoints the driver uses; and the
 //!      [`network`] follower: on a change of the network under the tunnel (the network
 //!      monitor), handshakes at once, names resolved again, the MTU and endpoint routes
-//!      re-checked;
+//!      re-checked; and on logind's resume signal (Linux) fresh handshakes, as for a clock jump;
 //!   5. teardown, the mirror image: PreDown hooks, the UAPI socket, the journal undone newest
 //!      first (while the TUN still exists), the TUN, PostDown hooks.
 //!
@@ -568,6 +568,7 @@ async fn run_journaled(
         let watcher = Watcher::new(tun_name.clone(), control.clone(), hosts, kill_switch_base)
             .with_resolve_requests(resolve_requests);
         let (changes, network_changes) = mpsc::unbounded_channel();
+        let sleep_control = control.clone();
         let follower = network::Follower {
             config,
             plan: plan.clone(),
@@ -587,6 +588,9 @@ async fn run_journaled(
             () = watcher.run() => Err(anyhow::anyhow!("the endpoint watcher stopped")),
             () = network::follow(follower, &mut *journal) => {
                 Err(anyhow::anyhow!("the network follower stopped"))
+            }
+            () = network::follow_sleep(&tun_name, sleep_control) => {
+                Err(anyhow::anyhow!("the sleep follower stopped"))
             }
         }
     }

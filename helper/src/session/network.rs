@@ -18,6 +18,9 @@
 //!
 //! Without a monitor (the OS refused one) the tunnel runs as before, on WireGuard's timers; the
 //! log says so once.
+//!
+//! Next to it, [`follow_sleep`]: logind's resume signal (Linux) starts the same fresh handshakes
+//! as the data plane's own clock-jump detection.
 
 use crate::dataplane::{Control, NetworkChangeHandled};
 use crate::platform::monitor::{ChangeKind, ChangeSet, Monitor, Scope};
@@ -188,6 +191,27 @@ pub fn plan_follows_network(config: &TunnelConfig, plan: &NetworkPlan) -> bool {
     let endpoint_routes =
         plan.method == platform::FullTunnelMethod::Halves && !plan.full_tunnel_families.is_empty();
     mtu_from_path || endpoint_routes
+}
+
+/// Tells the driver of every resume the OS announces (Linux: logind's `PrepareForSleep(false)`
+/// on the system bus, see [`crate::sys::logind`]); waits forever where there is no such signal
+/// (no system bus, another OS), and once the driver goes away.
+pub async fn follow_sleep(ifname: &str, control: mpsc::Sender<Control>) {
+    #[cfg(target_os = "linux")]
+    if let Some(bus) = crate::sys::logind::system_bus().await {
+        let result = crate::sys::logind::watch(&bus, || {
+            tracing::info!("{ifname}: logind says the system resumed");
+            // A full queue means the driver is busy with earlier requests; its own clock
+            // comparison sees the same resume.
+            let _ = control.try_send(Control::Resumed);
+        })
+        .await;
+        if let Err(e) = result {
+            tracing::debug!("{ifname}: logind's sleep signals stopped: {e}");
+        }
+    }
+    let _ = (ifname, control);
+    std::future::pending().await
 }
 
 #[cfg(test)]

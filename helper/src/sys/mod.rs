@@ -2,10 +2,12 @@
 //! calls that several modules need (so that each `unsafe` block and its safety argument is
 //! written once), where the helper's files live on each OS ([`paths`]), the one way a private
 //! file is written ([`write_private_atomically`]), the OS's stop requests as one future
-//! ([`shutdown`]), and the per-OS parts shared by several concerns (`windows`: the IP Helper API,
-//! named-pipe security, the service).
+//! ([`shutdown`]), logind's sleep signals on Linux (`logind`), and the per-OS parts shared by
+//! several concerns (`windows`: the IP Helper API, named-pipe security, the service).
 
 mod atomic;
+#[cfg(target_os = "linux")]
+pub mod logind;
 pub mod paths;
 pub mod shutdown;
 #[cfg(windows)]

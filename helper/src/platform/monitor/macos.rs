@@ -41,16 +41,21 @@ impl super::Source for Source {
         }
         // SAFETY: `raw` is a new descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: fcntl on a descriptor we own; flags read and written as the API says.
+        // SAFETY: fcntl on a descriptor we own; flags read as the API says.
         let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
-        // SAFETY: as above.
-        if flags < 0
-            || unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0
-        {
+        if flags < 0 {
             return Err(io::Error::last_os_error());
         }
+        // SAFETY: as above; the flags written are the ones read plus O_NONBLOCK.
+        let set = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) };
+        if set < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the AsyncFd owns `fd` (an OwnedFd), so the descriptor stays open and the same
+        // for the AsyncFd's whole life.
+        let fd = unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)?;
         Ok(Source {
-            fd: AsyncFd::new(fd)?,
+            fd,
             buf: vec![0; BUFFER_LEN],
         })
     }
