@@ -501,7 +501,7 @@ async fn run_journaled(
     let tun_name = tun.name;
     let first_endpoint = peers.iter().find_map(|p| p.endpoint).map(|e| e.ip());
     let mut inputs = platform::read_inputs(first_endpoint).await?;
-    inputs.resolved_endpoints = resolved_endpoints;
+    inputs.resolved_endpoints = resolved_endpoints.clone();
     let plan = platform::plan(config, &tun_name, &inputs)?;
     for warning in &plan.warnings {
         tracing::warn!("{tun_name}: {warning}");
@@ -573,6 +573,7 @@ async fn run_journaled(
             config,
             plan: plan.clone(),
             first_endpoint,
+            resolved_endpoints,
             dependents,
             control: control.clone(),
             resolve_now,

@@ -25,9 +25,10 @@
 use crate::dataplane::{Control, NetworkChangeHandled};
 use crate::platform::monitor::{ChangeKind, ChangeSet, Monitor, Scope};
 use crate::platform::{self, NetworkChange, NetworkPlan, Recorder};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use tokio::sync::{mpsc, oneshot};
 use warren_proto::config::TunnelConfig;
+use warren_proto::key::PublicKey;
 
 /// What a tunnel has that follows the network, for [`react`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -78,6 +79,9 @@ pub struct Follower<'a> {
     pub plan: NetworkPlan,
     /// The first peer's endpoint, whose path the MTU is derived from.
     pub first_endpoint: Option<IpAddr>,
+    /// The addresses host-name endpoints resolved to at start, for the planner (which would
+    /// otherwise plan no endpoint route for them).
+    pub resolved_endpoints: Vec<(PublicKey, SocketAddr)>,
     /// What follows the network.
     pub dependents: Dependents,
     /// The driver.
@@ -147,6 +151,7 @@ async fn replan(follower: &mut Follower<'_>, journal: &mut impl Recorder<Network
     let ifname = follower.plan.ifname.clone();
     let result = async {
         let mut inputs = platform::read_inputs(follower.first_endpoint).await?;
+        inputs.resolved_endpoints = follower.resolved_endpoints.clone();
         // The tables in use now include the tunnel's own, which the plan in force keeps (and
         // the re-check compares only the MTU and the endpoint routes).
         inputs.tables_in_use.clear();
