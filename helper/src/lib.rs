@@ -22,11 +22,13 @@
 //!   disk;
 //! - [`session`] is one tunnel's whole lifecycle (checks, journal, TUN, sockets, firewall,
 //!   network, DNS, driver, teardown), shared by the daemon and `up --foreground`, with the
-//!   watcher that keeps its peers' endpoints and the kill switch current (`session::endpoints`);
+//!   watcher that keeps its peers' endpoints and the kill switch current (`session::endpoints`)
+//!   and what it does when the network under it changes or the machine resumes
+//!   (`session::network`);
 //! - [`dataplane`] moves packets between the TUN, the UDP sockets and the sans-IO core
 //!   (`warren-tunnel`): the driver, its batches, `tun/` and `udp/`;
 //! - [`platform`] plans and applies addresses, MTU, routes and full-tunnel policy per OS, DNS and
-//!   the kill switch;
+//!   the kill switch, and hears the OS's network changes (`platform::monitor`);
 //! - [`uapi`] serves the WireGuard cross-platform UAPI so `wg` works;
 //! - [`journal`] records each system change before it is made, so that it is undone even after a
 //!   crash;
@@ -34,8 +36,9 @@
 //! - [`demo`] is the local demo peer;
 //! - [`wg`] is the `warren-wg` binary's whole program;
 //! - [`sys`] is the OS underneath: small safe wrappers, where every well-known file and directory
-//!   is (`sys::paths`), the one atomic private-file writer, the stop requests as one future, and
-//!   the Windows parts several concerns share (IP Helper, named pipes, the service).
+//!   is (`sys::paths`), the one atomic private-file writer, the stop requests as one future,
+//!   the lock around shared kernel settings, logind's sleep signals (Linux), and the Windows
+//!   parts several concerns share (IP Helper, named pipes, the service).
 
 mod cli;
 mod daemon;

@@ -193,6 +193,12 @@ pub enum StateView {
         /// When, in seconds since the Unix epoch.
         since_unix_secs: u64,
     },
+    /// It was connected, and the network under it changed: the helper started new handshakes
+    /// at once and none has completed yet. Back to connected when one does.
+    Reconnecting {
+        /// The helper's words: `network changed`.
+        reason: String,
+    },
     /// Being taken down.
     Disconnecting,
     /// Failed; `reason` is the helper's.
@@ -213,6 +219,9 @@ impl From<&TunnelState> for StateView {
             TunnelState::Connected { since_unix_secs } => StateView::Connected {
                 since_unix_secs: *since_unix_secs,
             },
+            TunnelState::Reconnecting { reason } => StateView::Reconnecting {
+                reason: reason.clone(),
+            },
             TunnelState::Disconnecting => StateView::Disconnecting,
             TunnelState::Error { reason } => StateView::Error {
                 reason: reason.clone(),
@@ -229,6 +238,7 @@ impl StateView {
             StateView::Connecting
                 | StateView::WaitingForNetwork { .. }
                 | StateView::Connected { .. }
+                | StateView::Reconnecting { .. }
                 | StateView::Error { .. }
         )
     }

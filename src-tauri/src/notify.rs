@@ -4,7 +4,8 @@
 //!
 //! Nothing is said about transitions from `unknown` (the app just (re)connected to the helper
 //! and learnt states it did not see change) or about the intermediate `connecting` /
-//! `disconnecting` steps.
+//! `disconnecting` steps, or a network change (`reconnecting` and back: the window and the tray
+//! show it; it is not news unless it fails).
 
 use crate::controller::Transition;
 use crate::model::{HelperStatus, StateView};
@@ -23,6 +24,8 @@ pub fn for_transition(transition: &Transition) -> Option<Notice> {
     let name = &transition.name;
     match (&transition.from, &transition.to) {
         (StateView::Unknown, _) => None,
+        // Back after a network change: the user was told of the connection already.
+        (StateView::Reconnecting { .. }, StateView::Connected { .. }) => None,
         (from, StateView::Connected { .. }) if !matches!(from, StateView::Connected { .. }) => {
             Some(Notice {
                 title: format!("Connected to {name}"),
@@ -114,6 +117,15 @@ mod tests {
             None
         );
         assert_eq!(for_transition(&t(UP, StateView::Disconnecting)), None);
+        let reconnecting = StateView::Reconnecting {
+            reason: "network changed".into(),
+        };
+        assert_eq!(for_transition(&t(UP, reconnecting.clone())), None);
+        assert_eq!(
+            for_transition(&t(reconnecting, UP)),
+            None,
+            "back after a network change"
+        );
         assert_eq!(for_transition(&t(StateView::Unknown, UP)), None);
         assert_eq!(
             for_transition(&t(StateView::Unknown, StateView::Disconnected)),

@@ -53,6 +53,7 @@ fn state_word(state: &StateView) -> &'static str {
         StateView::Connecting => "connecting",
         StateView::WaitingForNetwork { .. } => "waiting for network",
         StateView::Connected { .. } => "connected",
+        StateView::Reconnecting { .. } => "reconnecting (network changed)",
         StateView::Disconnecting => "disconnecting",
         StateView::Error { .. } => "failed",
     }
@@ -86,6 +87,7 @@ impl TrayModel {
                 t.state,
                 StateView::Connecting
                     | StateView::WaitingForNetwork { .. }
+                    | StateView::Reconnecting { .. }
                     | StateView::Disconnecting
             )
         }) {
@@ -340,6 +342,15 @@ mod tests {
                     "a",
                     StateView::WaitingForNetwork {
                         reason: "no such name".into(),
+                    },
+                )],
+                TrayState::Connecting,
+            ),
+            (
+                vec![tunnel(
+                    "a",
+                    StateView::Reconnecting {
+                        reason: "network changed".into(),
                     },
                 )],
                 TrayState::Connecting,

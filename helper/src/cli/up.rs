@@ -206,7 +206,10 @@ async fn through_daemon(args: Args, socket: PathBuf) -> anyhow::Result<()> {
         loop {
             match events.recv().await {
                 Ok(Event::TunnelState { name: n, state }) if n == name => match state {
-                    TunnelState::Connected { .. } => return Ok(()),
+                    // Reconnecting: it was connected, and then the network changed.
+                    TunnelState::Connected { .. } | TunnelState::Reconnecting { .. } => {
+                        return Ok(())
+                    }
                     TunnelState::Error { reason } => bail!("'{name}' failed: {reason}"),
                     TunnelState::Disconnected | TunnelState::Disconnecting => {
                         bail!("'{name}' was taken down before a handshake")

@@ -12,7 +12,13 @@
 //!
 //! Connecting ──Wait──→ WaitingForNetwork ──Resolved──→ Connecting   (Wait again: new reason;
 //!                      Stop → Disconnecting, Fail → Error, as from Connecting)
+//!
+//! Connected ──NetworkChanged──→ Reconnecting ──Handshake──→ Connected  (NetworkChanged again:
+//!                               stays; Stop → Disconnecting, Fail → Error, as from Connected)
 //! ```
+//! - `Reconnecting`: the network under a connected tunnel changed and the session started new
+//!   handshakes at once; none has completed since. (A tunnel still `Connecting` stays so: it
+//!   was never connected.)
 //! - `WaitingForNetwork`: an endpoint's host name does not resolve yet; the session retries with
 //!   backoff and has changed nothing on the system. Not an error: it comes up by itself.
 //! - `Connecting`: the session is being set up, or is set up and waits for a first handshake.
@@ -53,6 +59,8 @@ pub enum Transition {
     },
     /// The names resolved after a wait; the session goes on setting up.
     Resolved,
+    /// The network under the tunnel changed and new handshakes started.
+    NetworkChanged,
     /// A handshake completed, at this time.
     Handshake {
         /// Seconds since the Unix epoch.
@@ -82,15 +90,30 @@ pub fn next(state: &TunnelState, transition: &Transition) -> Option<TunnelState>
             })
         }
         (S::WaitingForNetwork { .. }, T::Resolved) => Some(S::Connecting),
-        (S::Connecting, T::Handshake { since_unix_secs }) => Some(S::Connected {
-            since_unix_secs: *since_unix_secs,
-        }),
-        (S::Connecting | S::WaitingForNetwork { .. } | S::Connected { .. }, T::Stop) => {
-            Some(S::Disconnecting)
+        (S::Connecting | S::Reconnecting { .. }, T::Handshake { since_unix_secs }) => {
+            Some(S::Connected {
+                since_unix_secs: *since_unix_secs,
+            })
         }
+        (S::Connected { .. } | S::Reconnecting { .. }, T::NetworkChanged) => {
+            Some(S::Reconnecting {
+                reason: "network changed".into(),
+            })
+        }
+        (
+            S::Connecting
+            | S::WaitingForNetwork { .. }
+            | S::Connected { .. }
+            | S::Reconnecting { .. },
+            T::Stop,
+        ) => Some(S::Disconnecting),
         (S::Error { .. }, T::Stop) => Some(S::Disconnected),
         (
-            S::Connecting | S::WaitingForNetwork { .. } | S::Connected { .. } | S::Disconnecting,
+            S::Connecting
+            | S::WaitingForNetwork { .. }
+            | S::Connected { .. }
+            | S::Reconnecting { .. }
+            | S::Disconnecting,
             T::Fail { reason },
         ) => Some(S::Error {
             reason: reason.clone(),
@@ -208,7 +231,14 @@ mod tests {
             TunnelState::Disconnecting,
             TunnelState::Error { reason: "x".into() },
             TunnelState::WaitingForNetwork { reason: "y".into() },
+            reconnecting(),
         ]
+    }
+
+    fn reconnecting() -> TunnelState {
+        TunnelState::Reconnecting {
+            reason: "network changed".into(),
+        }
     }
 
     fn wait(reason: &str) -> Transition {
@@ -282,6 +312,29 @@ mod tests {
                 },
                 Some(error.clone()),
             ),
+            (
+                connected.clone(),
+                Transition::NetworkChanged,
+                Some(reconnecting()),
+            ),
+            (
+                reconnecting(),
+                Transition::NetworkChanged,
+                Some(reconnecting()),
+            ),
+            (
+                reconnecting(),
+                Transition::Handshake { since_unix_secs: 9 },
+                Some(connected.clone()),
+            ),
+            (reconnecting(), Transition::Stop, Some(S::Disconnecting)),
+            (
+                reconnecting(),
+                Transition::Fail {
+                    reason: "boom".into(),
+                },
+                Some(error.clone()),
+            ),
         ];
         for (from, transition, to) in &cases {
             assert_eq!(next(from, transition), *to, "{from:?} --{transition:?}-->");
@@ -297,6 +350,7 @@ mod tests {
             Transition::Down,
             wait("no name"),
             Transition::Resolved,
+            Transition::NetworkChanged,
         ];
         for from in all_states() {
             for transition in &transitions {
@@ -320,6 +374,7 @@ mod tests {
             is_active(&waiting("no name")),
             "a waiting tunnel has a session to stop"
         );
+        assert!(is_active(&reconnecting()));
     }
 
     fn peer(handshake_ago: Option<u64>, rx: u64, tx: u64, wall: SystemTime) -> PeerStats {

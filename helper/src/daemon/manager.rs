@@ -12,7 +12,9 @@
 //!
 //! Every [`STATS_INTERVAL_SECS`] the manager asks each running driver for its statistics; a
 //! tunnel becomes `Connected` when the first handshake shows up there, and the statistics and
-//! health go out as [`Event::Stats`]. State changes go out as [`Event::TunnelState`].
+//! health go out as [`Event::Stats`]. When the session reports that the network changed under
+//! a connected tunnel (`NetworkChanged`, with the change's number), it is `Reconnecting` until
+//! a snapshot taken after that change says no handshake is pending any more. State changes go out as [`Event::TunnelState`].
 //!
 //! Who may do what: root (`Caller::admin`) may do everything; other admitted users may bring
 //! tunnels up and down, but not install, remove or re-configure system tunnels, and not take down
@@ -247,6 +249,12 @@ enum Report {
         generation: u64,
         snapshot: DeviceSnapshot,
     },
+    /// The network under the tunnel changed; handshakes for change `number` started.
+    NetworkChanged {
+        name: TunnelName,
+        generation: u64,
+        number: u64,
+    },
     /// Waiting for the network (`Some(reason)`), or no longer (`None`).
     Waiting {
         name: TunnelName,
@@ -272,6 +280,9 @@ struct Session {
     user_config: Option<TunnelConfig>,
     /// Reconnect with the tunnel's (new) options once this session has ended.
     restart: bool,
+    /// The newest network change the session reported (0: none): a snapshot older than it
+    /// cannot end `Reconnecting`.
+    network_change: u64,
 }
 
 /// One tunnel the manager knows beyond the system tunnels directory.
@@ -556,6 +567,7 @@ impl Manager {
             footprint,
             user_config,
             restart: false,
+            network_change: 0,
         };
         let tunnel = self.tunnels.entry(name.clone()).or_insert_with(|| Tunnel {
             kind,
@@ -605,7 +617,8 @@ impl Manager {
             TunnelState::Disconnecting => tunnel.disconnect_replies.push(reply),
             TunnelState::Connecting
             | TunnelState::WaitingForNetwork { .. }
-            | TunnelState::Connected { .. } => {
+            | TunnelState::Connected { .. }
+            | TunnelState::Reconnecting { .. } => {
                 tunnel.disconnect_replies.push(reply);
                 if let Some(session) = &mut tunnel.session {
                     session.restart = false;
@@ -738,6 +751,7 @@ impl Manager {
                 TunnelState::Connecting
                     | TunnelState::WaitingForNetwork { .. }
                     | TunnelState::Connected { .. }
+                    | TunnelState::Reconnecting { .. }
             );
         if reconnect {
             if let Some(session) = &mut tunnel.session {
@@ -823,6 +837,23 @@ impl Manager {
                 generation,
                 snapshot,
             } => self.on_stats(&name, generation, &snapshot),
+            Report::NetworkChanged {
+                name,
+                generation,
+                number,
+            } => {
+                let Some(tunnel) = self.current(&name, generation) else {
+                    return;
+                };
+                if let Some(session) = &mut tunnel.session {
+                    session.network_change = session.network_change.max(number);
+                }
+                if !matches!(tunnel.state, TunnelState::Reconnecting { .. }) {
+                    self.transition(&name, &Transition::NetworkChanged);
+                }
+                // Whether the handshake already completed: now, not a tick later.
+                self.poll_one(&name);
+            }
             Report::Waiting {
                 name,
                 generation,
@@ -865,7 +896,18 @@ impl Manager {
         };
         tunnel.peers = lifecycle::peer_status(&snapshot.peers);
         let handshake = lifecycle::newest_handshake(&snapshot.peers);
-        if let (TunnelState::Connecting, Some(at)) = (&tunnel.state, handshake) {
+        // Reconnected: a snapshot taken after the newest change says no handshake is pending.
+        let reconnected = !snapshot.reconnecting
+            && tunnel
+                .session
+                .as_ref()
+                .is_some_and(|s| snapshot.network_changes >= s.network_change);
+        let settled = match tunnel.state {
+            TunnelState::Connecting => true,
+            TunnelState::Reconnecting { .. } => reconnected,
+            _ => false,
+        };
+        if let (true, Some(at)) = (settled, handshake) {
             let since_unix_secs = lifecycle::unix_secs(at);
             self.transition(name, &Transition::Handshake { since_unix_secs });
         }
@@ -1052,11 +1094,29 @@ async fn run_session(
     let up_reports = reports.clone();
     let up_name = name.clone();
     let on_up = Box::new(move |running: Running| {
+        let Running {
+            interface,
+            control,
+            mut network_changes,
+        } = running;
         let _ = up_reports.send(Report::Up {
-            name: up_name,
+            name: up_name.clone(),
             generation,
-            interface: running.interface,
-            control: running.control,
+            interface,
+            control,
+        });
+        // The session's network changes, as reports; ends with the session.
+        tokio::spawn(async move {
+            while let Some(number) = network_changes.recv().await {
+                let report = Report::NetworkChanged {
+                    name: up_name.clone(),
+                    generation,
+                    number,
+                };
+                if up_reports.send(report).is_err() {
+                    return;
+                }
+            }
         });
     });
     let wait_reports = reports.clone();

@@ -1,6 +1,7 @@
 //! The manager's paths in memory: [`FakeSessions`] stands in for [`crate::session`] (no TUN, no
 //! routes, no root), so connecting, the first handshake, statistics, failures before and after
-//! "up", option changes that reconnect, disconnecting while connecting, conflicts and stopping
+//! "up", option changes that reconnect, disconnecting while connecting, a network change
+//! ("reconnecting" until the handshake it started completes), conflicts and stopping
 //! every tunnel at shutdown are all tested in plain `cargo test`. The real sessions are tested by
 //! the root end-to-end tests (tests/netns, group daemon).
 
@@ -43,6 +44,10 @@ enum Script {
     Hang,
     /// Wait for the network (an unresolvable name) for a moment, then come up as `Up`.
     WaitThenUp,
+    /// Come up as `Up`; at the second statistics request the network changes (change 1 is
+    /// reported, and that request is still answered as before it); the next two answers have
+    /// the change's handshake pending, and from the fifth on it has completed.
+    UpThenNetworkChange,
 }
 
 /// What the fake was asked to run.
@@ -104,14 +109,19 @@ impl SessionRunner for FakeSessions {
                     on_wait(None);
                     Some(SystemTime::now())
                 }
-                Script::Up | Script::UpThenEnd => Some(SystemTime::now()),
+                Script::Up | Script::UpThenEnd | Script::UpThenNetworkChange => {
+                    Some(SystemTime::now())
+                }
                 Script::UpWithoutHandshake => None,
             };
             let (control, mut requests) = mpsc::channel(8);
+            let (changes, network_changes) = mpsc::unbounded_channel();
             on_up(Running {
                 interface: ifname.clone(),
                 control,
+                network_changes,
             });
+            let mut handshake = handshake;
             let mut polls = 0_u64;
             loop {
                 tokio::select! {
@@ -119,6 +129,24 @@ impl SessionRunner for FakeSessions {
                     Some(request) = requests.recv() => {
                     let Control::Stats(reply) = request else { continue };
                         polls += 1;
+                        let (mut network_changes, mut reconnecting) = (0, false);
+                        if matches!(script, Script::UpThenNetworkChange) {
+                            match polls {
+                                1 => {}
+                                2 => {
+                                    let _ = changes.send(1);
+                                    // Let the report arrive before this (older) answer.
+                                    tokio::time::sleep(Duration::from_millis(50)).await;
+                                }
+                                3 | 4 => (network_changes, reconnecting) = (1, true),
+                                _ => {
+                                    network_changes = 1;
+                                    if polls == 5 {
+                                        handshake = Some(SystemTime::now());
+                                    }
+                                }
+                            }
+                        }
                         let _ = reply.send(DeviceSnapshot {
                             listen_port: 51820,
                             fwmark: None,
@@ -131,6 +159,8 @@ impl SessionRunner for FakeSessions {
                                 rx_bytes: 148 * polls,
                                 tx_bytes: 92 * polls,
                             }],
+                            network_changes,
+                            reconnecting,
                         });
                         if matches!(script, Script::UpThenEnd) {
                             break;
@@ -516,6 +546,32 @@ async fn a_tunnel_waiting_for_the_network_says_so_then_connects_by_itself() {
     assert_eq!(h.disconnect("late").await, Ok(Response::Done));
     h.wait_state("late", |s| *s == TunnelState::Disconnected)
         .await;
+}
+
+#[tokio::test]
+async fn a_network_change_makes_a_connected_tunnel_reconnecting_until_its_handshake() {
+    let mut h = Harness::start("netchange");
+    h.script("laptop", Script::UpThenNetworkChange);
+    h.connect("laptop", "198.18.2.0/24", TunnelOptions::default())
+        .await
+        .unwrap();
+    h.next_started().await;
+    h.wait_state("laptop", is_connected).await;
+    let reconnecting = TunnelState::Reconnecting {
+        reason: "network changed".into(),
+    };
+    let seen = h.wait_state("laptop", |s| *s == reconnecting).await;
+    assert_eq!(seen, vec![reconnecting.clone()], "straight from connected");
+    // The answer taken before the change, and the two with the handshake pending, keep it so.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let status = h.status("laptop").await;
+    assert_eq!(status.state, reconnecting);
+    assert_eq!(status.health, None, "no health verdict while reconnecting");
+    assert_eq!(reconnecting.to_string(), "reconnecting (network changed)");
+    let seen = h.wait_state("laptop", is_connected).await;
+    assert_eq!(seen.len(), 1, "back to connected at once: {seen:?}");
+    let status = h.status("laptop").await;
+    assert!(is_connected(&status.state) && status.health.is_some());
 }
 
 #[tokio::test]

@@ -16,8 +16,8 @@
 //!    is sent (see `warren_tunnel::clock`).
 //! 4. **Control**: UAPI requests (`wg show`, `wg set`) read or change the device between packets,
 //!    so they never race the data path; so do the owner's [`Control`] requests (per-peer
-//!    statistics for the daemon's status and liveness; a re-resolved endpoint), on a channel of
-//!    their own.
+//!    statistics for the daemon's status and liveness; a re-resolved endpoint; a network change,
+//!    which starts handshakes at once), on a channel of their own.
 //!
 //! **Batching.** Every step moves as many packets per system call as the OS allows, and the core
 //! still sees one packet at a time (batching lives here and in the platform layer, never in the
@@ -72,6 +72,24 @@ pub enum Control {
         /// Whether it was applied.
         reply: oneshot::Sender<bool>,
     },
+    /// The host's network changed (the session's network monitor saw it): start a handshake
+    /// with every peer that has an endpoint now (`Device::handle_network_change`). Until one of
+    /// them completes, [`DeviceSnapshot::reconnecting`] says so.
+    NetworkChanged(oneshot::Sender<NetworkChangeHandled>),
+    /// The OS said the host resumed from sleep (logind's `PrepareForSleep(false)`): the same
+    /// fresh handshakes as when the clocks show the jump (`Device::handle_resume`), unless the
+    /// clocks already showed it for this resume.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    Resumed,
+}
+
+/// What [`Control::NetworkChanged`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkChangeHandled {
+    /// How many handshakes started (none: no peer has an endpoint, or each is already in one).
+    pub handshakes: usize,
+    /// This change's number ([`DeviceSnapshot::network_changes`] from now on).
+    pub number: u64,
 }
 
 /// What [`Control::Stats`] answers: the device's peers as the daemon reports them. Holds no
@@ -84,6 +102,12 @@ pub struct DeviceSnapshot {
     pub fwmark: Option<u32>,
     /// One entry per peer, in configuration order.
     pub peers: Vec<PeerStats>,
+    /// How many [`Control::NetworkChanged`] the driver has handled, so that the owner can tell
+    /// a snapshot taken before a change from one taken after it.
+    pub network_changes: u64,
+    /// Handshakes were started because the network changed ([`Control::NetworkChanged`]) and
+    /// none has completed since.
+    pub reconnecting: bool,
 }
 
 /// One peer's counters in a [`DeviceSnapshot`].
@@ -114,6 +138,10 @@ pub struct Driver<T: TunDevice, S: Transport> {
     requests: mpsc::Receiver<Request>,
     control: Option<mpsc::Receiver<Control>>,
     resume: ResumeDetector,
+    /// When handshakes were started for a network change, until one completes after it.
+    network_changed_at: Option<Instant>,
+    /// How many network changes were handled.
+    network_changes: u64,
 }
 
 /// Datagrams for one endpoint (and so one source address) collected for one GSO send: all of
@@ -250,6 +278,8 @@ impl<T: TunDevice, S: Transport> Driver<T, S> {
             requests,
             control: None,
             resume: ResumeDetector::new(),
+            network_changed_at: None,
+            network_changes: 0,
         }
     }
 
@@ -293,7 +323,7 @@ impl<T: TunDevice, S: Transport> Driver<T, S> {
                     self.device.handle_timeout(now, &mut sink);
                 }
                 Some(request) = self.requests.recv() => self.on_request(request),
-                Some(control) = recv_control(&mut self.control) => self.on_control(control),
+                Some(control) = recv_control(&mut self.control) => self.on_control(control, &mut out),
             }
             out.flush(&self.tun, &self.transport);
             for local in out.udp.refused.drain(..) {
@@ -308,20 +338,26 @@ impl<T: TunDevice, S: Transport> Driver<T, S> {
     /// Reads the clocks for an event. When the host was suspended since the previous event,
     /// the core starts new handshakes first (their initiations go out with this event).
     fn now(&mut self, out: &mut Outbox) -> Instant {
+        self.now_and_resume(out).0
+    }
+
+    /// [`Driver::now`], and whether the clocks showed a resume (handled already).
+    fn now_and_resume(&mut self, out: &mut Outbox) -> (Instant, bool) {
         let (now, monotonic) = (Instant::now(), clock::monotonic());
-        if let Some(slept) = self.resume.observe(now, monotonic) {
-            let mut sink = Sink {
-                tun: &self.tun,
-                transport: &self.transport,
-                out,
-            };
-            let peers = self.device.handle_resume(now, &mut sink);
-            tracing::info!(
-                "the system resumed after {}s asleep; new handshake with {peers} peer(s)",
-                slept.as_secs()
-            );
-        }
-        now
+        let Some(slept) = self.resume.observe(now, monotonic) else {
+            return (now, false);
+        };
+        let mut sink = Sink {
+            tun: &self.tun,
+            transport: &self.transport,
+            out,
+        };
+        let peers = self.device.handle_resume(now, &mut sink);
+        tracing::info!(
+            "the system resumed after {}s asleep; new handshake with {peers} peer(s)",
+            slept.as_secs()
+        );
+        (now, true)
     }
 
     /// Encrypts the packets of the read in `batch`, then keeps reading without waiting (up to
@@ -349,13 +385,20 @@ impl<T: TunDevice, S: Transport> Driver<T, S> {
         Ok(())
     }
 
-    fn on_control(&mut self, control: Control) {
+    fn on_control(&mut self, control: Control, out: &mut Outbox) {
         match control {
             Control::Stats(reply) => {
                 let (now, wall) = (Instant::now(), SystemTime::now());
-                let peers = self
-                    .device
-                    .peers()
+                let snapshots = self.device.peers();
+                if let Some(changed_at) = self.network_changed_at {
+                    if snapshots
+                        .iter()
+                        .any(|p| p.last_handshake.is_some_and(|t| t >= changed_at))
+                    {
+                        self.network_changed_at = None;
+                    }
+                }
+                let peers = snapshots
                     .into_iter()
                     .map(|peer| PeerStats {
                         public_key: peer.public_key,
@@ -375,6 +418,40 @@ impl<T: TunDevice, S: Transport> Driver<T, S> {
                     listen_port: self.transport.port(),
                     fwmark: self.transport.fwmark(),
                     peers,
+                    network_changes: self.network_changes,
+                    reconnecting: self.network_changed_at.is_some(),
+                });
+            }
+            Control::Resumed => {
+                let (now, seen) = self.now_and_resume(out);
+                if !seen {
+                    let mut sink = Sink {
+                        tun: &self.tun,
+                        transport: &self.transport,
+                        out,
+                    };
+                    let peers = self.device.handle_resume(now, &mut sink);
+                    tracing::info!(
+                        "the system resumed (logind); new handshake with {peers} peer(s)"
+                    );
+                }
+            }
+            Control::NetworkChanged(reply) => {
+                let now = self.now(out);
+                let mut sink = Sink {
+                    tun: &self.tun,
+                    transport: &self.transport,
+                    out,
+                };
+                let handshakes = self.device.handle_network_change(now, &mut sink);
+                if handshakes > 0 {
+                    self.network_changed_at = Some(now);
+                }
+                self.network_changes += 1;
+                tracing::info!("the network changed; new handshake with {handshakes} peer(s)");
+                let _ = reply.send(NetworkChangeHandled {
+                    handshakes,
+                    number: self.network_changes,
                 });
             }
             Control::Reresolved {
@@ -500,6 +577,84 @@ mod tests {
         let (tx, rx) = oneshot::channel();
         host.uapi.send(Request::Get(tx)).await.unwrap();
         rx.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_network_change_starts_a_handshake_at_once_and_reports_reconnecting_until_it_completes(
+    ) {
+        let network = MemNetwork::default();
+        let (ka, kb) = (PrivateKey::generate(), PrivateKey::generate());
+        let mut to_b = PeerSettings::new(kb.public_key());
+        to_b.endpoint = Some("198.18.0.2:51820".parse().unwrap());
+        to_b.allowed_ips = vec!["198.19.0.2/32".parse().unwrap()];
+        let mut to_a = PeerSettings::new(ka.public_key());
+        to_a.allowed_ips = vec!["198.19.0.1/32".parse().unwrap()];
+        let a = start("198.18.0.1:51820", ka, to_b, &network);
+        let mut b = start("198.18.0.2:51820", kb, to_a, &network);
+        let ping = ipv4([198, 19, 0, 1], [198, 19, 0, 2], b"ping");
+        a.to_tun.send(ping.clone()).unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), b.from_tun.recv()).await;
+        assert_eq!(got.unwrap(), Some(ping));
+        let before = stats(&b).await.peers[0].last_handshake.unwrap();
+        let quiet = stats(&a).await;
+        assert!(!quiet.reconnecting && quiet.network_changes == 0);
+
+        // No traffic, no keepalive: only the change makes a handshake.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (tx, rx) = oneshot::channel();
+        a.control.send(Control::NetworkChanged(tx)).await.unwrap();
+        let handled = rx.await.unwrap();
+        assert_eq!(
+            handled,
+            NetworkChangeHandled {
+                handshakes: 1,
+                number: 1
+            }
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let after = stats(&b).await.peers[0].last_handshake.unwrap();
+            if after > before {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no new handshake within 5 s of the change"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let after = stats(&a).await;
+        assert!(!after.reconnecting, "the handshake completed");
+        assert_eq!(after.network_changes, 1);
+    }
+
+    #[tokio::test]
+    async fn a_resume_the_os_announces_starts_a_fresh_handshake_at_once() {
+        let network = MemNetwork::default();
+        let (ka, kb) = (PrivateKey::generate(), PrivateKey::generate());
+        let mut to_b = PeerSettings::new(kb.public_key());
+        to_b.endpoint = Some("198.18.0.2:51820".parse().unwrap());
+        to_b.allowed_ips = vec!["198.19.0.2/32".parse().unwrap()];
+        let mut to_a = PeerSettings::new(ka.public_key());
+        to_a.allowed_ips = vec!["198.19.0.1/32".parse().unwrap()];
+        let a = start("198.18.0.1:51820", ka, to_b, &network);
+        let mut b = start("198.18.0.2:51820", kb, to_a, &network);
+        let ping = ipv4([198, 19, 0, 1], [198, 19, 0, 2], b"ping");
+        a.to_tun.send(ping.clone()).unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), b.from_tun.recv()).await;
+        assert_eq!(got.unwrap(), Some(ping));
+        let before = stats(&b).await.peers[0].last_handshake.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        a.control.send(Control::Resumed).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while stats(&b).await.peers[0].last_handshake.unwrap() <= before {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no new handshake within 5 s of the resume"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test]

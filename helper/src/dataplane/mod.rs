@@ -14,5 +14,5 @@ pub mod testing;
 pub mod tun;
 pub mod udp;
 
-pub use driver::{Control, DeviceSnapshot, Driver, PeerStats};
+pub use driver::{Control, DeviceSnapshot, Driver, NetworkChangeHandled, PeerStats};
 pub use udp::Transport;

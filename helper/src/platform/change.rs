@@ -134,6 +134,43 @@ pub async fn undo_change(change: &Change) -> anyhow::Result<()> {
     }
 }
 
+/// One recorder shared by the parts of a running tunnel that each journal now and then (the DNS
+/// guard, the network follower), all polled by one task: each call locks it for that call only,
+/// and a call never waits, so the lock is never contended for longer than one journal write.
+pub struct SharedRecorder<'s, 'a, R>(&'s std::sync::Mutex<&'a mut R>);
+
+impl<'s, 'a, R> SharedRecorder<'s, 'a, R> {
+    /// Shares the recorder in `inner`.
+    pub fn new(inner: &'s std::sync::Mutex<&'a mut R>) -> Self {
+        SharedRecorder(inner)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, &'a mut R> {
+        // A panic while journaling leaves the list as it was written; go on with it.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl<C, R: Recorder<C>> Recorder<C> for SharedRecorder<'_, '_, R> {
+    fn record(&mut self, change: C) -> io::Result<()> {
+        self.lock().record(change)
+    }
+    fn not_made(&mut self, change: &C) -> io::Result<()> {
+        self.lock().not_made(change)
+    }
+    fn replace(&mut self, old: &C, new: C) -> io::Result<()> {
+        self.lock().replace(old, new)
+    }
+    fn shared_setting_lock(&self) -> Option<PathBuf> {
+        self.lock().shared_setting_lock()
+    }
+    fn sysctl_held_elsewhere(&self, name: &str) -> Option<SysctlHolder> {
+        self.lock().sysctl_held_elsewhere(name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +185,20 @@ mod tests {
         assert_eq!(list, [1, 2]);
         list.not_made(&3).unwrap();
         assert_eq!(list, [1, 2]);
+    }
+
+    #[test]
+    fn a_shared_recorder_writes_through_to_the_one_list() {
+        let mut list: Vec<u32> = Vec::new();
+        {
+            let shared = std::sync::Mutex::new(&mut list);
+            let mut a = SharedRecorder::new(&shared);
+            let mut b = SharedRecorder::new(&shared);
+            a.record(1).unwrap();
+            b.record(2).unwrap();
+            a.replace(&1, 3).unwrap();
+            b.not_made(&2).unwrap();
+        }
+        assert_eq!(list, vec![3]);
     }
 }

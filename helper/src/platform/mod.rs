@@ -2,7 +2,8 @@
 //! interface's addresses, MTU and link state, the routes for its peers' AllowedIPs, and for a full
 //! tunnel what its OS's method needs: on Linux the policy routing rules and the `src_valid_mark`
 //! sysctl, on macOS host routes to the endpoints via the default gateway (here); DNS ([`dns`]) and
-//! the kill switch ([`firewall`]) in their own modules, on the same journal contract.
+//! the kill switch ([`firewall`]) in their own modules, on the same journal contract; the network
+//! monitor that tells a running tunnel when the network under it changed in [`monitor`].
 //!
 //! It works in two halves, "plan, then apply":
 //! - [`plan`] is a pure function from a [`TunnelConfig`] and a few read-only facts about the system
@@ -54,9 +55,12 @@ pub mod dns;
 pub mod firewall;
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 mod mark_guard;
+pub mod monitor;
 mod plan;
+mod replan;
 
-pub use change::{undo_change, Change, Recorder, SysctlHolder};
+pub use change::{undo_change, Change, Recorder, SharedRecorder, SysctlHolder};
+pub use replan::{mtu_follows_path, reapply, replan};
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -1148,6 +1152,102 @@ mod tests {
             }
         }
         failures
+    }
+
+    fn en1_gateway() -> Gateway {
+        Gateway {
+            address: "198.18.2.1".parse().unwrap(),
+            interface: Some("en1".into()),
+        }
+    }
+
+    #[test]
+    fn a_new_default_gateway_moves_the_endpoint_routes_and_nothing_else() {
+        let current = macos_plan();
+        let mut fresh = macos_plan();
+        fresh.endpoint_routes[0].gateway = en1_gateway();
+        let change = replan(&current, &fresh, false);
+        assert_eq!(change.stale_endpoint_routes, current.endpoint_routes);
+        assert_eq!(change.new_endpoint_routes, fresh.endpoint_routes);
+        assert_eq!(change.mtu, None);
+        assert!(
+            replan(&current, &current, true).is_empty(),
+            "nothing changed"
+        );
+    }
+
+    #[test]
+    fn an_endpoint_with_no_gateway_now_keeps_its_route() {
+        let current = macos_plan();
+        let mut fresh = macos_plan();
+        fresh.endpoint_routes.clear();
+        assert!(replan(&current, &fresh, false).is_empty());
+    }
+
+    #[test]
+    fn the_mtu_follows_the_path_only_when_it_was_derived_from_it() {
+        let current = split_plan();
+        let mut fresh = split_plan();
+        fresh.mtu = 1300;
+        assert_eq!(replan(&current, &fresh, true).mtu, Some(1300));
+        assert_eq!(replan(&current, &fresh, false).mtu, None);
+
+        let config = |extra: &str, allowed: &str| {
+            warren_proto::config::parse(
+                &format!(
+                    "[Interface]\nPrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n{extra}\n\
+                     [Peer]\nPublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\n\
+                     AllowedIPs = {allowed}\nEndpoint = 198.18.250.2:51820\n"
+                ),
+                None,
+            )
+            .unwrap()
+        };
+        let known = PlanInputs {
+            endpoint_mtu: Some(1500),
+            ..PlanInputs::default()
+        };
+        let unknown = PlanInputs::default();
+        let split = config("", "198.18.7.0/24");
+        assert!(mtu_follows_path(&split, &known));
+        assert!(!mtu_follows_path(&split, &unknown), "no path now: keep it");
+        assert!(!mtu_follows_path(
+            &config("MTU = 1380", "198.18.7.0/24"),
+            &known
+        ));
+        assert!(
+            !mtu_follows_path(&config("", "0.0.0.0/0"), &known),
+            "a full tunnel's lookup would go through itself"
+        );
+    }
+
+    #[test]
+    fn reapply_moves_the_route_before_adding_and_journals_what_it_adds() {
+        let mut ops = FakeOps::new();
+        let current = macos_plan();
+        ops.host_routes
+            .insert((current.endpoint_routes[0].host, en0_gateway()));
+        let mut fresh = macos_plan();
+        fresh.endpoint_routes[0].gateway = en1_gateway();
+        fresh.mtu = 1380;
+        let change = replan(&current, &fresh, true);
+        let mut journal = FakeJournal::new(&ops);
+        block_on(replan::reapply_with(&mut ops, &change, "wg0", &mut journal)).unwrap();
+        assert_eq!(
+            ops.log(),
+            [
+                "remove host route 198.18.250.2 via 198.18.0.1",
+                "journal host route 198.18.250.2 via 198.18.2.1",
+                "add host route 198.18.250.2 via 198.18.2.1",
+                "journal mtu 1380 on wg0",
+                "set mtu 1380 link 7",
+            ]
+        );
+        assert_eq!(
+            ops.host_routes,
+            [("198.18.250.2".parse().unwrap(), en1_gateway())].into()
+        );
+        assert_eq!(ops.mtu, Some(1380));
     }
 
     #[test]

@@ -21,6 +21,10 @@
 //! ([`firewall::update`]). A re-resolved address is added to the firewall *before* the driver
 //! is told to use it, so its first packet is not refused.
 //!
+//! **When the network changes** ([`Watcher::with_resolve_requests`], from [`super::network`]):
+//! every name is resolved again at once, and the result applied as above (only while the peer
+//! has not answered: the handshake started for the change has not completed yet).
+//!
 //! **At start** ([`retry_resolving`]): a name that does not resolve is retried with
 //! [`backoff`] (1, 2, 4, 8, then every [`MAX_BACKOFF`] seconds) while the caller shows "waiting
 //! for network"; a name that can never be valid never gets here (the configuration parser refuses
@@ -152,6 +156,20 @@ impl Schedule {
     }
 }
 
+/// The next request on `requests`, or never when there is none (or it closed).
+async fn next_request(requests: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
+    match requests {
+        Some(rx) => match rx.recv().await {
+            Some(()) => Some(()),
+            None => {
+                *requests = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// A peer whose endpoint is a host name.
 #[derive(Debug, Clone)]
 pub struct HostPeer {
@@ -217,6 +235,8 @@ pub struct Watcher {
     hosts: Vec<HostPeer>,
     schedules: HashMap<PublicKey, Schedule>,
     kill_switch: Option<KillSwitchBase>,
+    /// Requests to resolve every host name now (the network changed).
+    resolve_requests: Option<mpsc::Receiver<()>>,
 }
 
 impl Watcher {
@@ -233,7 +253,15 @@ impl Watcher {
             hosts,
             schedules: HashMap::new(),
             kill_switch,
+            resolve_requests: None,
         }
+    }
+
+    /// Also resolves every host name (not already being resolved) on each request from
+    /// `requests`: the network changed ([`super::network`]).
+    pub fn with_resolve_requests(mut self, requests: mpsc::Receiver<()>) -> Self {
+        self.resolve_requests = Some(requests);
+        self
     }
 
     /// Runs until the driver goes away (its control channel closes). Cancel-safe between steps:
@@ -254,7 +282,39 @@ impl Watcher {
                 Some(Ok((peer, result))) = resolving.join_next() => {
                     self.resolved(peer, result).await;
                 }
+                Some(()) = next_request(&mut self.resolve_requests) => {
+                    let Some(snapshot) = self.snapshot().await else { return };
+                    self.resolve_all(&snapshot, &mut resolving);
+                }
             }
+        }
+    }
+
+    /// Resolves every host name now (the network changed), except those already in flight.
+    fn resolve_all(
+        &mut self,
+        snapshot: &DeviceSnapshot,
+        resolving: &mut JoinSet<(PublicKey, io::Result<SocketAddr>)>,
+    ) {
+        let now = Instant::now();
+        for host in &self.hosts {
+            let schedule = self.schedules.entry(host.peer).or_default();
+            if schedule.in_flight {
+                continue;
+            }
+            schedule.started(now);
+            tracing::info!(
+                "{}: the network changed; resolving {} again",
+                self.ifname,
+                host.host
+            );
+            let current = snapshot
+                .peers
+                .iter()
+                .find(|p| p.public_key == host.peer)
+                .and_then(|p| p.endpoint);
+            let (peer, name, port) = (host.peer, host.host.clone(), host.port);
+            resolving.spawn(async move { (peer, resolve(&name, port, current).await) });
         }
     }
 

@@ -21,9 +21,12 @@
 //!      gets a [`Control`] channel to the driver (statistics for status and liveness);
 //!   4. the driver runs until `shutdown` completes (or the TUN fails), and next to it the
 //!      [`Watcher`] (see [`endpoints`]): host names resolved again while their peers do
-//!      not answer, and the kill switch kept on the endpoints the driver uses; and the DNS guard
+//!      not answer, and the kill switch kept on the endpoints the driver uses; the DNS guard
 //!      ([`dns::guard`]): under the `file` method, a resolv.conf rewritten by another program is
-//!      taken as the new original (journaled) and the tunnel's written again;
+//!      taken as the new original (journaled) and the tunnel's written again; and the
+//!      [`network`] follower: on a change of the network under the tunnel (the network
+//!      monitor), handshakes at once, names resolved again, the MTU and endpoint routes
+//!      re-checked; and on logind's resume signal (Linux) fresh handshakes, as for a clock jump;
 //!   5. teardown, the mirror image: PreDown hooks, the UAPI socket, the journal undone newest
 //!      first (while the TUN still exists), the TUN, PostDown hooks.
 //!
@@ -42,13 +45,14 @@
 //! lives in `TunnelConfig`'s `PrivateKey`, which is zeroized on drop).
 
 pub mod endpoints;
+pub mod network;
 
 use crate::dataplane::udp::Sockets;
 use crate::dataplane::{Control, Driver, Transport as _};
 use crate::journal::{self, Journal, Recovery};
 use crate::platform::dns::{self, DnsPlan, DnsPlanError};
 use crate::platform::firewall::{self, KillSwitchError, KillSwitchInput, KillSwitchMode};
-use crate::platform::{self, PlanInputs};
+use crate::platform::{self, PlanInputs, SharedRecorder};
 use crate::uapi;
 use anyhow::{bail, Context};
 use endpoints::{HostPeer, KillSwitchBase, Watcher};
@@ -244,6 +248,9 @@ pub struct Running {
     pub interface: String,
     /// Requests to the driver; closing it changes nothing.
     pub control: mpsc::Sender<Control>,
+    /// The number of each network change whose handshakes started ([`network`]); until a
+    /// handshake completes after it, the driver's snapshots say `reconnecting`.
+    pub network_changes: mpsc::UnboundedReceiver<u64>,
 }
 
 impl Prepared {
@@ -496,7 +503,7 @@ async fn run_journaled(
     let tun_name = tun.name;
     let first_endpoint = peers.iter().find_map(|p| p.endpoint).map(|e| e.ip());
     let mut inputs = platform::read_inputs(first_endpoint).await?;
-    inputs.resolved_endpoints = resolved_endpoints;
+    inputs.resolved_endpoints = resolved_endpoints.clone();
     let plan = platform::plan(config, &tun_name, &inputs)?;
     for warning in &plan.warnings {
         tracing::warn!("{tun_name}: {warning}");
@@ -560,22 +567,40 @@ async fn run_journaled(
             plan.mtu,
             plan.routing_summary(),
         );
-        // The watcher ends with this block, before the journal is undone below: no kill switch
-        // update can come after the undo.
-        let watcher = Watcher::new(
-            tun_name.clone(),
-            control.clone(),
-            host_peers(config),
-            kill_switch_base,
-        );
+        // The watcher and the network follower end with this block, before the journal is
+        // undone below: no kill switch update or re-plan can come after the undo.
+        let hosts = host_peers(config);
+        let (resolve_now, resolve_requests) = mpsc::channel(1);
+        let dependents = network::Dependents {
+            host_names: !hosts.is_empty(),
+            plan_follows_network: network::plan_follows_network(config, &plan),
+        };
+        let watcher = Watcher::new(tun_name.clone(), control.clone(), hosts, kill_switch_base)
+            .with_resolve_requests(resolve_requests);
+        let (changes, network_changes) = mpsc::unbounded_channel();
+        let sleep_control = control.clone();
+        let follower = network::Follower {
+            config,
+            plan: plan.clone(),
+            first_endpoint,
+            resolved_endpoints,
+            dependents,
+            control: control.clone(),
+            resolve_now,
+            changes,
+        };
         on_up(Running {
             interface: tun_name.clone(),
             control,
+            network_changes,
         });
-        // The DNS guard borrows the journal until this block ends, before the undo below.
+        // The DNS guard and the network follower share the journal until this block ends,
+        // before the undo below.
+        let shared = std::sync::Mutex::new(&mut *journal);
+        let mut follower_journal = SharedRecorder::new(&shared);
         let dns_guard = async {
             if let Some(dns_plan) = &dns_plan {
-                dns::guard(dns_plan, &dns_applied, &mut *journal).await;
+                dns::guard(dns_plan, &dns_applied, &mut SharedRecorder::new(&shared)).await;
             }
             // Given up, or nothing to keep: the tunnel runs on regardless.
             std::future::pending::<()>().await;
@@ -584,6 +609,12 @@ async fn run_journaled(
             result = driver.run(shutdown) => result,
             () = watcher.run() => Err(anyhow::anyhow!("the endpoint watcher stopped")),
             () = dns_guard => Err(anyhow::anyhow!("the DNS guard stopped")),
+            () = network::follow(follower, &mut follower_journal) => {
+                Err(anyhow::anyhow!("the network follower stopped"))
+            }
+            () = network::follow_sleep(&tun_name, sleep_control) => {
+                Err(anyhow::anyhow!("the sleep follower stopped"))
+            }
         }
     }
     .await;

@@ -2,10 +2,13 @@
 //! calls that several modules need (so that each `unsafe` block and its safety argument is
 //! written once), where the helper's files live on each OS ([`paths`]), the one way a private
 //! file is written ([`write_private_atomically`]), the OS's stop requests as one future
-//! ([`shutdown`]), the lock around kernel settings that tunnels share ([`setting_lock`]), and the per-OS parts shared by several concerns (`windows`: the IP Helper API,
-//! named-pipe security, the service).
+//! ([`shutdown`]), the lock around kernel settings that tunnels share ([`setting_lock`]),
+//! logind's sleep signals on Linux (`logind`), and the per-OS parts shared by several concerns
+//! (`windows`: the IP Helper API, named-pipe security, the service).
 
 mod atomic;
+#[cfg(target_os = "linux")]
+pub mod logind;
 pub mod paths;
 pub mod setting_lock;
 pub mod shutdown;

@@ -20,6 +20,8 @@
 //! rekey and passive keepalive, plus our persistent keepalive, and the rate limiter's reset.
 //! After the host slept ([`Device::handle_resume`], when the driver's
 //! [`crate::clock::ResumeDetector`] sees the jump): a fresh handshake with every active peer.
+//! After the network changed ([`Device::handle_network_change`], from the helper's network
+//! monitor): a handshake with every peer that has an endpoint, on the sessions it has.
 //!
 //! **Replying from the address the peer sent to.** On a host with several addresses, a peer that
 //! sent to one of them must get its answers from that same address, or it sees a new source,
@@ -754,6 +756,40 @@ impl Device {
             );
             peer.awaiting_confirmation = false;
             match peer.tunn.format_handshake_initiation(&mut self.buf, false) {
+                TunnResult::WriteToNetwork(initiation) => {
+                    peer.note_sent(now, initiation);
+                    out.send_datagram(endpoint, initiation);
+                    started += 1;
+                }
+                TunnResult::Err(e) => tracing::debug!(error = ?e, "failed to start a handshake"),
+                _ => {}
+            }
+        }
+        started
+    }
+
+    /// The host's network changed (a default route, an address or a link; the helper's network
+    /// monitor saw it). The peers may now reach us at another address, or we them by another
+    /// path, and a peer without traffic would only learn of it when a timer fires — minutes
+    /// later, without persistent keepalive. So every peer with an endpoint gets a handshake
+    /// initiation now: its answer proves the new path, and its arrival moves the peer's
+    /// endpoint for us to wherever we now are (roaming). Unlike [`Device::handle_resume`] the
+    /// sessions are kept — the keys are still good, only the path changed — so traffic flows on
+    /// them until the new handshake completes. The local address the peer last reached us at is
+    /// forgotten (it may be gone, or no longer the right one): the OS picks the source until the
+    /// peer's next authenticated datagram names one again. A handshake already under way is
+    /// sent again now, on the new path (its last try probably went out on the old one, or not
+    /// at all while there was no network; the retry timer would wait up to five seconds).
+    /// Returns how many initiations were sent.
+    pub fn handle_network_change(&mut self, now: Instant, out: &mut impl Output) -> usize {
+        let mut started = 0;
+        for peer in self.peers.iter_mut().flatten() {
+            let Some(endpoint) = &mut peer.endpoint else {
+                continue;
+            };
+            endpoint.local = None;
+            let endpoint = *endpoint;
+            match peer.tunn.format_handshake_initiation(&mut self.buf, true) {
                 TunnResult::WriteToNetwork(initiation) => {
                     peer.note_sent(now, initiation);
                     out.send_datagram(endpoint, initiation);

@@ -282,3 +282,63 @@ fn an_unanswered_initiation_is_timed_from_its_first_try_until_the_peer_answers()
         "{after:?}"
     );
 }
+
+#[test]
+fn a_network_change_sends_a_handshake_at_once_from_the_new_address_and_keeps_the_session() {
+    let (mut a, mut b) = pair();
+    let before = ipv4("198.19.0.1", "198.19.0.2", b"before");
+    a.send_packet(Instant::now(), &before);
+    deliver_all(&mut [&mut a, &mut b], Instant::now());
+    assert_eq!(b.take_delivered(), vec![before]);
+    let first = b.device.peers()[0].last_handshake.unwrap();
+
+    // Idle, no keepalive: nothing would be sent for minutes. Then a's address changes.
+    run_for(&mut [&mut a, &mut b], Duration::from_secs(30), true);
+    assert!(a.out.datagrams.is_empty() && b.out.datagrams.is_empty());
+    a.addr = "198.18.9.1:51820".parse().unwrap();
+    assert_eq!(
+        a.device.handle_network_change(Instant::now(), &mut a.out),
+        1
+    );
+    let sent: Vec<usize> = a.out.datagrams.iter().map(|d| d.1.len()).collect();
+    assert_eq!(sent, vec![HANDSHAKE_INIT_LEN], "an initiation at once");
+    assert_eq!(
+        a.out.datagrams[0].2, None,
+        "sent from the OS's choice of source, not the old address"
+    );
+    // A second change while that handshake is under way sends it again, on the newest path.
+    a.out.datagrams.clear();
+    assert_eq!(
+        a.device.handle_network_change(Instant::now(), &mut a.out),
+        1
+    );
+    assert_eq!(a.out.datagrams[0].1.len(), HANDSHAKE_INIT_LEN);
+
+    // Data still flows on the old session until the new one completes.
+    let during = ipv4("198.19.0.1", "198.19.0.2", b"during");
+    a.send_packet(Instant::now(), &during);
+    deliver_all(&mut [&mut a, &mut b], Instant::now());
+    assert_eq!(b.take_delivered(), vec![during]);
+    let peer_of_b = &b.device.peers()[0];
+    assert!(peer_of_b.last_handshake.unwrap() > first, "a new handshake");
+    assert_eq!(
+        peer_of_b.endpoint,
+        Some(a.addr),
+        "b roamed to a's new address"
+    );
+}
+
+#[test]
+fn a_network_change_leaves_peers_without_an_endpoint_alone() {
+    let (mut a, mut b) = pair();
+    // b has no endpoint for a until a's first datagram arrives.
+    assert_eq!(
+        b.device.handle_network_change(Instant::now(), &mut b.out),
+        0
+    );
+    assert!(b.out.datagrams.is_empty());
+    assert_eq!(
+        a.device.handle_network_change(Instant::now(), &mut a.out),
+        1
+    );
+}

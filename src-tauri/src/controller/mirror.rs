@@ -265,6 +265,7 @@ impl Mirror {
                         }
                     }
                     TunnelState::Connected { .. }
+                    | TunnelState::Reconnecting { .. }
                     | TunnelState::WaitingForNetwork { .. }
                     | TunnelState::Disconnecting
                     | TunnelState::Error { .. } => {}

@@ -131,7 +131,11 @@ reason: string, } | { "kind": "connected",
 /**
  * When, in seconds since the Unix epoch.
  */
-since_unix_secs: number, } | { "kind": "disconnecting" } | { "kind": "error", 
+since_unix_secs: number, } | { "kind": "reconnecting", 
+/**
+ * The helper's words: `network changed`.
+ */
+reason: string, } | { "kind": "disconnecting" } | { "kind": "error", 
 /**
  * The helper's sentence.
  */

@@ -45,6 +45,21 @@ describe("tunnel state mapping", () => {
     expect(primaryAction(waiting, connected)).toEqual({ label: "Disconnect", action: "disconnect", enabled: true });
   });
 
+  it("shows a tunnel reconnecting after a network change as busy, with its latest handshake", () => {
+    const reconnecting = tunnel({
+      state: { kind: "reconnecting", reason: "network changed" },
+      peers: [
+        { public_key: "pk", endpoint: "198.18.0.2:51820", allowed_ips: [], last_handshake_unix_secs: 940, rx_bytes: 1, tx_bytes: 1 },
+      ],
+    });
+    expect(stateLabel(reconnecting.state)).toBe("Reconnecting (network changed)…");
+    expect(tunnelTone(reconnecting)).toBe("busy");
+    expect(stateDetail(reconnecting, 1000)).toContain("The network changed");
+    expect(stateDetail(reconnecting, 1000)).toContain("latest handshake 1 min ago");
+    expect(isUp(reconnecting.state)).toBe(true);
+    expect(primaryAction(reconnecting, connected)).toEqual({ label: "Disconnect", action: "disconnect", enabled: true });
+  });
+
   it("offers disconnect whenever something of the tunnel may be up", () => {
     expect(isUp({ kind: "error", reason: "x" })).toBe(true);
     expect(primaryAction(tunnel(), connected)).toEqual({ label: "Connect", action: "connect", enabled: true });

@@ -26,6 +26,8 @@ export function stateLabel(state: StateView): string {
       return "Waiting for network…";
     case "connected":
       return "Connected";
+    case "reconnecting":
+      return "Reconnecting (network changed)…";
     case "disconnecting":
       return "Disconnecting…";
     case "error":
@@ -42,6 +44,7 @@ export function tunnelTone(tunnel: TunnelView): Tone {
       return "off";
     case "connecting":
     case "waiting_for_network":
+    case "reconnecting":
     case "disconnecting":
       return "busy";
     case "connected":
@@ -57,6 +60,7 @@ export function isUp(state: StateView): boolean {
     state.kind === "connecting" ||
     state.kind === "waiting_for_network" ||
     state.kind === "connected" ||
+    state.kind === "reconnecting" ||
     state.kind === "error"
   );
 }
@@ -116,6 +120,8 @@ export function stateDetail(tunnel: TunnelView, nowSecs: number): string {
       const up = `Up for ${formatDuration(nowSecs - state.since_unix_secs)}`;
       return `${up} · latest handshake ${formatAgo(latestHandshake(tunnel), nowSecs)}`;
     }
+    case "reconnecting":
+      return `The network changed; a new handshake with the peer is under way (latest handshake ${formatAgo(latestHandshake(tunnel), nowSecs)}).`;
     case "disconnecting":
       return "Undoing routes, DNS and firewall changes.";
     case "error":

@@ -45,7 +45,9 @@ use zeroize::Zeroizing;
 ///
 /// 3: [`TunnelState::WaitingForNetwork`] (a version-2 client could not read it; it gets the
 /// version mismatch, which tells the user which side to update).
-pub const PROTOCOL_VERSION: u32 = 3;
+///
+/// 4: [`TunnelState::Reconnecting`] (likewise: a version-3 client could not read it).
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// A connected tunnel whose newest handshake is older than this is [`Health::Degraded`]
 /// (WireGuard rekeys every 120 s while traffic flows, and a session is dead after 180 s).
@@ -352,8 +354,9 @@ pub enum Event {
 ///
 /// ```text
 /// Disconnected → Connecting → Connected → Disconnecting → Disconnected
-///                  ↓    ↑ ↘            ↘
-///   WaitingForNetwork    Error ← ← ← ←  (→ Disconnecting → Disconnected, or a retry → Connecting)
+///                  ↓    ↑ ↘     ↓   ↑  ↘
+///   WaitingForNetwork    Error ← Reconnecting  (Error → Disconnecting → Disconnected, or a
+///                          ↑ ← ← ← ← ← ← ←      retry → Connecting)
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -367,6 +370,14 @@ pub enum TunnelState {
     /// it comes up by itself once the name resolves.
     WaitingForNetwork {
         /// Why it waits (the resolver's answer), for humans.
+        reason: String,
+    },
+    /// It was connected, and the host's network changed under it (a default route, an address
+    /// or a link): handshakes have started at once with every peer that has an endpoint, and
+    /// none has completed since. Back to `Connected` when one does; it stays here while none
+    /// can (the new network does not reach the peers).
+    Reconnecting {
+        /// Why, for humans: `network changed`.
         reason: String,
     },
     /// A handshake with a peer completed: traffic can flow. ("Interface created" is not enough.)
@@ -391,6 +402,7 @@ impl fmt::Display for TunnelState {
             TunnelState::WaitingForNetwork { reason } => {
                 write!(f, "waiting for network: {reason}")
             }
+            TunnelState::Reconnecting { reason } => write!(f, "reconnecting ({reason})"),
             TunnelState::Connected { .. } => f.write_str("connected"),
             TunnelState::Disconnecting => f.write_str("disconnecting"),
             TunnelState::Error { reason } => write!(f, "error: {reason}"),
@@ -806,6 +818,7 @@ pub(crate) mod tests {
                     TunnelState::Disconnecting => 18,
                     TunnelState::Error { .. } => 19,
                     TunnelState::WaitingForNetwork { .. } => 24,
+                    TunnelState::Reconnecting { .. } => 25,
                 },
                 Event::Stats { .. } => 20,
                 Event::HelperStopping => 21,
@@ -814,7 +827,7 @@ pub(crate) mod tests {
             HelperMessage::Closing { .. } => 23,
         }
     }
-    const HELPER_VARIANTS: usize = 25;
+    const HELPER_VARIANTS: usize = 26;
 
     /// One client message per variant (and per request variant).
     pub(crate) fn client_samples() -> Vec<ClientMessage> {
@@ -937,6 +950,9 @@ pub(crate) mod tests {
             state(TunnelState::Connected {
                 since_unix_secs: 1_700_000_000,
             }),
+            state(TunnelState::Reconnecting {
+                reason: "network changed".into(),
+            }),
             state(TunnelState::Disconnecting),
             state(TunnelState::Error {
                 reason: "no route to 198.18.0.1".into(),
@@ -986,7 +1002,7 @@ pub(crate) mod tests {
         let cases: Vec<(String, &str)> = vec![
             (
                 serde_json::to_string(&ClientMessage::hello("warren-cli")).unwrap(),
-                r#"{"hello":{"version":3,"client":"warren-cli"}}"#,
+                r#"{"hello":{"version":4,"client":"warren-cli"}}"#,
             ),
             (
                 serde_json::to_string(&ClientMessage::Request {
@@ -1006,7 +1022,7 @@ pub(crate) mod tests {
             ),
             (
                 serde_json::to_string(&HelperMessage::hello("0.1.0")).unwrap(),
-                r#"{"hello":{"version":3,"helper_version":"0.1.0"}}"#,
+                r#"{"hello":{"version":4,"helper_version":"0.1.0"}}"#,
             ),
             (
                 serde_json::to_string(&HelperMessage::Response {
@@ -1142,6 +1158,14 @@ pub(crate) mod tests {
         assert_eq!(
             serde_json::to_string(&waiting).unwrap(),
             r#"{"kind":"waiting_for_network","reason":"no such name"}"#
+        );
+        let reconnecting = TunnelState::Reconnecting {
+            reason: "network changed".into(),
+        };
+        assert_eq!(reconnecting.to_string(), "reconnecting (network changed)");
+        assert_eq!(
+            serde_json::to_string(&reconnecting).unwrap(),
+            r#"{"kind":"reconnecting","reason":"network changed"}"#
         );
         assert_eq!(
             TunnelState::Error {

@@ -9,8 +9,8 @@
 //! stats, log lines) to clients that subscribed. A sample exchange:
 //!
 //! ```text
-//! → {"hello":{"version":3,"client":"warren-cli 0.1.0"}}
-//! ← {"hello":{"version":3,"helper_version":"0.1.0"}}
+//! → {"hello":{"version":4,"client":"warren-cli 0.1.0"}}
+//! ← {"hello":{"version":4,"helper_version":"0.1.0"}}
 //! → {"request":{"id":1,"request":{"command":"subscribe","args":{"topics":["state"]}}}}
 //! ← {"response":{"id":1,"result":{"ok":{"kind":"done"}}}}
 //! → {"request":{"id":2,"request":{"command":"connect_system","args":{"name":"office"}}}}
