@@ -1085,33 +1085,12 @@ mod tests {
     use super::*;
     use crate::platform::{Family, Link, NetworkChange, PolicyRule, MAIN_TABLE, SRC_VALID_MARK};
     use std::cell::RefCell;
-    use std::sync::atomic::{AtomicU32, Ordering};
 
-    /// A fresh directory under the system's temp dir, removed on drop.
-    struct TempDir(PathBuf);
+    use crate::sys::test_dir::TempDir;
 
-    impl TempDir {
-        fn new() -> TempDir {
-            static NEXT: AtomicU32 = AtomicU32::new(0);
-            let dir = std::env::temp_dir().join(format!(
-                "warren-journal-test-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = fs::remove_dir_all(&dir);
-            TempDir(dir)
-        }
-
-        /// The state directory inside it (created by the journal).
-        fn state(&self) -> PathBuf {
-            self.0.join("state")
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
+    /// The state directory inside `dir` (created by the journal).
+    fn state(dir: &TempDir) -> PathBuf {
+        dir.0.join("state")
     }
 
     fn route(n: u32) -> Change {
@@ -1202,9 +1181,9 @@ mod tests {
 
     #[test]
     fn records_are_written_atomically_to_a_private_file() {
-        let tmp = TempDir::new();
-        let mut journal = Journal::create(&tmp.state(), "wg0").unwrap();
-        assert_eq!(journal.path(), tmp.state().join("wg0.journal"));
+        let tmp = TempDir::new("journal");
+        let mut journal = Journal::create(&state(&tmp), "wg0").unwrap();
+        assert_eq!(journal.path(), state(&tmp).join("wg0.journal"));
         journal.record(route(1)).unwrap();
         journal.record(sysctl()).unwrap();
 
@@ -1216,7 +1195,7 @@ mod tests {
         assert_eq!(contents.boot_id, boot_id());
         assert_eq!(contents.netns, netns_id());
         // No temporary file is left behind.
-        let mut names: Vec<String> = fs::read_dir(tmp.state())
+        let mut names: Vec<String> = fs::read_dir(state(&tmp))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
@@ -1224,9 +1203,9 @@ mod tests {
         assert_eq!(names, ["wg0.journal", "wg0.lock"]);
         #[cfg(unix)]
         {
-            assert_eq!(mode(&tmp.state()), 0o700);
+            assert_eq!(mode(&state(&tmp)), 0o700);
             assert_eq!(mode(journal.path()), 0o600);
-            assert_eq!(mode(&tmp.state().join("wg0.lock")), 0o600);
+            assert_eq!(mode(&state(&tmp).join("wg0.lock")), 0o600);
         }
 
         assert_eq!(journal.forget_last().unwrap(), Some(sysctl()));
@@ -1234,15 +1213,15 @@ mod tests {
         assert!(!journal.forget(&route(1)).unwrap());
         assert!(on_disk(journal.path()).changes.is_empty());
         journal.close().unwrap();
-        assert_eq!(fs::read_dir(tmp.state()).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(state(&tmp)).unwrap().count(), 0);
     }
 
     #[test]
     fn two_locks_on_the_same_journal_conflict_until_the_first_is_released() {
         // Run on every OS (flock on Unix, LockFileEx on Windows).
-        let tmp = TempDir::new();
-        prepare_dir(&tmp.state()).unwrap();
-        let path = tmp.state().join("wg0.lock");
+        let tmp = TempDir::new("journal");
+        prepare_dir(&state(&tmp)).unwrap();
+        let path = state(&tmp).join("wg0.lock");
         let first = Lock::acquire(&path)
             .unwrap()
             .expect("the first lock is free");
@@ -1250,7 +1229,7 @@ mod tests {
             Lock::acquire(&path).unwrap().is_none(),
             "a second lock on a held journal must fail"
         );
-        let other = Lock::acquire(&tmp.state().join("wg1.lock")).unwrap();
+        let other = Lock::acquire(&state(&tmp).join("wg1.lock")).unwrap();
         assert!(other.is_some(), "another interface is independent");
         first.release();
         assert!(!path.exists(), "a released lock's file is removed");
@@ -1260,17 +1239,17 @@ mod tests {
 
     #[test]
     fn a_loose_state_dir_is_tightened_and_a_foreign_file_refused() {
-        let tmp = TempDir::new();
+        let tmp = TempDir::new("journal");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            fs::create_dir_all(tmp.state()).unwrap();
-            fs::set_permissions(tmp.state(), fs::Permissions::from_mode(0o755)).unwrap();
-            Journal::create(&tmp.state(), "wg0")
+            fs::create_dir_all(state(&tmp)).unwrap();
+            fs::set_permissions(state(&tmp), fs::Permissions::from_mode(0o755)).unwrap();
+            Journal::create(&state(&tmp), "wg0")
                 .unwrap()
                 .close()
                 .unwrap();
-            assert_eq!(mode(&tmp.state()), 0o700);
+            assert_eq!(mode(&state(&tmp)), 0o700);
         }
         fs::create_dir_all(&tmp.0).unwrap();
         let file = tmp.0.join("file");
@@ -1281,48 +1260,48 @@ mod tests {
 
     #[test]
     fn create_refuses_while_held_and_while_a_leftover_is_there() {
-        let tmp = TempDir::new();
-        let mut journal = Journal::create(&tmp.state(), "wg0").unwrap();
+        let tmp = TempDir::new("journal");
+        let mut journal = Journal::create(&state(&tmp), "wg0").unwrap();
         journal.record(route(1)).unwrap();
-        let err = Journal::create(&tmp.state(), "wg0").unwrap_err();
+        let err = Journal::create(&state(&tmp), "wg0").unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
                 "interface wg0 is in use by another running warren-helper (it holds {})",
-                tmp.state().join("wg0.lock").display()
+                state(&tmp).join("wg0.lock").display()
             )
         );
         // Another interface is independent.
-        Journal::create(&tmp.state(), "wg1")
+        Journal::create(&state(&tmp), "wg1")
             .unwrap()
             .close()
             .unwrap();
         // A leftover of the running one is not a leftover.
         assert!(matches!(
-            Journal::leftover(&tmp.state(), "wg0"),
+            Journal::leftover(&state(&tmp), "wg0"),
             Err(JournalError::InUse { .. })
         ));
 
         crash(journal);
-        let err = Journal::create(&tmp.state(), "wg0").unwrap_err();
+        let err = Journal::create(&state(&tmp), "wg0").unwrap_err();
         assert!(matches!(err, JournalError::LeftOver { .. }), "{err:?}");
         assert!(err.to_string().contains("warren-helper recover"), "{err}");
     }
 
     #[test]
     fn leftovers_are_found_loaded_and_recovered_newest_first() {
-        let tmp = TempDir::new();
-        let mut a = Journal::create(&tmp.state(), "wg0").unwrap();
+        let tmp = TempDir::new("journal");
+        let mut a = Journal::create(&state(&tmp), "wg0").unwrap();
         for change in [route(1), route(2), sysctl(), rule()] {
             a.record(change).unwrap();
         }
         crash(a);
-        let mut b = Journal::create(&tmp.state(), "wg1").unwrap();
+        let mut b = Journal::create(&state(&tmp), "wg1").unwrap();
         b.record(route(3)).unwrap();
         crash(b);
-        let live = Journal::create(&tmp.state(), "wg2").unwrap();
+        let live = Journal::create(&state(&tmp), "wg2").unwrap();
 
-        let leftovers = Journal::leftovers(&tmp.state()).unwrap();
+        let leftovers = Journal::leftovers(&state(&tmp)).unwrap();
         assert_eq!(leftovers.len(), 3);
         let mut loaded: Vec<Journal> = Vec::new();
         for leftover in leftovers {
@@ -1351,15 +1330,15 @@ mod tests {
         assert_eq!(outcome.undone, *order.borrow());
         assert!(outcome.is_complete());
         wg0.close().unwrap();
-        assert!(!tmp.state().join("wg0.journal").exists());
-        assert!(!tmp.state().join("wg0.lock").exists());
+        assert!(!state(&tmp).join("wg0.journal").exists());
+        assert!(!state(&tmp).join("wg0.lock").exists());
         live.close().unwrap();
     }
 
     #[test]
     fn failed_undos_stay_for_the_next_attempt_and_undo_is_repeatable() {
-        let tmp = TempDir::new();
-        let mut journal = Journal::create(&tmp.state(), "wg0").unwrap();
+        let tmp = TempDir::new("journal");
+        let mut journal = Journal::create(&state(&tmp), "wg0").unwrap();
         for change in [route(1), route(2), route(3)] {
             journal.record(change).unwrap();
         }
@@ -1385,7 +1364,7 @@ mod tests {
             matches!(err, JournalError::NotEmpty { count: 1, .. }),
             "{err:?}"
         );
-        let mut again = Journal::leftover(&tmp.state(), "wg0").unwrap().unwrap();
+        let mut again = Journal::leftover(&state(&tmp), "wg0").unwrap().unwrap();
         assert_eq!(again.path(), path);
         let calls = RefCell::new(0);
         let outcome = block_on(again.undo_all_with(|_| {
@@ -1395,7 +1374,7 @@ mod tests {
         assert_eq!(*calls.borrow(), 1);
         assert_eq!(outcome.undone, [route(2)]);
         again.close().unwrap();
-        assert!(Journal::leftover(&tmp.state(), "wg0").unwrap().is_none());
+        assert!(Journal::leftover(&state(&tmp), "wg0").unwrap().is_none());
     }
 
     /// A journal exactly as format 1 was written before the change types moved to
@@ -1443,10 +1422,10 @@ mod tests {
     fn a_journal_of_format_1_is_read_and_undone_in_order() {
         use crate::platform::dns::{DnsChange, OriginalResolvConf};
         use crate::platform::firewall::FirewallChange;
-        let tmp = TempDir::new();
-        prepare_dir(&tmp.state()).unwrap();
-        fs::write(tmp.state().join("wg0.journal"), FORMAT_1_JOURNAL).unwrap();
-        let mut journal = Journal::leftover(&tmp.state(), "wg0").unwrap().unwrap();
+        let tmp = TempDir::new("journal");
+        prepare_dir(&state(&tmp)).unwrap();
+        fs::write(state(&tmp).join("wg0.journal"), FORMAT_1_JOURNAL).unwrap();
+        let mut journal = Journal::leftover(&state(&tmp), "wg0").unwrap().unwrap();
         assert_eq!(journal.pid(), 4242);
         let dns_link = Change::Dns(DnsChange::ResolvedLink {
             ifname: "wg0".into(),
@@ -1510,15 +1489,15 @@ mod tests {
     #[test]
     #[cfg(target_os = "linux")]
     fn a_journal_of_another_namespace_is_left_alone() {
-        let tmp = TempDir::new();
-        plant(&tmp.state(), "wg0", boot_id().as_deref(), Some("net:[1]"));
-        let err = Journal::leftover(&tmp.state(), "wg0").unwrap_err();
+        let tmp = TempDir::new("journal");
+        plant(&state(&tmp), "wg0", boot_id().as_deref(), Some("net:[1]"));
+        let err = Journal::leftover(&state(&tmp), "wg0").unwrap_err();
         assert!(
             matches!(&err, JournalError::OtherNamespace { netns, .. } if netns == "net:[1]"),
             "{err:?}"
         );
         assert!(err.to_string().contains("inside that namespace"), "{err}");
-        let reports = block_on(recover(&tmp.state(), None)).unwrap();
+        let reports = block_on(recover(&state(&tmp), None)).unwrap();
         assert!(
             matches!(
                 reports[..],
@@ -1526,25 +1505,25 @@ mod tests {
             ),
             "{reports:?}"
         );
-        assert!(tmp.state().join("wg0.journal").exists());
+        assert!(state(&tmp).join("wg0.journal").exists());
     }
 
     #[test]
     #[cfg(target_os = "linux")]
     fn only_journals_of_this_boot_and_namespace_hold_a_shared_sysctl() {
-        let tmp = TempDir::new();
-        plant(&tmp.state(), "wg1", boot_id().as_deref(), Some("net:[1]"));
+        let tmp = TempDir::new("journal");
+        plant(&state(&tmp), "wg1", boot_id().as_deref(), Some("net:[1]"));
         plant(
-            &tmp.state(),
+            &state(&tmp),
             "wg2",
             Some("another-boot"),
             netns_id().as_deref(),
         );
-        let me = Journal::create(&tmp.state(), "wg0").unwrap();
+        let me = Journal::create(&state(&tmp), "wg0").unwrap();
         assert_eq!(me.sysctl_held_elsewhere(SRC_VALID_MARK), None);
         // A leftover of this boot and namespace holds it: its change is still in place.
         plant(
-            &tmp.state(),
+            &state(&tmp),
             "wg3",
             boot_id().as_deref(),
             netns_id().as_deref(),
@@ -1563,10 +1542,10 @@ mod tests {
     #[test]
     #[cfg(target_os = "linux")]
     fn network_changes_of_an_earlier_boot_are_void() {
-        let tmp = TempDir::new();
+        let tmp = TempDir::new("journal");
         // Another boot: even another namespace id means nothing any more.
-        plant(&tmp.state(), "wg0", Some("another-boot"), Some("net:[1]"));
-        let mut journal = Journal::leftover(&tmp.state(), "wg0").unwrap().unwrap();
+        plant(&state(&tmp), "wg0", Some("another-boot"), Some("net:[1]"));
+        let mut journal = Journal::leftover(&state(&tmp), "wg0").unwrap().unwrap();
         assert!(journal.is_from_earlier_boot());
         let outcome = block_on(journal.undo_all_with(|change| async move {
             panic!("{change} was undone, but the reboot took it already")
@@ -1577,36 +1556,36 @@ mod tests {
 
     #[test]
     fn unreadable_journals_are_reported_not_guessed_at() {
-        let tmp = TempDir::new();
-        let journal = Journal::create(&tmp.state(), "wg0").unwrap();
+        let tmp = TempDir::new("journal");
+        let journal = Journal::create(&state(&tmp), "wg0").unwrap();
         let path = journal.path().to_owned();
         crash(journal);
         fs::write(&path, "{\"version\": 1, \"ifname\": \"wg0\"").unwrap();
-        let err = Journal::leftover(&tmp.state(), "wg0").unwrap_err();
+        let err = Journal::leftover(&state(&tmp), "wg0").unwrap_err();
         assert!(
             err.to_string()
                 .starts_with(&format!("failed to parse journal {}: ", path.display())),
             "{err}"
         );
         fs::write(&path, "{\"version\": 99}").unwrap();
-        let err = Journal::leftover(&tmp.state(), "wg0").unwrap_err();
+        let err = Journal::leftover(&state(&tmp), "wg0").unwrap_err();
         assert!(
             matches!(err, JournalError::Version { version: 99, .. }),
             "{err:?}"
         );
-        let reports = block_on(recover(&tmp.state(), Some("wg0"))).unwrap();
+        let reports = block_on(recover(&state(&tmp), Some("wg0"))).unwrap();
         assert!(matches!(reports[..], [Recovery::Failed(_)]), "{reports:?}");
     }
 
     #[test]
     fn nothing_to_recover_is_nothing() {
-        let tmp = TempDir::new();
-        assert!(block_on(recover(&tmp.state(), None)).unwrap().is_empty());
-        assert!(block_on(recover(&tmp.state(), Some("wg0")))
+        let tmp = TempDir::new("journal");
+        assert!(block_on(recover(&state(&tmp), None)).unwrap().is_empty());
+        assert!(block_on(recover(&state(&tmp), Some("wg0")))
             .unwrap()
             .is_empty());
         assert!(
-            !tmp.state().exists(),
+            !state(&tmp).exists(),
             "recovery must not create the state dir"
         );
     }
@@ -1614,14 +1593,14 @@ mod tests {
     #[test]
     fn recover_undoes_and_removes_an_empty_leftover() {
         // A crash right after `create`, before any change: nothing to undo, the file goes.
-        let tmp = TempDir::new();
-        crash(Journal::create(&tmp.state(), "wg0").unwrap());
-        let reports = block_on(recover(&tmp.state(), Some("wg0"))).unwrap();
+        let tmp = TempDir::new("journal");
+        crash(Journal::create(&state(&tmp), "wg0").unwrap());
+        let reports = block_on(recover(&state(&tmp), Some("wg0"))).unwrap();
         assert!(
             matches!(&reports[..], [Recovery::Restored { ifname, undone, .. }] if ifname == "wg0" && undone.is_empty()),
             "{reports:?}"
         );
-        Journal::create(&tmp.state(), "wg0")
+        Journal::create(&state(&tmp), "wg0")
             .unwrap()
             .close()
             .unwrap();
@@ -1629,8 +1608,8 @@ mod tests {
 
     #[test]
     fn recorder_withdraws_a_change_that_was_not_made() {
-        let tmp = TempDir::new();
-        let mut journal = Journal::create(&tmp.state(), "wg0").unwrap();
+        let tmp = TempDir::new("journal");
+        let mut journal = Journal::create(&state(&tmp), "wg0").unwrap();
         let network = |c: Change| match c {
             Change::Network(change) => change,
             _ => unreachable!(),
@@ -1646,8 +1625,8 @@ mod tests {
 
     #[test]
     fn replace_rewrites_one_entry_in_place_or_appends() {
-        let tmp = TempDir::new();
-        let mut journal = Journal::create(&tmp.state(), "wg0").unwrap();
+        let tmp = TempDir::new("journal");
+        let mut journal = Journal::create(&state(&tmp), "wg0").unwrap();
         for change in [route(1), route(2)] {
             journal.record(change).unwrap();
         }
@@ -1665,7 +1644,7 @@ mod tests {
 
     #[test]
     fn interface_names_must_be_safe_file_names() {
-        let tmp = TempDir::new();
+        let tmp = TempDir::new("journal");
         for bad in [
             "",
             ".",
@@ -1677,12 +1656,12 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    Journal::create(&tmp.state(), bad),
+                    Journal::create(&state(&tmp), bad),
                     Err(JournalError::InvalidName(_))
                 ),
                 "{bad:?}"
             );
         }
-        assert!(!tmp.state().exists());
+        assert!(!state(&tmp).exists());
     }
 }

@@ -306,20 +306,7 @@ mod tests {
                         PublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\n\
                         AllowedIPs = 198.19.5.0/24\n";
 
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new(test: &str) -> Self {
-            let dir =
-                std::env::temp_dir().join(format!("warren-store-{test}-{}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            Self(dir)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::sys::test_dir::TempDir;
 
     fn name(s: &str) -> TunnelName {
         TunnelName::new(s).unwrap()
@@ -327,7 +314,7 @@ mod tests {
 
     #[test]
     fn save_list_load_remove() {
-        let dir = TempDir::new("roundtrip");
+        let dir = TempDir::new("store-roundtrip");
         let store = Store::new(dir.0.join("tunnels"));
         assert_eq!(store.names().unwrap(), vec![]);
         let config = warren_proto::config::parse(CONF, None).unwrap();
@@ -377,7 +364,7 @@ mod tests {
 
     #[test]
     fn the_catalogue_lists_imports_and_removes_tunnels_at_rest() {
-        let dir = TempDir::new("catalogue");
+        let dir = TempDir::new("store-catalogue");
         let store = Store::new(dir.0.join("tunnels"));
         assert!(
             store.list().unwrap().is_empty(),
@@ -427,7 +414,7 @@ mod tests {
     #[test]
     fn a_file_others_can_write_is_refused() {
         use std::os::unix::fs::PermissionsExt as _;
-        let dir = TempDir::new("trust");
+        let dir = TempDir::new("store-trust");
         let store = Store::new(dir.0.clone());
         let config = warren_proto::config::parse(CONF, None).unwrap();
         store.save(&name("wg0"), &config, false).unwrap();
@@ -440,7 +427,7 @@ mod tests {
 
     #[test]
     fn a_bad_file_names_its_line_and_never_its_key() {
-        let dir = TempDir::new("bad");
+        let dir = TempDir::new("store-bad");
         let store = Store::new(dir.0.clone());
         let config = warren_proto::config::parse(CONF, None).unwrap();
         store.save(&name("bad"), &config, false).unwrap();

@@ -159,37 +159,7 @@ pub fn sync_dir(_dir: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    /// A fresh directory under the system's temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> TempDir {
-            static NEXT: AtomicU64 = AtomicU64::new(0);
-            let dir = std::env::temp_dir().join(format!(
-                "warren-atomic-test-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-
-        fn names(&self) -> Vec<String> {
-            let mut names: Vec<String> = fs::read_dir(&self.0)
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            names.sort();
-            names
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::sys::test_dir::TempDir;
 
     #[cfg(unix)]
     fn mode(path: &Path) -> u32 {
@@ -199,7 +169,7 @@ mod tests {
 
     #[test]
     fn writes_a_private_file_and_replaces_it_whole() {
-        let tmp = TempDir::new();
+        let tmp = TempDir::new("atomic");
         let path = tmp.0.join("wg0.journal");
         write_private_atomically(&path, b"first\n").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"first\n");
@@ -217,12 +187,12 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), bytes);
         #[cfg(unix)]
         assert_eq!(mode(&path), 0o600);
-        assert_eq!(tmp.names(), ["wg0.journal"], "no temporary file is left");
+        assert_eq!(tmp.names(""), ["wg0.journal"], "no temporary file is left");
     }
 
     #[test]
     fn a_failed_write_leaves_the_old_file_and_no_temporary_one() {
-        let tmp = TempDir::new();
+        let tmp = TempDir::new("atomic");
         let path = tmp.0.join("office.conf");
         write_private_atomically(&path, b"old").unwrap();
 
@@ -235,7 +205,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists, "{err}");
         assert_eq!(fs::read(&path).unwrap(), b"old");
-        assert_eq!(tmp.names(), ["office.conf"]);
+        assert_eq!(tmp.names(""), ["office.conf"]);
 
         // The rename fails (a directory is in the way): it stays, and nothing else appears.
         let dir_in_the_way = tmp.0.join("busy");
@@ -243,19 +213,19 @@ mod tests {
         fs::write(dir_in_the_way.join("inside"), b"kept").unwrap();
         write_private_atomically(&dir_in_the_way, b"new").unwrap_err();
         assert_eq!(fs::read(dir_in_the_way.join("inside")).unwrap(), b"kept");
-        assert_eq!(tmp.names(), ["busy", "office.conf"]);
+        assert_eq!(tmp.names(""), ["busy", "office.conf"]);
 
         // The parent is missing: an error, nothing created.
         let err = write_private_atomically(&tmp.0.join("missing/wg0.journal"), b"x").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
-        assert_eq!(tmp.names(), ["busy", "office.conf"]);
+        assert_eq!(tmp.names(""), ["busy", "office.conf"]);
     }
 
     #[test]
     #[cfg(unix)]
     fn a_planted_symlink_at_the_temporary_name_is_not_followed() {
         // Temporary names are unique per write, but even a guessed one is never followed.
-        let tmp = TempDir::new();
+        let tmp = TempDir::new("atomic");
         let victim = tmp.0.join("victim");
         fs::write(&victim, b"victim").unwrap();
         let planted = tmp.0.join("planted");
@@ -269,7 +239,7 @@ mod tests {
     #[cfg(unix)]
     fn the_owner_and_the_new_file_identity_are_reported() {
         use std::os::unix::fs::MetadataExt as _;
-        let tmp = TempDir::new();
+        let tmp = TempDir::new("atomic");
         let path = tmp.0.join("demo.conf");
         let me = crate::sys::euid();
         // SAFETY: getegid has no preconditions and cannot fail.
@@ -283,6 +253,6 @@ mod tests {
         let now = fs::metadata(&path).unwrap();
         assert_eq!((meta.dev(), meta.ino()), (now.dev(), now.ino()));
         assert_eq!((now.uid(), now.gid()), (me, group));
-        assert_eq!(tmp.names(), ["demo.conf"]);
+        assert_eq!(tmp.names(""), ["demo.conf"]);
     }
 }

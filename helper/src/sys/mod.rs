@@ -12,6 +12,8 @@ pub mod logind;
 pub mod paths;
 pub mod setting_lock;
 pub mod shutdown;
+#[cfg(test)]
+pub mod test_dir;
 #[cfg(windows)]
 pub mod windows;
 

@@ -210,55 +210,20 @@ fn watch(path: &Path) -> std::io::Result<(Inotify, PathBuf)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::platform::dns::{DnsMethod, OriginalResolvConf};
+    use crate::platform::dns::OriginalResolvConf;
     use std::fs;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// A temp dir standing in for `/etc` and the state dir, removed on drop.
-    struct TempDir(PathBuf);
+    use crate::platform::dns::file::tests::Root;
 
-    impl TempDir {
-        fn new() -> Self {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            let dir = std::env::temp_dir().join(format!(
-                "warren-dns-watch-test-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(dir.join("etc")).unwrap();
-            TempDir(dir)
-        }
-
-        fn plan(&self) -> DnsPlan {
-            DnsPlan {
-                ifname: "wg0".into(),
-                method: DnsMethod::File,
-                servers: vec!["198.18.200.53".parse().unwrap()],
-                search: vec![],
-                route_all: false,
-                resolv_conf: self.0.join("etc/resolv.conf"),
-                backup_dir: self.0.join("state/dns"),
-                warnings: vec![],
-            }
-        }
-
-        /// Replaces the file as a DHCP client does: a temp file renamed over it.
-        fn dhcp_rewrite(&self, bytes: &[u8]) {
-            let temp = self.0.join("etc/resolv.conf.dhcp-new");
-            fs::write(&temp, bytes).unwrap();
-            fs::rename(&temp, self.0.join("etc/resolv.conf")).unwrap();
-        }
-
-        fn is_ours(&self, plan: &DnsPlan) -> bool {
-            fs::read(&plan.resolv_conf).ok().as_deref() == Some(file::render(plan).as_bytes())
-        }
+    /// Replaces the file as a DHCP client does: a temp file renamed over it.
+    fn dhcp_rewrite(dir: &Root, bytes: &[u8]) {
+        let temp = dir.path().join("etc/resolv.conf.dhcp-new");
+        fs::write(&temp, bytes).unwrap();
+        fs::rename(&temp, dir.resolv_conf()).unwrap();
     }
 
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
+    fn is_ours(plan: &DnsPlan) -> bool {
+        fs::read(&plan.resolv_conf).ok().as_deref() == Some(file::render(plan).as_bytes())
     }
 
     fn applied(plan: &DnsPlan) -> Vec<DnsChange> {
@@ -283,21 +248,21 @@ mod tests {
 
     #[tokio::test]
     async fn a_rename_over_the_file_is_answered_and_down_restores_the_newest_original() {
-        let dir = TempDir::new();
+        let dir = Root::new();
         let plan = dir.plan();
-        fs::write(&plan.resolv_conf, b"nameserver 192.0.2.1\n").unwrap();
+        fs::write(&plan.resolv_conf, b"nameserver 198.18.2.1\n").unwrap();
         let mut journal = applied(&plan);
         let journaled = journal[0].clone();
-        let foreign: &[u8] = b"# renewed lease\nnameserver 192.0.2.2\n";
+        let foreign: &[u8] = b"# renewed lease\nnameserver 198.18.2.2\n";
         tokio::select! {
             () = guard_with(&plan, journaled, &mut journal, RewriteBudget::new(5, WINDOW)) => {
                 panic!("the guard gave up")
             }
             () = async {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                dir.dhcp_rewrite(b"nameserver 192.0.2.99\n");
-                dir.dhcp_rewrite(foreign);
-                until("the tunnel's file is back", || dir.is_ours(&plan)).await;
+                dhcp_rewrite(&dir, b"nameserver 198.18.2.99\n");
+                dhcp_rewrite(&dir, foreign);
+                until("the tunnel's file is back", || is_ours(&plan)).await;
             } => {}
         }
         let [DnsChange::ResolvConfFile {
@@ -315,7 +280,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_in_place_write_is_seen_too() {
-        let dir = TempDir::new();
+        let dir = Root::new();
         let plan = dir.plan();
         let mut journal = applied(&plan);
         let journaled = journal[0].clone();
@@ -325,23 +290,23 @@ mod tests {
             }
             () = async {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                fs::write(&plan.resolv_conf, b"nameserver 192.0.2.3\n").unwrap();
-                until("the tunnel's file is back", || dir.is_ours(&plan)).await;
+                fs::write(&plan.resolv_conf, b"nameserver 198.18.2.3\n").unwrap();
+                until("the tunnel's file is back", || is_ours(&plan)).await;
             } => {}
         }
     }
 
     #[tokio::test]
     async fn it_stops_fighting_after_too_many_rewrites() {
-        let dir = TempDir::new();
+        let dir = Root::new();
         let plan = dir.plan();
         let mut journal = applied(&plan);
         let journaled = journal[0].clone();
         let other = async {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            dir.dhcp_rewrite(b"nameserver 192.0.2.4\n");
-            until("the first rewrite is answered", || dir.is_ours(&plan)).await;
-            dir.dhcp_rewrite(b"nameserver 192.0.2.5\n");
+            dhcp_rewrite(&dir, b"nameserver 198.18.2.4\n");
+            until("the first rewrite is answered", || is_ours(&plan)).await;
+            dhcp_rewrite(&dir, b"nameserver 198.18.2.5\n");
             std::future::pending::<()>().await;
         };
         tokio::time::timeout(Duration::from_secs(10), async {
@@ -355,7 +320,7 @@ mod tests {
         tokio::time::sleep(DEBOUNCE * 2).await;
         assert_eq!(
             fs::read(&plan.resolv_conf).unwrap(),
-            b"nameserver 192.0.2.5\n"
+            b"nameserver 198.18.2.5\n"
         );
     }
 

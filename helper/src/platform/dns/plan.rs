@@ -246,7 +246,7 @@ mod tests {
 
     #[test]
     fn full_tunnel_with_table_off_only_warns() {
-        let cfg = config("192.0.2.53", "::/0", "Table = off\n");
+        let cfg = config("198.19.99.53", "::/0", "Table = off\n");
         let plan = plan(&cfg, "wg0", DnsMethod::File).unwrap().unwrap();
         assert_eq!(plan.warnings.len(), 1);
         assert!(
@@ -258,13 +258,13 @@ mod tests {
 
     #[test]
     fn split_tunnel_warns_about_a_resolver_outside_the_tunnel() {
-        let cfg = config("192.0.2.53, 198.18.200.53", "198.18.200.0/24", "");
+        let cfg = config("198.19.99.53, 198.18.200.53", "198.18.200.0/24", "");
         let plan = plan(&cfg, "wg0", DnsMethod::File).unwrap().unwrap();
-        assert_eq!(plan.servers, [ip("192.0.2.53"), ip("198.18.200.53")]);
+        assert_eq!(plan.servers, [ip("198.19.99.53"), ip("198.18.200.53")]);
         assert_eq!(
             plan.warnings,
             [
-                "DNS server 192.0.2.53 is outside every peer's AllowedIPs: queries to it use the \
+                "DNS server 198.19.99.53 is outside every peer's AllowedIPs: queries to it use the \
               regular network, not the tunnel (fine for a resolver on the local network)"
             ]
         );
