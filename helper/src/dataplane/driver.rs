@@ -579,22 +579,45 @@ mod tests {
         rx.await.unwrap()
     }
 
+    /// Two drivers on one in-memory network: a (198.18.0.1, tunnel 198.19.0.1) knows b at
+    /// `b_endpoint` (b is at 198.18.0.2, tunnel 198.19.0.2); b knows no endpoint for a.
+    fn pair(network: &MemNetwork, b_endpoint: &str) -> (Host, Host) {
+        let (ka, kb) = (PrivateKey::generate(), PrivateKey::generate());
+        let mut to_b = PeerSettings::new(kb.public_key());
+        to_b.endpoint = Some(b_endpoint.parse().unwrap());
+        to_b.allowed_ips = vec!["198.19.0.2/32".parse().unwrap()];
+        let mut to_a = PeerSettings::new(ka.public_key());
+        to_a.allowed_ips = vec!["198.19.0.1/32".parse().unwrap()];
+        let a = start("198.18.0.1:51820", ka, to_b, network);
+        let b = start("198.18.0.2:51820", kb, to_a, network);
+        (a, b)
+    }
+
+    /// a pings b through the tunnel (so they have a session), and b gets the ping.
+    async fn first_ping(a: &Host, b: &mut Host) {
+        let ping = ipv4([198, 19, 0, 1], [198, 19, 0, 2], b"ping");
+        a.to_tun.send(ping.clone()).unwrap();
+        expect_delivered(b, &ping).await;
+    }
+
+    /// Waits up to 5 s for `host`'s first peer to complete a handshake newer than `before`.
+    async fn expect_new_handshake(host: &Host, before: std::time::SystemTime, after_what: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while stats(host).await.peers[0].last_handshake.unwrap() <= before {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no new handshake within 5 s of {after_what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     #[tokio::test]
     async fn a_network_change_starts_a_handshake_at_once_and_reports_reconnecting_until_it_completes(
     ) {
         let network = MemNetwork::default();
-        let (ka, kb) = (PrivateKey::generate(), PrivateKey::generate());
-        let mut to_b = PeerSettings::new(kb.public_key());
-        to_b.endpoint = Some("198.18.0.2:51820".parse().unwrap());
-        to_b.allowed_ips = vec!["198.19.0.2/32".parse().unwrap()];
-        let mut to_a = PeerSettings::new(ka.public_key());
-        to_a.allowed_ips = vec!["198.19.0.1/32".parse().unwrap()];
-        let a = start("198.18.0.1:51820", ka, to_b, &network);
-        let mut b = start("198.18.0.2:51820", kb, to_a, &network);
-        let ping = ipv4([198, 19, 0, 1], [198, 19, 0, 2], b"ping");
-        a.to_tun.send(ping.clone()).unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(5), b.from_tun.recv()).await;
-        assert_eq!(got.unwrap(), Some(ping));
+        let (a, mut b) = pair(&network, "198.18.0.2:51820");
+        first_ping(&a, &mut b).await;
         let before = stats(&b).await.peers[0].last_handshake.unwrap();
         let quiet = stats(&a).await;
         assert!(!quiet.reconnecting && quiet.network_changes == 0);
@@ -611,18 +634,7 @@ mod tests {
                 number: 1
             }
         );
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let after = stats(&b).await.peers[0].last_handshake.unwrap();
-            if after > before {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no new handshake within 5 s of the change"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        expect_new_handshake(&b, before, "the change").await;
         let after = stats(&a).await;
         assert!(!after.reconnecting, "the handshake completed");
         assert_eq!(after.network_changes, 1);
@@ -631,54 +643,23 @@ mod tests {
     #[tokio::test]
     async fn a_resume_the_os_announces_starts_a_fresh_handshake_at_once() {
         let network = MemNetwork::default();
-        let (ka, kb) = (PrivateKey::generate(), PrivateKey::generate());
-        let mut to_b = PeerSettings::new(kb.public_key());
-        to_b.endpoint = Some("198.18.0.2:51820".parse().unwrap());
-        to_b.allowed_ips = vec!["198.19.0.2/32".parse().unwrap()];
-        let mut to_a = PeerSettings::new(ka.public_key());
-        to_a.allowed_ips = vec!["198.19.0.1/32".parse().unwrap()];
-        let a = start("198.18.0.1:51820", ka, to_b, &network);
-        let mut b = start("198.18.0.2:51820", kb, to_a, &network);
-        let ping = ipv4([198, 19, 0, 1], [198, 19, 0, 2], b"ping");
-        a.to_tun.send(ping.clone()).unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(5), b.from_tun.recv()).await;
-        assert_eq!(got.unwrap(), Some(ping));
+        let (a, mut b) = pair(&network, "198.18.0.2:51820");
+        first_ping(&a, &mut b).await;
         let before = stats(&b).await.peers[0].last_handshake.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
 
         a.control.send(Control::Resumed).await.unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while stats(&b).await.peers[0].last_handshake.unwrap() <= before {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no new handshake within 5 s of the resume"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        expect_new_handshake(&b, before, "the resume").await;
     }
 
     #[tokio::test]
     async fn two_drivers_carry_packets_both_ways_and_answer_uapi() {
         let network = MemNetwork::default();
-        let (ka, kb) = (PrivateKey::generate(), PrivateKey::generate());
-        let mut to_b = PeerSettings::new(kb.public_key());
-        to_b.endpoint = Some("198.18.0.2:51820".parse().unwrap());
-        to_b.allowed_ips = vec!["198.19.0.2/32".parse().unwrap()];
-        let mut to_a = PeerSettings::new(ka.public_key());
-        to_a.allowed_ips = vec!["198.19.0.1/32".parse().unwrap()];
-        let a = start("198.18.0.1:51820", ka, to_b, &network);
-        let mut b = start("198.18.0.2:51820", kb, to_a, &network);
-        let mut a = a;
-
-        let ping = ipv4([198, 19, 0, 1], [198, 19, 0, 2], b"ping");
-        a.to_tun.send(ping.clone()).unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(5), b.from_tun.recv()).await;
-        assert_eq!(got.unwrap(), Some(ping));
-
+        let (mut a, mut b) = pair(&network, "198.18.0.2:51820");
+        first_ping(&a, &mut b).await;
         let pong = ipv4([198, 19, 0, 2], [198, 19, 0, 1], b"pong");
         b.to_tun.send(pong.clone()).unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(5), a.from_tun.recv()).await;
-        assert_eq!(got.unwrap(), Some(pong));
+        expect_delivered(&mut a, &pong).await;
 
         let text = get(&b).await;
         assert!(text.contains(&format!("public_key={}", a.key.public_key().to_hex())));
@@ -729,15 +710,8 @@ mod tests {
     #[tokio::test]
     async fn a_reresolved_endpoint_is_used_only_while_the_peer_does_not_answer() {
         let network = MemNetwork::default();
-        let (ka, kb) = (PrivateKey::generate(), PrivateKey::generate());
         // a believes b is where nobody listens (b "moved" before a started).
-        let mut to_b = PeerSettings::new(kb.public_key());
-        to_b.endpoint = Some("198.18.0.99:51820".parse().unwrap());
-        to_b.allowed_ips = vec!["198.19.0.2/32".parse().unwrap()];
-        let mut to_a = PeerSettings::new(ka.public_key());
-        to_a.allowed_ips = vec!["198.19.0.1/32".parse().unwrap()];
-        let a = start("198.18.0.1:51820", ka, to_b, &network);
-        let mut b = start("198.18.0.2:51820", kb.clone(), to_a, &network);
+        let (a, mut b) = pair(&network, "198.18.0.99:51820");
 
         // Nothing is pending yet: the new address is refused.
         assert!(!reresolved(&a, &b.key, "198.18.0.2:51820").await);
