@@ -755,15 +755,8 @@ impl Device {
                 peer.index,
             );
             peer.awaiting_confirmation = false;
-            match peer.tunn.format_handshake_initiation(&mut self.buf, false) {
-                TunnResult::WriteToNetwork(initiation) => {
-                    peer.note_sent(now, initiation);
-                    out.send_datagram(endpoint, initiation);
-                    started += 1;
-                }
-                TunnResult::Err(e) => tracing::debug!(error = ?e, "failed to start a handshake"),
-                _ => {}
-            }
+            let sent = send_initiation(peer, &mut self.buf, endpoint, false, now, out);
+            started += usize::from(sent);
         }
         started
     }
@@ -783,21 +776,18 @@ impl Device {
     /// Returns how many initiations were sent.
     pub fn handle_network_change(&mut self, now: Instant, out: &mut impl Output) -> usize {
         let mut started = 0;
+        if self.private_key.is_none() {
+            // No handshakes without our key (see `handle_tun_packet`).
+            return started;
+        }
         for peer in self.peers.iter_mut().flatten() {
             let Some(endpoint) = &mut peer.endpoint else {
                 continue;
             };
             endpoint.local = None;
             let endpoint = *endpoint;
-            match peer.tunn.format_handshake_initiation(&mut self.buf, true) {
-                TunnResult::WriteToNetwork(initiation) => {
-                    peer.note_sent(now, initiation);
-                    out.send_datagram(endpoint, initiation);
-                    started += 1;
-                }
-                TunnResult::Err(e) => tracing::debug!(error = ?e, "failed to start a handshake"),
-                _ => {}
-            }
+            let sent = send_initiation(peer, &mut self.buf, endpoint, true, now, out);
+            started += usize::from(sent);
         }
         started
     }
@@ -846,6 +836,30 @@ impl Device {
                 _ => {}
             }
         }
+    }
+}
+
+/// Sends `peer` a handshake initiation at `endpoint` (`force`: even while one is under way, as
+/// boringtun's `format_handshake_initiation` takes it). Returns whether one was sent.
+fn send_initiation(
+    peer: &mut Peer,
+    buf: &mut [u8],
+    endpoint: Endpoint,
+    force: bool,
+    now: Instant,
+    out: &mut impl Output,
+) -> bool {
+    match peer.tunn.format_handshake_initiation(buf, force) {
+        TunnResult::WriteToNetwork(initiation) => {
+            peer.note_sent(now, initiation);
+            out.send_datagram(endpoint, initiation);
+            true
+        }
+        TunnResult::Err(e) => {
+            tracing::debug!(error = ?e, "failed to start a handshake");
+            false
+        }
+        _ => false,
     }
 }
 

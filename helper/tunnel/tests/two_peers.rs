@@ -322,6 +322,10 @@ fn a_device_without_a_key_sends_and_accepts_nothing_until_one_is_set() {
     a.tick(now + std::time::Duration::from_secs(30));
     assert!(a.out.datagrams.is_empty(), "no handshake without a key");
     assert_eq!(a.device.stats().tx_no_key, 1);
+    // Nor when the network changes or the host resumes.
+    assert_eq!(a.device.handle_network_change(now, &mut a.out), 0);
+    assert_eq!(a.device.handle_resume(now, &mut a.out), 0);
+    assert!(a.out.datagrams.is_empty(), "no initiation without a key");
 
     // b initiates: a cannot answer.
     let a_id = b.device.peer_id(&a.public_key()).unwrap();
