@@ -437,6 +437,11 @@ impl<T: TunDevice, S: Transport> Driver<T, S> {
                 }
             }
             Control::NetworkChanged(reply) => {
+                // First the sockets (Windows: pinned to the new best interface), so that the
+                // handshakes below leave by the new network.
+                if let Err(e) = self.transport.repin() {
+                    tracing::warn!("cannot keep the tunnel's datagrams off the tunnel: {e}");
+                }
                 let now = self.now(out);
                 let mut sink = Sink {
                     tun: &self.tun,
@@ -638,6 +643,7 @@ mod tests {
         let after = stats(&a).await;
         assert!(!after.reconnecting, "the handshake completed");
         assert_eq!(after.network_changes, 1);
+        assert_eq!(network.repins(), 1, "the sockets were re-pinned first");
     }
 
     #[tokio::test]

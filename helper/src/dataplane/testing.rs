@@ -9,6 +9,7 @@ use super::udp::Transport;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Mutex as AsyncMutex;
@@ -68,6 +69,7 @@ type Wire = UnboundedSender<(SocketAddr, SocketAddr, Vec<u8>)>;
 #[derive(Clone, Default)]
 pub struct MemNetwork {
     wires: Arc<Mutex<HashMap<SocketAddr, Wire>>>,
+    repins: Arc<AtomicUsize>,
 }
 
 impl MemNetwork {
@@ -90,6 +92,11 @@ impl MemNetwork {
             inbound: AsyncMutex::new(inbound),
             fwmark: None,
         }
+    }
+
+    /// How many times its sockets were asked to re-pin ([`Transport::repin`]).
+    pub fn repins(&self) -> usize {
+        self.repins.load(Ordering::Relaxed)
     }
 
     /// Removes `addr` from the network: datagrams to it are lost, and sending from it fails
@@ -151,6 +158,10 @@ impl Transport for MemSocket {
     }
     fn set_fwmark(&mut self, mark: Option<u32>) -> io::Result<()> {
         self.fwmark = mark;
+        Ok(())
+    }
+    fn repin(&mut self) -> io::Result<()> {
+        self.network.repins.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }

@@ -15,8 +15,9 @@
 //!
 //! Where to call [`pin`]: for each of the driver's sockets (IPv4 and IPv6) right after they are
 //! bound — at start and again whenever they are re-bound to another port (`wg set listen-port`) —
-//! once the tunnel interface exists, and again when the default route changes (a network switch;
-//! the daemon's route monitor). Until it is called, a Windows full tunnel loops.
+//! once the tunnel interface exists, and again when the network changes (the session's network
+//! monitor makes the driver call [`super::Transport::repin`] before its handshakes). Until it is
+//! called, a Windows full tunnel loops. Never run on Windows yet.
 
 use std::io;
 

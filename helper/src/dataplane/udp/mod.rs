@@ -50,6 +50,12 @@ pub trait Transport {
     fn fwmark(&self) -> Option<u32>;
     /// Marks outgoing datagrams (`None` clears the mark).
     fn set_fwmark(&mut self, mark: Option<u32>) -> io::Result<()>;
+    /// The network under the tunnel changed: keeps the datagrams off the tunnel on the new
+    /// network where the OS needs the sockets pinned to an interface (Windows; see [`egress`]:
+    /// the best non-tunnel default route may now be another interface). Nothing elsewhere.
+    fn repin(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Socket buffer size asked of the kernel: bursts of a fast tunnel overflow the 212 KB default.
@@ -232,6 +238,13 @@ impl Transport for Sockets {
         }
         self.fwmark = mark;
         Ok(())
+    }
+
+    fn repin(&mut self) -> io::Result<()> {
+        match self.pinned_off.clone() {
+            Some(tunnel) => self.pin_off(&tunnel),
+            None => Ok(()),
+        }
     }
 }
 
