@@ -218,6 +218,19 @@ impl Liveness {
     }
 }
 
+/// `health` with the tunnel's DNS no longer in place (`dns_lost`, why) added as a reason.
+pub fn with_dns_lost(health: Health, dns_lost: Option<String>) -> Health {
+    let Some(detail) = dns_lost else {
+        return health;
+    };
+    let mut reasons = match health {
+        Health::Healthy => Vec::new(),
+        Health::Degraded { reasons } => reasons,
+    };
+    reasons.push(DegradedReason::DnsNotApplied { detail });
+    Health::Degraded { reasons }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

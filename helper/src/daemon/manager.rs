@@ -255,6 +255,12 @@ enum Report {
         generation: u64,
         number: u64,
     },
+    /// The session's DNS guard gave up: the tunnel's DNS is no longer in place.
+    DnsLost {
+        name: TunnelName,
+        generation: u64,
+        why: String,
+    },
     /// Waiting for the network (`Some(reason)`), or no longer (`None`).
     Waiting {
         name: TunnelName,
@@ -283,6 +289,9 @@ struct Session {
     /// The newest network change the session reported (0: none): a snapshot older than it
     /// cannot end `Reconnecting`.
     network_change: u64,
+    /// Why the tunnel's DNS is no longer in place, once the session says so: the tunnel is
+    /// degraded from then on.
+    dns_lost: Option<String>,
 }
 
 /// One tunnel the manager knows beyond the system tunnels directory.
@@ -568,6 +577,7 @@ impl Manager {
             user_config,
             restart: false,
             network_change: 0,
+            dns_lost: None,
         };
         let tunnel = self.tunnels.entry(name.clone()).or_insert_with(|| Tunnel {
             kind,
@@ -854,6 +864,19 @@ impl Manager {
                 // Whether the handshake already completed: now, not a tick later.
                 self.poll_one(&name);
             }
+            Report::DnsLost {
+                name,
+                generation,
+                why,
+            } => {
+                let Some(tunnel) = self.current(&name, generation) else {
+                    return;
+                };
+                if let Some(session) = &mut tunnel.session {
+                    session.dns_lost = Some(why);
+                }
+                self.poll_one(&name);
+            }
             Report::Waiting {
                 name,
                 generation,
@@ -915,11 +938,14 @@ impl Manager {
             return;
         };
         tunnel.health = match tunnel.state {
-            TunnelState::Connected { .. } => Some(tunnel.liveness.observe(
-                Instant::now(),
-                SystemTime::now(),
-                &snapshot.peers,
-            )),
+            TunnelState::Connected { .. } => {
+                let health =
+                    tunnel
+                        .liveness
+                        .observe(Instant::now(), SystemTime::now(), &snapshot.peers);
+                let dns_lost = tunnel.session.as_ref().and_then(|s| s.dns_lost.clone());
+                Some(lifecycle::with_dns_lost(health, dns_lost))
+            }
             _ => None,
         };
         let event = Event::Stats {
@@ -1098,12 +1124,25 @@ async fn run_session(
             interface,
             control,
             mut network_changes,
+            dns_lost,
         } = running;
         let _ = up_reports.send(Report::Up {
             name: up_name.clone(),
             generation,
             interface,
             control,
+        });
+        // The DNS guard giving up, as a report; never, if it does not.
+        let dns_reports = up_reports.clone();
+        let dns_name = up_name.clone();
+        tokio::spawn(async move {
+            if let Ok(why) = dns_lost.await {
+                let _ = dns_reports.send(Report::DnsLost {
+                    name: dns_name,
+                    generation,
+                    why,
+                });
+            }
         });
         // The session's network changes, as reports; ends with the session.
         tokio::spawn(async move {

@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use warren_proto::ipc::{
-    ErrorKind, Event, Health, IpcError, KillSwitch, Response, TunnelKind, TunnelName,
-    TunnelOptions, TunnelState, TunnelStatus,
+    DegradedReason, ErrorKind, Event, Health, IpcError, KillSwitch, Response, TunnelKind,
+    TunnelName, TunnelOptions, TunnelState, TunnelStatus,
 };
 
 const KEY: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
@@ -48,6 +48,8 @@ enum Script {
     /// reported, and that request is still answered as before it); the next two answers have
     /// the change's handshake pending, and from the fifth on it has completed.
     UpThenNetworkChange,
+    /// Come up as `Up`, and at once the DNS guard gives up (the tunnel's DNS is lost).
+    UpThenDnsLost,
 }
 
 /// What the fake was asked to run.
@@ -109,18 +111,24 @@ impl SessionRunner for FakeSessions {
                     on_wait(None);
                     Some(SystemTime::now())
                 }
-                Script::Up | Script::UpThenEnd | Script::UpThenNetworkChange => {
-                    Some(SystemTime::now())
-                }
+                Script::Up
+                | Script::UpThenEnd
+                | Script::UpThenNetworkChange
+                | Script::UpThenDnsLost => Some(SystemTime::now()),
                 Script::UpWithoutHandshake => None,
             };
             let (control, mut requests) = mpsc::channel(8);
             let (changes, network_changes) = mpsc::unbounded_channel();
+            let (dns_lost_tx, dns_lost) = oneshot::channel();
             on_up(Running {
                 interface: ifname.clone(),
                 control,
                 network_changes,
+                dns_lost,
             });
+            if matches!(script, Script::UpThenDnsLost) {
+                let _ = dns_lost_tx.send("/etc/resolv.conf was rewritten too often".into());
+            }
             let mut handshake = handshake;
             let mut polls = 0_u64;
             loop {
@@ -572,6 +580,41 @@ async fn a_network_change_makes_a_connected_tunnel_reconnecting_until_its_handsh
     assert_eq!(seen.len(), 1, "back to connected at once: {seen:?}");
     let status = h.status("laptop").await;
     assert!(is_connected(&status.state) && status.health.is_some());
+}
+
+#[tokio::test]
+async fn a_tunnel_whose_dns_was_lost_is_degraded_and_says_why() {
+    let mut h = Harness::start("dnslost");
+    h.script("laptop", Script::UpThenDnsLost);
+    h.connect("laptop", "198.18.2.0/24", TunnelOptions::default())
+        .await
+        .unwrap();
+    h.next_started().await;
+    h.wait_state("laptop", is_connected).await;
+    let lost = DegradedReason::DnsNotApplied {
+        detail: "/etc/resolv.conf was rewritten too often".into(),
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = h.status("laptop").await;
+        if status.health
+            == Some(Health::Degraded {
+                reasons: vec![lost.clone()],
+            })
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            status.health
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        lost.to_string(),
+        "the tunnel's DNS is not applied: /etc/resolv.conf was rewritten too often"
+    );
 }
 
 #[tokio::test]

@@ -60,7 +60,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use warren_proto::config::{Endpoint, TunnelConfig};
 use warren_proto::ipc::ErrorKind;
 use warren_proto::key::PublicKey;
@@ -251,6 +251,9 @@ pub struct Running {
     /// The number of each network change whose handshakes started ([`network`]); until a
     /// handshake completes after it, the driver's snapshots say `reconnecting`.
     pub network_changes: mpsc::UnboundedReceiver<u64>,
+    /// Why the tunnel's DNS is no longer in place, if the DNS guard gives up ([`dns::guard`]);
+    /// never completes (the sender is dropped) when it does not.
+    pub dns_lost: oneshot::Receiver<String>,
 }
 
 impl Prepared {
@@ -589,10 +592,12 @@ async fn run_journaled(
             resolve_now,
             changes,
         };
+        let (dns_lost_tx, dns_lost) = oneshot::channel();
         on_up(Running {
             interface: tun_name.clone(),
             control,
             network_changes,
+            dns_lost,
         });
         // The DNS guard and the network follower share the journal until this block ends,
         // before the undo below.
@@ -600,7 +605,10 @@ async fn run_journaled(
         let mut follower_journal = SharedRecorder::new(&shared);
         let dns_guard = async {
             if let Some(dns_plan) = &dns_plan {
-                dns::guard(dns_plan, &dns_applied, &mut SharedRecorder::new(&shared)).await;
+                let mut journal = SharedRecorder::new(&shared);
+                if let Some(why) = dns::guard(dns_plan, &dns_applied, &mut journal).await {
+                    let _ = dns_lost_tx.send(why);
+                }
             }
             // Given up, or nothing to keep: the tunnel runs on regardless.
             std::future::pending::<()>().await;

@@ -46,7 +46,8 @@ use zeroize::Zeroizing;
 /// 3: [`TunnelState::WaitingForNetwork`] (a version-2 client could not read it; it gets the
 /// version mismatch, which tells the user which side to update).
 ///
-/// 4: [`TunnelState::Reconnecting`] (likewise: a version-3 client could not read it).
+/// 4: [`TunnelState::Reconnecting`] and [`DegradedReason::DnsNotApplied`] (likewise: a
+/// version-3 client could not read them).
 pub const PROTOCOL_VERSION: u32 = 4;
 
 /// A connected tunnel whose newest handshake is older than this is [`Health::Degraded`]
@@ -509,6 +510,12 @@ pub enum DegradedReason {
         /// Seconds since rx last grew while tx kept growing.
         stalled_secs: u64,
     },
+    /// The tunnel's DNS is no longer in place: another program kept rewriting the resolver
+    /// file and Warren stopped fighting it, or could not write it again.
+    DnsNotApplied {
+        /// What happened, for people.
+        detail: String,
+    },
 }
 
 impl fmt::Display for Health {
@@ -542,6 +549,9 @@ impl fmt::Display for DegradedReason {
                 f,
                 "nothing received from peer {peer} for {stalled_secs} s while sending to it"
             ),
+            DegradedReason::DnsNotApplied { detail } => {
+                write!(f, "the tunnel's DNS is not applied: {detail}")
+            }
         }
     }
 }
@@ -756,6 +766,9 @@ pub(crate) mod tests {
                     DegradedReason::RxStalled {
                         peer,
                         stalled_secs: 30,
+                    },
+                    DegradedReason::DnsNotApplied {
+                        detail: "/etc/resolv.conf was rewritten 6 times within 60 s".into(),
                     },
                 ],
             }),

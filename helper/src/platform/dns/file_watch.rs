@@ -68,19 +68,20 @@ impl RewriteBudget {
 }
 
 /// Guards `journaled` (the [`DnsChange::ResolvConfFile`] that `apply` recorded for `plan`) until
-/// the caller drops the future; returns only when it gives up (see the module docs).
+/// the caller drops the future; returns only when it stops (see the module docs): with why the
+/// tunnel's DNS is no longer in place when it is not, `None` when it merely cannot watch.
 pub(super) async fn guard(
     plan: &DnsPlan,
     journaled: DnsChange,
     journal: &mut impl Recorder<DnsChange>,
-) {
+) -> Option<String> {
     guard_with(
         plan,
         journaled,
         journal,
         RewriteBudget::new(MAX_REWRITES, WINDOW),
     )
-    .await;
+    .await
 }
 
 pub(super) async fn guard_with(
@@ -88,9 +89,9 @@ pub(super) async fn guard_with(
     mut journaled: DnsChange,
     journal: &mut impl Recorder<DnsChange>,
     mut budget: RewriteBudget,
-) {
+) -> Option<String> {
     let DnsChange::ResolvConfFile { path, .. } = &journaled else {
-        return;
+        return None;
     };
     let path = path.clone();
     let shown = path.display().to_string();
@@ -102,14 +103,14 @@ pub(super) async fn guard_with(
                  up, the tunnel's DNS is not applied again",
                 plan.ifname
             );
-            return;
+            return None;
         }
     };
     let mut events = match inotify.into_event_stream([0u8; 4096]) {
         Ok(events) => events,
         Err(err) => {
             tracing::warn!("{}: cannot watch {shown}: {err}", plan.ifname);
-            return;
+            return None;
         }
     };
     tracing::debug!("{}: watching {shown}", plan.ifname);
@@ -128,9 +129,9 @@ pub(super) async fn guard_with(
                     Some(Ok(_)) => continue,
                     Some(Err(err)) => {
                         tracing::warn!("{}: stopped watching {shown}: {err}", plan.ifname);
-                        return;
+                        return None;
                     }
-                    None => return,
+                    None => return None,
                 }
             }
             while let Ok(Some(_)) = tokio::time::timeout(DEBOUNCE, events.next()).await {}
@@ -166,14 +167,19 @@ pub(super) async fn guard_with(
                     budget.max,
                     budget.window.as_secs()
                 );
-                return;
+                return Some(format!(
+                    "{shown} was rewritten by another program more than {} times within {} s; \
+                     Warren stopped writing it again",
+                    budget.max,
+                    budget.window.as_secs()
+                ));
             }
             Err(err) => {
                 tracing::warn!(
                     "{}: stopped keeping the tunnel's DNS in {shown}: {err:#}",
                     plan.ifname
                 );
-                return;
+                return Some(format!("cannot write {shown} again: {err:#}"));
             }
         }
     }
@@ -255,8 +261,8 @@ mod tests {
         let journaled = journal[0].clone();
         let foreign: &[u8] = b"# renewed lease\nnameserver 198.18.2.2\n";
         tokio::select! {
-            () = guard_with(&plan, journaled, &mut journal, RewriteBudget::new(5, WINDOW)) => {
-                panic!("the guard gave up")
+            gave_up = guard_with(&plan, journaled, &mut journal, RewriteBudget::new(5, WINDOW)) => {
+                panic!("the guard gave up: {gave_up:?}")
             }
             () = async {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -285,8 +291,8 @@ mod tests {
         let mut journal = applied(&plan);
         let journaled = journal[0].clone();
         tokio::select! {
-            () = guard_with(&plan, journaled, &mut journal, RewriteBudget::new(5, WINDOW)) => {
-                panic!("the guard gave up")
+            gave_up = guard_with(&plan, journaled, &mut journal, RewriteBudget::new(5, WINDOW)) => {
+                panic!("the guard gave up: {gave_up:?}")
             }
             () = async {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -309,14 +315,19 @@ mod tests {
             dhcp_rewrite(&dir, b"nameserver 198.18.2.5\n");
             std::future::pending::<()>().await;
         };
-        tokio::time::timeout(Duration::from_secs(10), async {
+        let gave_up = tokio::time::timeout(Duration::from_secs(10), async {
             tokio::select! {
-                () = guard_with(&plan, journaled, &mut journal, RewriteBudget::new(1, WINDOW)) => {}
-                () = other => {}
+                why = guard_with(&plan, journaled, &mut journal, RewriteBudget::new(1, WINDOW)) => why,
+                () = other => unreachable!(),
             }
         })
         .await
         .expect("the guard gives up on the second rewrite");
+        let why = gave_up.expect("giving up says why the DNS is not applied");
+        assert!(
+            why.contains("rewritten by another program more than 1 times"),
+            "{why}"
+        );
         tokio::time::sleep(DEBOUNCE * 2).await;
         assert_eq!(
             fs::read(&plan.resolv_conf).unwrap(),

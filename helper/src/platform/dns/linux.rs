@@ -72,17 +72,20 @@ impl DnsOps for Ops {
         }
     }
 
-    async fn guard(plan: &DnsPlan, applied: &[DnsChange], journal: &mut impl Recorder<DnsChange>) {
+    async fn guard(
+        plan: &DnsPlan,
+        applied: &[DnsChange],
+        journal: &mut impl Recorder<DnsChange>,
+    ) -> Option<String> {
         if plan.method != DnsMethod::File {
-            return;
+            return None;
         }
         let written = applied
             .iter()
             .rev()
             .find(|c| matches!(c, DnsChange::ResolvConfFile { .. }));
-        if let Some(change) = written {
-            file_watch::guard(plan, change.clone(), journal).await;
-        }
+        let change = written?;
+        file_watch::guard(plan, change.clone(), journal).await
     }
 }
 

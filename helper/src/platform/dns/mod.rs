@@ -362,13 +362,14 @@ pub async fn undo(change: &DnsChange) -> anyhow::Result<()> {
 /// content as the new original (journaled through `journal`, which must be the list `applied`
 /// went to) and writing the tunnel's file again, with limits (see `file_watch.rs`). `applied` are
 /// the changes [`apply`] recorded. Runs until the caller drops it; returns at once where there
-/// is nothing to keep (the other methods, other OSes), and when it gives up.
+/// is nothing to keep (the other methods, other OSes), and when it gives up: then with why the
+/// tunnel's DNS is no longer in place (`None`: it still is, only no longer watched).
 pub async fn guard(
     plan: &DnsPlan,
     applied: &[DnsChange],
     journal: &mut impl super::Recorder<DnsChange>,
-) {
-    <imp::Ops as DnsOps>::guard(plan, applied, journal).await;
+) -> Option<String> {
+    <imp::Ops as DnsOps>::guard(plan, applied, journal).await
 }
 
 /// Calls `record`, turning its failure into "failed to journal ...".
@@ -408,7 +409,8 @@ trait DnsOps {
         _plan: &DnsPlan,
         _applied: &[DnsChange],
         _journal: &mut impl super::Recorder<DnsChange>,
-    ) {
+    ) -> Option<String> {
+        None
     }
 }
 
