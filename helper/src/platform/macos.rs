@@ -32,10 +32,16 @@
 //! tunnel on macOS is wg-quick's instead, planned by the planner
 //! ([`super::FullTunnelMethod::Halves`]): routes for the two halves `0.0.0.0/1` + `128.0.0.0/1`
 //! (and `::/1` + `8000::/1`), which win over the default route by being more specific, plus a host
-//! route to each endpoint via the default gateway so the tunnel's own packets do not loop. Keeping
-//! that host route current when the network changes is the network monitor's job (not yet built).
+//! route to each endpoint via the default gateway so the tunnel's own packets do not loop, moved
+//! to the new default gateway when the network changes (`platform::replan`, fed by the network
+//! monitor). The commands' arguments and the reading of their output are in
+//! [`super::macos_commands`], compiled and tested on every OS.
 //! [`NetworkOps::route_mtu`] is `route -n get <host>`'s `mtu` column.
 
+use super::macos_commands::{
+    add_address_args, classify, host_route_args, parse_route_get, remove_address_args, route_args,
+    route_get_args,
+};
 use super::{Family, Gateway, LinkInfo, NetworkOps, Removal, MAIN_TABLE};
 use ipnet::IpNet;
 use std::ffi::{CStr, CString};
@@ -123,28 +129,6 @@ impl NetworkOps for Ops {
     }
 }
 
-/// A route as `route -n get` reports it: for the default route, the gateway the tunnel's host
-/// routes to its endpoints go through, and the interface it leaves by.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct RouteGet {
-    /// `gateway:` when it is an address (an interface route has none), without its `%scope`.
-    gateway: Option<IpAddr>,
-    /// `interface:`.
-    interface: Option<String>,
-    /// The `mtu` column of the metrics table, when not 0.
-    mtu: Option<u32>,
-}
-
-impl RouteGet {
-    /// The default route's next hop, with its interface; `None` for a route without one.
-    fn default_gateway(self) -> Option<Gateway> {
-        Some(Gateway {
-            address: self.gateway?,
-            interface: self.interface,
-        })
-    }
-}
-
 fn check_table(table: u32) -> io::Result<()> {
     if table == MAIN_TABLE {
         Ok(())
@@ -202,129 +186,6 @@ fn removal(result: io::Result<()>) -> io::Result<Removal> {
     }
 }
 
-fn add_address_args(ifname: &str, address: IpNet) -> Vec<String> {
-    match address {
-        IpNet::V4(net) => vec![
-            ifname.into(),
-            "inet".into(),
-            net.to_string(),
-            net.addr().to_string(),
-            "alias".into(),
-        ],
-        IpNet::V6(net) => vec![
-            ifname.into(),
-            "inet6".into(),
-            net.to_string(),
-            "alias".into(),
-        ],
-    }
-}
-
-fn remove_address_args(ifname: &str, address: IpNet) -> Vec<String> {
-    let family = if address.addr().is_ipv4() {
-        "inet"
-    } else {
-        "inet6"
-    };
-    vec![
-        ifname.into(),
-        family.into(),
-        address.addr().to_string(),
-        "-alias".into(),
-    ]
-}
-
-/// `-n add|delete -inet|-inet6 <prefix> -interface <if>`.
-fn route_args(verb: &str, route: IpNet, ifname: &str) -> Vec<String> {
-    vec![
-        "-n".into(),
-        verb.into(),
-        family_flag(Family::of(&route)).into(),
-        route.trunc().to_string(),
-        "-interface".into(),
-        ifname.into(),
-    ]
-}
-
-/// `-n add|delete -inet|-inet6 -host <host> <gateway>`: the host route that keeps the tunnel's
-/// own packets to an endpoint off the tunnel's `/1` routes. The gateway is written as
-/// [`Gateway`]'s `Display` gives it (`fe80::1%en0` for a link-local next hop).
-fn host_route_args(verb: &str, host: IpAddr, gateway: &Gateway) -> Vec<String> {
-    let host = host.to_canonical();
-    vec![
-        "-n".into(),
-        verb.into(),
-        family_flag(Family::of_ip(&host)).into(),
-        "-host".into(),
-        host.to_string(),
-        gateway.to_string(),
-    ]
-}
-
-/// `-n get -inet|-inet6 <what>`.
-fn route_get_args(what: &str, family: Family) -> Vec<String> {
-    vec![
-        "-n".into(),
-        "get".into(),
-        family_flag(family).into(),
-        what.into(),
-    ]
-}
-
-fn family_flag(family: Family) -> &'static str {
-    match family {
-        Family::Ipv4 => "-inet",
-        Family::Ipv6 => "-inet6",
-    }
-}
-
-/// Parses `route -n get` output:
-/// ```text
-///    route to: 198.18.0.2
-/// destination: default
-///     gateway: 198.18.0.1
-///   interface: en0
-///  recvpipe  sendpipe  ssthresh  rtt,msec    rttvar  hopcount      mtu     expire
-///        0         0         0         0         0         0      1500         0
-/// ```
-fn parse_route_get(output: &str) -> RouteGet {
-    let mut parsed = RouteGet::default();
-    let mut lines = output.lines();
-    while let Some(line) = lines.next() {
-        let line = line.trim();
-        if let Some(value) = line.strip_prefix("gateway:") {
-            // A link-local IPv6 next hop comes with its scope, `fe80::1%en0`.
-            let address = value.trim().split('%').next().unwrap_or_default();
-            parsed.gateway = address.parse().ok();
-        } else if let Some(value) = line.strip_prefix("interface:") {
-            parsed.interface = Some(value.trim().to_owned());
-        } else if let Some(column) = line.split_whitespace().position(|word| word == "mtu") {
-            parsed.mtu = lines
-                .next()
-                .and_then(|values| values.split_whitespace().nth(column))
-                .and_then(|value| value.parse().ok())
-                .filter(|&mtu| mtu > 0);
-        }
-    }
-    parsed
-}
-
-/// What a failed command's output means, as an `io::ErrorKind`.
-fn classify(output: &str) -> io::ErrorKind {
-    if output.contains("File exists") {
-        io::ErrorKind::AlreadyExists
-    } else if output.contains("not in table")
-        || output.contains("Can't assign requested address")
-        || output.contains("does not exist")
-    {
-        io::ErrorKind::NotFound
-    } else if output.contains("Operation not permitted") || output.contains("Permission denied") {
-        io::ErrorKind::PermissionDenied
-    } else {
-        io::ErrorKind::Other
-    }
-}
-
 /// Runs `program args...`; on failure the error carries the command and its output.
 async fn run(program: &str, args: &[String]) -> io::Result<()> {
     capture(program, args).await.map(drop)
@@ -354,119 +215,4 @@ async fn capture(program: &str, args: &[String]) -> io::Result<String> {
         classify(&text),
         format!("`{command_line}` failed ({}): {text}", output.status),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn net(s: &str) -> IpNet {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn commands_are_wg_quicks() {
-        assert_eq!(
-            add_address_args("utun5", net("198.18.1.1/24")).join(" "),
-            "utun5 inet 198.18.1.1/24 198.18.1.1 alias"
-        );
-        assert_eq!(
-            add_address_args("utun5", net("fd00:1::1/64")).join(" "),
-            "utun5 inet6 fd00:1::1/64 alias"
-        );
-        assert_eq!(
-            remove_address_args("utun5", net("198.18.1.1/24")).join(" "),
-            "utun5 inet 198.18.1.1 -alias"
-        );
-        assert_eq!(
-            route_args("add", net("198.18.4.7/24"), "utun5").join(" "),
-            "-n add -inet 198.18.4.0/24 -interface utun5"
-        );
-        assert_eq!(
-            route_args("delete", net("8000::/1"), "utun5").join(" "),
-            "-n delete -inet6 8000::/1 -interface utun5"
-        );
-        let gateway = Gateway {
-            address: "198.18.0.1".parse().unwrap(),
-            interface: Some("en0".into()),
-        };
-        assert_eq!(
-            host_route_args("add", "198.18.0.2".parse().unwrap(), &gateway).join(" "),
-            "-n add -inet -host 198.18.0.2 198.18.0.1"
-        );
-        let link_local = Gateway {
-            address: "fe80::1".parse().unwrap(),
-            interface: Some("en0".into()),
-        };
-        assert_eq!(
-            host_route_args("delete", "fd00:9::2".parse().unwrap(), &link_local).join(" "),
-            "-n delete -inet6 -host fd00:9::2 fe80::1%en0"
-        );
-        assert_eq!(
-            route_get_args("default", Family::Ipv6).join(" "),
-            "-n get -inet6 default"
-        );
-    }
-
-    #[test]
-    fn route_get_output_is_parsed() {
-        let output = "   route to: 198.18.0.2\n\
-                      destination: default\n       mask: default\n    gateway: 198.18.0.1\n  \
-                      interface: en0\n      flags: <UP,GATEWAY,DONE,STATIC,PRCLONING>\n \
-                      recvpipe  sendpipe  ssthresh  rtt,msec    rttvar  hopcount      mtu     expire\n \
-                      \x20     0         0         0         0         0         0      1500         0\n";
-        assert_eq!(
-            parse_route_get(output),
-            RouteGet {
-                gateway: Some("198.18.0.1".parse().unwrap()),
-                interface: Some("en0".into()),
-                mtu: Some(1500),
-            }
-        );
-        assert_eq!(
-            parse_route_get(output).default_gateway(),
-            Some(Gateway {
-                address: "198.18.0.1".parse().unwrap(),
-                interface: Some("en0".into()),
-            })
-        );
-        assert_eq!(
-            parse_route_get("    gateway: link#4\n"),
-            RouteGet::default()
-        );
-        assert_eq!(
-            parse_route_get("    gateway: link#4\n").default_gateway(),
-            None
-        );
-        let v6 =
-            "   route to: ::\ndestination: default\n    gateway: fe80::1%en0\n  interface: en0\n";
-        assert_eq!(
-            parse_route_get(v6).default_gateway(),
-            Some(Gateway {
-                address: "fe80::1".parse().unwrap(),
-                interface: Some("en0".into()),
-            })
-        );
-    }
-
-    #[test]
-    fn outputs_that_mean_present_or_gone_are_recognised() {
-        assert_eq!(
-            classify("route: writing to routing socket: File exists"),
-            io::ErrorKind::AlreadyExists
-        );
-        assert_eq!(
-            classify("route: writing to routing socket: not in table"),
-            io::ErrorKind::NotFound
-        );
-        assert_eq!(
-            classify("ifconfig: ioctl (SIOCDIFADDR): Can't assign requested address"),
-            io::ErrorKind::NotFound
-        );
-        assert_eq!(
-            classify("ifconfig: interface utun5 does not exist"),
-            io::ErrorKind::NotFound
-        );
-        assert_eq!(classify("something else"), io::ErrorKind::Other);
-    }
 }

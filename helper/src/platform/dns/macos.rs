@@ -20,6 +20,7 @@
 //! Not done here (for the daemon): watching the store and re-applying when a service that comes up
 //! later, or a DHCP renewal, replaces the tunnel's DNS.
 
+use super::macos_keys::service_id;
 use super::{journal, DnsChange, DnsMethod, DnsOps, DnsPlan, DnsPlanError};
 use anyhow::{anyhow, Context as _};
 use std::collections::BTreeSet;
@@ -168,15 +169,6 @@ fn active_services(store: &SCDynamicStore) -> BTreeSet<String> {
         .collect()
 }
 
-/// `State:/Network/Service/<id>/...` → `<id>`.
-fn service_id(key: &str) -> Option<&str> {
-    let rest = key
-        .strip_prefix("State:/Network/Service/")
-        .or_else(|| key.strip_prefix("Setup:/Network/Service/"))?;
-    let id = rest.split('/').next()?;
-    (!id.is_empty()).then_some(id)
-}
-
 /// The tunnel's DNS dictionary, with the owner mark.
 fn dns_dictionary(plan: &DnsPlan) -> CFDictionary {
     let strings = |items: &mut dyn Iterator<Item = String>| {
@@ -228,20 +220,4 @@ fn from_xml(xml: &str) -> anyhow::Result<CFPropertyList> {
     // SAFETY: on success CFPropertyListCreateWithData returns a new, owned reference (the create
     // rule), which the wrapper takes over and releases when dropped.
     Ok(unsafe { CFPropertyList::wrap_under_create_rule(reference) })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn service_ids_come_from_state_and_setup_keys() {
-        assert_eq!(
-            service_id("State:/Network/Service/1C5B9E2A-0000/IPv4"),
-            Some("1C5B9E2A-0000")
-        );
-        assert_eq!(service_id("Setup:/Network/Service/AB/DNS"), Some("AB"));
-        assert_eq!(service_id("State:/Network/Global/DNS"), None);
-        assert_eq!(service_id("State:/Network/Service//DNS"), None);
-    }
 }
