@@ -38,6 +38,9 @@ use linux as imp;
 
 #[cfg(target_os = "macos")]
 mod macos;
+// Pure: compiled and tested everywhere, called only on macOS.
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+mod macos_messages;
 #[cfg(target_os = "macos")]
 use macos as imp;
 
