@@ -855,6 +855,9 @@ fn prepare_dir(dir: &Path) -> io::Result<()> {
 
 #[cfg(not(unix))]
 fn prepare_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(windows)]
+    crate::sys::windows::acl::harden_dir(dir)?;
+    #[cfg(not(windows))]
     fs::create_dir_all(dir)?;
     check_dir(dir)
 }
@@ -887,11 +890,13 @@ fn check_dir(dir: &Path) -> io::Result<()> {
 
 #[cfg(not(unix))]
 fn check_dir(dir: &Path) -> io::Result<()> {
-    if fs::metadata(dir)?.is_dir() {
-        Ok(())
-    } else {
-        Err(io::Error::other("it is not a directory"))
+    if !fs::metadata(dir)?.is_dir() {
+        return Err(io::Error::other("it is not a directory"));
     }
+    #[cfg(windows)]
+    crate::sys::windows::acl::check_admin_only(dir)
+        .map_err(|why| io::Error::new(io::ErrorKind::PermissionDenied, why))?;
+    Ok(())
 }
 
 #[cfg(unix)]

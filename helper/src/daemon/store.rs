@@ -271,13 +271,23 @@ fn check_trusted(path: &Path, metadata: &fs::Metadata) -> Result<(), IpcError> {
     Ok(())
 }
 
+/// Refuses a configuration file others could have changed: on Windows, one whose owner or DACL
+/// lets anyone but SYSTEM and the Administrators change it (`sys::windows::acl`).
 #[cfg(not(unix))]
 fn check_trusted(path: &Path, metadata: &fs::Metadata) -> Result<(), IpcError> {
-    if !metadata.file_type().is_file() {
-        return Err(IpcError::not_authorized(format!(
-            "refusing {}: it is not a regular file",
+    let refuse = |why: String| {
+        Err(IpcError::not_authorized(format!(
+            "refusing {}: {why}; it must be a regular file that only SYSTEM and the \
+             Administrators can change (as in the tunnels directory the helper creates)",
             path.display()
-        )));
+        )))
+    };
+    if !metadata.file_type().is_file() {
+        return refuse("it is not a regular file".into());
+    }
+    #[cfg(windows)]
+    if let Err(why) = crate::sys::windows::acl::check_admin_only(path) {
+        return refuse(why);
     }
     Ok(())
 }
@@ -291,7 +301,12 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
         .create(dir)
 }
 
-#[cfg(not(unix))]
+#[cfg(windows)]
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    crate::sys::windows::acl::harden_dir(dir)
+}
+
+#[cfg(not(any(unix, windows)))]
 fn create_private_dir(dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)
 }

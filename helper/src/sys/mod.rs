@@ -10,6 +10,9 @@ mod atomic;
 #[cfg(target_os = "linux")]
 pub mod logind;
 pub mod paths;
+// Pure: compiled and tested everywhere, used on Windows (`windows::acl`).
+#[cfg_attr(not(windows), allow(dead_code))]
+pub mod sddl;
 pub mod setting_lock;
 pub mod shutdown;
 #[cfg(test)]

@@ -40,6 +40,11 @@ impl SecurityDescriptor {
         Ok(Self(descriptor))
     }
 
+    /// The descriptor, for calls that read it; valid while `self` lives.
+    pub(crate) fn as_ptr(&self) -> PSECURITY_DESCRIPTOR {
+        self.0
+    }
+
     /// Creates one instance of the pipe at `path` with this descriptor.
     pub(crate) fn create_pipe(&self, path: &str, first: bool) -> io::Result<NamedPipeServer> {
         let mut attributes = SECURITY_ATTRIBUTES {
