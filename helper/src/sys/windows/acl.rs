@@ -30,7 +30,13 @@ pub const ADMIN_ONLY_SDDL: &str = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)";
 /// whatever it had: an existing directory is hardened too.
 pub fn harden_dir(dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let descriptor = SecurityDescriptor::from_sddl(ADMIN_ONLY_SDDL)?;
+    set_protected_dacl(dir, ADMIN_ONLY_SDDL)
+}
+
+/// Replaces `path`'s DACL by the one in `sddl` (`D:P...`), protected from inheritance; owner,
+/// group and SACL stay as they are.
+fn set_protected_dacl(path: &Path, sddl: &str) -> io::Result<()> {
+    let descriptor = SecurityDescriptor::from_sddl(sddl)?;
     let mut present = 0;
     let mut defaulted = 0;
     let mut dacl: *mut ACL = std::ptr::null_mut();
@@ -40,11 +46,11 @@ pub fn harden_dir(dir: &Path) -> io::Result<()> {
         GetSecurityDescriptorDacl(descriptor.as_ptr(), &mut present, &mut dacl, &mut defaulted)
     };
     if ok == 0 || present == 0 {
-        return Err(io::Error::other(
-            "the admin-only security descriptor has no DACL",
-        ));
+        return Err(io::Error::other(format!(
+            "the security descriptor {sddl} has no DACL"
+        )));
     }
-    let wide = wide(dir);
+    let wide = wide(path);
     // SAFETY: `wide` is a NUL-terminated path that outlives the call; `dacl` is a valid DACL
     // inside `descriptor`; owner, group and SACL are not changed (null).
     let status = unsafe {
@@ -216,28 +222,7 @@ mod tests {
         }
 
         // Everyone may write it: refused, naming who.
-        let loose = SecurityDescriptor::from_sddl("D:P(A;;FA;;;SY)(A;;FA;;;WD)").unwrap();
-        let mut present = 0;
-        let mut defaulted = 0;
-        let mut dacl: *mut ACL = std::ptr::null_mut();
-        // SAFETY: as in `harden_dir`.
-        unsafe {
-            GetSecurityDescriptorDacl(loose.as_ptr(), &mut present, &mut dacl, &mut defaulted);
-        }
-        let wide = wide(&file);
-        // SAFETY: as in `harden_dir`.
-        let status = unsafe {
-            SetNamedSecurityInfoW(
-                wide.as_ptr(),
-                SE_FILE_OBJECT,
-                DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                dacl,
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(status, ERROR_SUCCESS);
+        set_protected_dacl(&file, "D:P(A;;FA;;;SY)(A;;FA;;;WD)").unwrap();
         let refused = check_admin_only(&file).unwrap_err();
         assert!(refused.contains("WD may change it"), "{refused}");
     }
