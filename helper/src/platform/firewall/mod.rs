@@ -59,14 +59,17 @@
 //! Per-OS code is chosen once, below, behind the private [`KillSwitchOps`] trait — on Linux an
 //! nftables table, on macOS a pf anchor, on Windows a WFP dynamic session, each with its own
 //! [`FirewallChange`] variant; OSes without a real module get `unsupported`, which refuses in
-//! [`check`] before anything changes. The plan and the renderers (nftables, pf) are pure and
-//! tested on every OS.
+//! [`check`] before anything changes. The plan and the renderers (nftables, pf, the WFP filter
+//! set in `wfp`) are pure and tested on every OS.
 
 // Pure and tested everywhere, but only Linux loads nftables scripts.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 mod nft;
 mod pf;
 mod plan;
+// Pure and tested everywhere, but only Windows installs WFP filters.
+#[cfg_attr(not(windows), allow(dead_code))]
+mod wfp;
 
 #[cfg(target_os = "linux")]
 mod linux;

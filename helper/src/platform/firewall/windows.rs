@@ -3,20 +3,10 @@
 //! the session's engine handle closes — on undo, on exit, and when the process dies — so a crash
 //! can never leave the machine blocked.
 //!
-//! One sublayer (weight 0xFFFF, key unique to this process and apply) holds the filters, at the
-//! ALE connect and receive/accept layers for IPv4 and IPv6; the highest weight that matches wins:
-//!
-//! | weight | verdict | what |
-//! |---|---|---|
-//! | 15 | permit | loopback |
-//! | 14 | permit | this executable's UDP to and from each peer endpoint (by application id) |
-//! | 13 | permit | DHCPv4 (68 → 67) and DHCPv6 (546 → 547) |
-//! | 12 | permit | DNS (port 53) through the tunnel interface, to the tunnel's DNS servers if any |
-//! | 11 | block  | all other DNS, on every interface |
-//! | 10 | permit | anything through the tunnel interface |
-//! |  9 | permit | ICMPv6 to and from link-local and link-scope multicast addresses (neighbour discovery) |
-//! |  8 | permit | the LAN ranges (`plan.rs`), when "allow LAN" is on |
-//! |  0 | block  | everything else |
+//! One sublayer (weight 0xFFFF, key unique to this process and apply) holds the filters. Which
+//! filters, with which weights and conditions, is decided by the pure `wfp` module (tested on
+//! every OS, its table names the wireguard-windows anchor of each); this file only translates each
+//! `wfp::Filter` into an `FWPM_FILTER0` and adds them all in one transaction.
 //!
 //! The documented subset: connections are judged when they are authorised (the ALE layers), not
 //! per packet; the tunnel's own addresses are not additionally guarded against other interfaces;
@@ -27,7 +17,7 @@
 //! journal entry; undoing it closes this process's session, and is a no-op in any other process
 //! (the session ended with the process that opened it).
 
-use super::plan::{LAN_V4, LAN_V4_MULTICAST, LAN_V6, LAN_V6_MULTICAST};
+use super::wfp::{self, Condition, Filter, Layer};
 use super::{FirewallChange, KillSwitchError, KillSwitchOps, KillSwitchPlan};
 use crate::sys::windows::net as winnet;
 use ipnet::IpNet;
@@ -40,10 +30,10 @@ use windows_sys::Win32::Foundation::HANDLE;
 use windows_sys::Win32::NetworkManagement::WindowsFilteringPlatform::{
     FwpmEngineClose0, FwpmEngineOpen0, FwpmFilterAdd0, FwpmFreeMemory0, FwpmGetAppIdFromFileName0,
     FwpmSubLayerAdd0, FwpmTransactionAbort0, FwpmTransactionBegin0, FwpmTransactionCommit0,
-    FWPM_CONDITION_ALE_APP_ID, FWPM_CONDITION_FLAGS, FWPM_CONDITION_IP_LOCAL_INTERFACE,
-    FWPM_CONDITION_IP_LOCAL_PORT, FWPM_CONDITION_IP_PROTOCOL, FWPM_CONDITION_IP_REMOTE_ADDRESS,
-    FWPM_CONDITION_IP_REMOTE_PORT, FWPM_FILTER0, FWPM_FILTER_CONDITION0,
-    FWPM_LAYER_ALE_AUTH_CONNECT_V4, FWPM_LAYER_ALE_AUTH_CONNECT_V6,
+    FWPM_CONDITION_ALE_APP_ID, FWPM_CONDITION_FLAGS, FWPM_CONDITION_IP_LOCAL_ADDRESS,
+    FWPM_CONDITION_IP_LOCAL_INTERFACE, FWPM_CONDITION_IP_LOCAL_PORT, FWPM_CONDITION_IP_PROTOCOL,
+    FWPM_CONDITION_IP_REMOTE_ADDRESS, FWPM_CONDITION_IP_REMOTE_PORT, FWPM_FILTER0,
+    FWPM_FILTER_CONDITION0, FWPM_LAYER_ALE_AUTH_CONNECT_V4, FWPM_LAYER_ALE_AUTH_CONNECT_V6,
     FWPM_LAYER_ALE_AUTH_RECV_ACCEPT_V4, FWPM_LAYER_ALE_AUTH_RECV_ACCEPT_V6, FWPM_SESSION0,
     FWPM_SESSION_FLAG_DYNAMIC, FWPM_SUBLAYER0, FWP_ACTION_BLOCK, FWP_ACTION_PERMIT,
     FWP_BYTE_ARRAY16, FWP_BYTE_ARRAY16_TYPE, FWP_BYTE_BLOB, FWP_BYTE_BLOB_TYPE,
@@ -55,9 +45,6 @@ use windows_sys::Win32::System::Rpc::RPC_C_AUTHN_WINNT;
 
 /// The base of the sublayer keys; each apply XORs in the process id and a counter.
 const SUBLAYER_BASE: u128 = 0x5c3b7a1e_8f2d_4c6b_9a0e_3d7f1b2c4e6a;
-const UDP: u8 = 17;
-const ICMPV6: u8 = 58;
-const DNS_PORT: u16 = 53;
 
 /// This process's kill switch session, if one is on.
 static SESSION: Mutex<Option<Engine>> = Mutex::new(None);
@@ -227,18 +214,6 @@ impl Drop for AppId {
     }
 }
 
-/// One filter condition. Conditions on the same field are ORed, on different fields ANDed.
-enum Match {
-    Loopback,
-    Interface(u64),
-    App(*mut FWP_BYTE_BLOB),
-    Protocol(u8),
-    LocalPort(u16),
-    RemotePort(u16),
-    RemoteAddress(IpAddr),
-    RemoteNet(IpNet),
-}
-
 /// The values conditions point at, kept until the filter is added. Boxed: a condition holds a
 /// pointer to its value, which must not move when the vector grows.
 #[derive(Default)]
@@ -250,123 +225,157 @@ struct Storage {
     v6: Vec<Box<FWP_V6_ADDR_AND_MASK>>,
 }
 
-impl Match {
-    fn condition(&self, storage: &mut Storage) -> FWPM_FILTER_CONDITION0 {
-        let (field, match_type, value) = match *self {
-            Match::Loopback => (
-                FWPM_CONDITION_FLAGS,
-                FWP_MATCH_FLAGS_ALL_SET,
-                value(
-                    FWP_UINT32,
-                    FWP_CONDITION_VALUE0_0 {
-                        uint32: FWP_CONDITION_FLAG_IS_LOOPBACK,
-                    },
-                ),
+/// Pushes `value` into `list` and returns a pointer to it that stays valid while `list`'s boxes
+/// live (the box's contents never move when the vector grows).
+#[allow(clippy::vec_box)]
+fn keep<T>(list: &mut Vec<Box<T>>, value: T) -> *mut T {
+    list.push(Box::new(value));
+    list.last_mut()
+        .map_or(std::ptr::null_mut(), |b| std::ptr::from_mut(b.as_mut()))
+}
+
+/// What the translation needs besides the filter: the tunnel's LUID and this program's app id.
+struct Context<'a> {
+    tunnel: u64,
+    app: &'a AppId,
+}
+
+/// `condition` as an `FWPM_FILTER_CONDITION0`, its pointed-at values kept in `storage`.
+fn condition(
+    condition: Condition,
+    context: &Context<'_>,
+    storage: &mut Storage,
+) -> FWPM_FILTER_CONDITION0 {
+    let (field, match_type, value) = match condition {
+        Condition::Loopback => (
+            FWPM_CONDITION_FLAGS,
+            FWP_MATCH_FLAGS_ALL_SET,
+            value(
+                FWP_UINT32,
+                FWP_CONDITION_VALUE0_0 {
+                    uint32: FWP_CONDITION_FLAG_IS_LOOPBACK,
+                },
             ),
-            Match::Interface(luid) => {
-                storage.u64s.push(Box::new(luid));
-                let pointer = storage.u64s.last_mut().map_or(std::ptr::null_mut(), |b| {
-                    std::ptr::from_mut::<u64>(b.as_mut())
-                });
-                (
-                    FWPM_CONDITION_IP_LOCAL_INTERFACE,
-                    FWP_MATCH_EQUAL,
-                    value(FWP_UINT64, FWP_CONDITION_VALUE0_0 { uint64: pointer }),
-                )
-            }
-            Match::App(blob) => (
-                FWPM_CONDITION_ALE_APP_ID,
+        ),
+        Condition::TunnelInterface => {
+            let pointer = keep(&mut storage.u64s, context.tunnel);
+            (
+                FWPM_CONDITION_IP_LOCAL_INTERFACE,
                 FWP_MATCH_EQUAL,
-                value(
-                    FWP_BYTE_BLOB_TYPE,
-                    FWP_CONDITION_VALUE0_0 { byteBlob: blob },
-                ),
+                value(FWP_UINT64, FWP_CONDITION_VALUE0_0 { uint64: pointer }),
+            )
+        }
+        Condition::ThisProgram => (
+            FWPM_CONDITION_ALE_APP_ID,
+            FWP_MATCH_EQUAL,
+            value(
+                FWP_BYTE_BLOB_TYPE,
+                FWP_CONDITION_VALUE0_0 {
+                    byteBlob: context.app.0,
+                },
             ),
-            Match::Protocol(protocol) => (
-                FWPM_CONDITION_IP_PROTOCOL,
-                FWP_MATCH_EQUAL,
-                value(FWP_UINT8, FWP_CONDITION_VALUE0_0 { uint8: protocol }),
-            ),
-            Match::LocalPort(port) => (
-                FWPM_CONDITION_IP_LOCAL_PORT,
-                FWP_MATCH_EQUAL,
-                value(FWP_UINT16, FWP_CONDITION_VALUE0_0 { uint16: port }),
-            ),
-            Match::RemotePort(port) => (
-                FWPM_CONDITION_IP_REMOTE_PORT,
-                FWP_MATCH_EQUAL,
-                value(FWP_UINT16, FWP_CONDITION_VALUE0_0 { uint16: port }),
-            ),
-            Match::RemoteAddress(IpAddr::V4(ip)) => (
+        ),
+        Condition::Protocol(protocol) => (
+            FWPM_CONDITION_IP_PROTOCOL,
+            FWP_MATCH_EQUAL,
+            value(FWP_UINT8, FWP_CONDITION_VALUE0_0 { uint8: protocol }),
+        ),
+        Condition::LocalPort(port) => (
+            FWPM_CONDITION_IP_LOCAL_PORT,
+            FWP_MATCH_EQUAL,
+            value(FWP_UINT16, FWP_CONDITION_VALUE0_0 { uint16: port }),
+        ),
+        Condition::RemotePort(port) => (
+            FWPM_CONDITION_IP_REMOTE_PORT,
+            FWP_MATCH_EQUAL,
+            value(FWP_UINT16, FWP_CONDITION_VALUE0_0 { uint16: port }),
+        ),
+        // fwpmu.h: `#define FWPM_CONDITION_ICMP_TYPE FWPM_CONDITION_IP_LOCAL_PORT`.
+        Condition::IcmpType(kind) => (
+            FWPM_CONDITION_IP_LOCAL_PORT,
+            FWP_MATCH_EQUAL,
+            value(FWP_UINT16, FWP_CONDITION_VALUE0_0 { uint16: kind }),
+        ),
+        // fwpmu.h: `#define FWPM_CONDITION_ICMP_CODE FWPM_CONDITION_IP_REMOTE_PORT`.
+        Condition::IcmpCode(code) => (
+            FWPM_CONDITION_IP_REMOTE_PORT,
+            FWP_MATCH_EQUAL,
+            value(FWP_UINT16, FWP_CONDITION_VALUE0_0 { uint16: code }),
+        ),
+        Condition::RemoteAddress(IpAddr::V4(ip)) => (
+            FWPM_CONDITION_IP_REMOTE_ADDRESS,
+            FWP_MATCH_EQUAL,
+            // The ALE layers take IPv4 addresses in host byte order.
+            value(FWP_UINT32, FWP_CONDITION_VALUE0_0 { uint32: ip.into() }),
+        ),
+        Condition::RemoteAddress(IpAddr::V6(ip)) => {
+            let pointer = keep(
+                &mut storage.arrays,
+                FWP_BYTE_ARRAY16 {
+                    byteArray16: ip.octets(),
+                },
+            );
+            (
                 FWPM_CONDITION_IP_REMOTE_ADDRESS,
                 FWP_MATCH_EQUAL,
-                // The ALE layers take IPv4 addresses in host byte order.
-                value(FWP_UINT32, FWP_CONDITION_VALUE0_0 { uint32: ip.into() }),
-            ),
-            Match::RemoteAddress(IpAddr::V6(ip)) => {
-                storage.arrays.push(Box::new(FWP_BYTE_ARRAY16 {
-                    byteArray16: ip.octets(),
-                }));
-                let pointer = storage
-                    .arrays
-                    .last_mut()
-                    .map_or(std::ptr::null_mut(), |b| std::ptr::from_mut(b.as_mut()));
-                (
-                    FWPM_CONDITION_IP_REMOTE_ADDRESS,
-                    FWP_MATCH_EQUAL,
-                    value(
-                        FWP_BYTE_ARRAY16_TYPE,
-                        FWP_CONDITION_VALUE0_0 {
-                            byteArray16: pointer,
-                        },
-                    ),
-                )
-            }
-            Match::RemoteNet(IpNet::V4(net)) => {
-                storage.v4.push(Box::new(FWP_V4_ADDR_AND_MASK {
+                value(
+                    FWP_BYTE_ARRAY16_TYPE,
+                    FWP_CONDITION_VALUE0_0 {
+                        byteArray16: pointer,
+                    },
+                ),
+            )
+        }
+        Condition::RemoteNet(net) => (
+            FWPM_CONDITION_IP_REMOTE_ADDRESS,
+            FWP_MATCH_EQUAL,
+            net_value(net, storage),
+        ),
+        Condition::LocalNet(net) => (
+            FWPM_CONDITION_IP_LOCAL_ADDRESS,
+            FWP_MATCH_EQUAL,
+            net_value(net, storage),
+        ),
+    };
+    FWPM_FILTER_CONDITION0 {
+        fieldKey: field,
+        matchType: match_type,
+        conditionValue: value,
+    }
+}
+
+/// A prefix as an address-and-mask condition value.
+fn net_value(net: IpNet, storage: &mut Storage) -> FWP_CONDITION_VALUE0 {
+    match net {
+        IpNet::V4(net) => {
+            let pointer = keep(
+                &mut storage.v4,
+                FWP_V4_ADDR_AND_MASK {
                     addr: net.network().into(),
                     mask: net.netmask().into(),
-                }));
-                let pointer = storage
-                    .v4
-                    .last_mut()
-                    .map_or(std::ptr::null_mut(), |b| std::ptr::from_mut(b.as_mut()));
-                (
-                    FWPM_CONDITION_IP_REMOTE_ADDRESS,
-                    FWP_MATCH_EQUAL,
-                    value(
-                        FWP_V4_ADDR_MASK,
-                        FWP_CONDITION_VALUE0_0 {
-                            v4AddrMask: pointer,
-                        },
-                    ),
-                )
-            }
-            Match::RemoteNet(IpNet::V6(net)) => {
-                storage.v6.push(Box::new(FWP_V6_ADDR_AND_MASK {
+                },
+            );
+            value(
+                FWP_V4_ADDR_MASK,
+                FWP_CONDITION_VALUE0_0 {
+                    v4AddrMask: pointer,
+                },
+            )
+        }
+        IpNet::V6(net) => {
+            let pointer = keep(
+                &mut storage.v6,
+                FWP_V6_ADDR_AND_MASK {
                     addr: net.network().octets(),
                     prefixLength: net.prefix_len(),
-                }));
-                let pointer = storage
-                    .v6
-                    .last_mut()
-                    .map_or(std::ptr::null_mut(), |b| std::ptr::from_mut(b.as_mut()));
-                (
-                    FWPM_CONDITION_IP_REMOTE_ADDRESS,
-                    FWP_MATCH_EQUAL,
-                    value(
-                        FWP_V6_ADDR_MASK,
-                        FWP_CONDITION_VALUE0_0 {
-                            v6AddrMask: pointer,
-                        },
-                    ),
-                )
-            }
-        };
-        FWPM_FILTER_CONDITION0 {
-            fieldKey: field,
-            matchType: match_type,
-            conditionValue: value,
+                },
+            );
+            value(
+                FWP_V6_ADDR_MASK,
+                FWP_CONDITION_VALUE0_0 {
+                    v6AddrMask: pointer,
+                },
+            )
         }
     }
 }
@@ -378,39 +387,12 @@ fn value(kind: i32, inner: FWP_CONDITION_VALUE0_0) -> FWP_CONDITION_VALUE0 {
     }
 }
 
-/// Where a filter applies.
-#[derive(Clone, Copy)]
-enum Layer {
-    ConnectV4,
-    ConnectV6,
-    AcceptV4,
-    AcceptV6,
-}
-
-impl Layer {
-    const ALL: [Layer; 4] = [
-        Layer::ConnectV4,
-        Layer::ConnectV6,
-        Layer::AcceptV4,
-        Layer::AcceptV6,
-    ];
-
-    fn key(self) -> GUID {
-        match self {
-            Layer::ConnectV4 => FWPM_LAYER_ALE_AUTH_CONNECT_V4,
-            Layer::ConnectV6 => FWPM_LAYER_ALE_AUTH_CONNECT_V6,
-            Layer::AcceptV4 => FWPM_LAYER_ALE_AUTH_RECV_ACCEPT_V4,
-            Layer::AcceptV6 => FWPM_LAYER_ALE_AUTH_RECV_ACCEPT_V6,
-        }
-    }
-
-    /// Both directions of one family.
-    fn both(v6: bool) -> [Layer; 2] {
-        if v6 {
-            [Layer::ConnectV6, Layer::AcceptV6]
-        } else {
-            [Layer::ConnectV4, Layer::AcceptV4]
-        }
+fn layer_key(layer: Layer) -> GUID {
+    match layer {
+        Layer::ConnectV4 => FWPM_LAYER_ALE_AUTH_CONNECT_V4,
+        Layer::ConnectV6 => FWPM_LAYER_ALE_AUTH_CONNECT_V6,
+        Layer::AcceptV4 => FWPM_LAYER_ALE_AUTH_RECV_ACCEPT_V4,
+        Layer::AcceptV6 => FWPM_LAYER_ALE_AUTH_RECV_ACCEPT_V6,
     }
 }
 
@@ -418,50 +400,50 @@ impl Layer {
 fn add_filter(
     engine: &Engine,
     sublayer: GUID,
-    layer: Layer,
-    weight: u8,
-    permit: bool,
-    matches: &[Match],
+    filter: &Filter,
+    context: &Context<'_>,
 ) -> io::Result<()> {
-    let name = wide(if permit {
-        "Warren kill switch: permit"
-    } else {
-        "Warren kill switch: block"
-    });
+    let name = wide(&format!("Warren kill switch: {}", filter.what));
     let mut storage = Storage::default();
-    let mut conditions: Vec<FWPM_FILTER_CONDITION0> =
-        matches.iter().map(|m| m.condition(&mut storage)).collect();
-    let mut filter = FWPM_FILTER0::default();
-    filter.displayData.name = name.as_ptr().cast_mut();
-    filter.layerKey = layer.key();
-    filter.subLayerKey = sublayer;
-    filter.weight = FWP_VALUE0 {
+    let mut conditions: Vec<FWPM_FILTER_CONDITION0> = filter
+        .conditions
+        .iter()
+        .map(|&c| condition(c, context, &mut storage))
+        .collect();
+    let mut raw = FWPM_FILTER0::default();
+    raw.displayData.name = name.as_ptr().cast_mut();
+    raw.layerKey = layer_key(filter.layer);
+    raw.subLayerKey = sublayer;
+    raw.weight = FWP_VALUE0 {
         r#type: FWP_UINT8,
-        Anonymous: FWP_VALUE0_0 { uint8: weight },
+        Anonymous: FWP_VALUE0_0 {
+            uint8: filter.weight,
+        },
     };
-    filter.numFilterConditions = u32::try_from(conditions.len())
+    raw.numFilterConditions = u32::try_from(conditions.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many conditions"))?;
-    filter.filterCondition = if conditions.is_empty() {
+    raw.filterCondition = if conditions.is_empty() {
         std::ptr::null_mut()
     } else {
         conditions.as_mut_ptr()
     };
-    filter.action.r#type = if permit {
+    raw.action.r#type = if filter.permit {
         FWP_ACTION_PERMIT
     } else {
         FWP_ACTION_BLOCK
     };
     let mut id = 0u64;
-    // SAFETY: `filter`, its name, its conditions and everything they point at (`storage`, the app
+    // SAFETY: `raw`, its name, its conditions and everything they point at (`storage`, the app
     // id blob owned by the caller) outlive the call, which copies them; no security descriptor.
-    check(unsafe { FwpmFilterAdd0(engine.0, &filter, std::ptr::null_mut(), &mut id) })
+    check(unsafe { FwpmFilterAdd0(engine.0, &raw, std::ptr::null_mut(), &mut id) })
+        .map_err(|err| io::Error::new(err.kind(), format!("{} ({err})", filter.what)))
 }
 
 /// Adds the sublayer and every filter in one transaction.
 fn install(engine: &Engine, plan: &KillSwitchPlan, tunnel: u64, app: &AppId) -> io::Result<()> {
     // SAFETY: the engine handle is open; no flags.
     check(unsafe { FwpmTransactionBegin0(engine.0, 0) })?;
-    match add_all(engine, plan, tunnel, app) {
+    match add_all(engine, plan, &Context { tunnel, app }) {
         // SAFETY: a transaction is open on this engine.
         Ok(()) => check(unsafe { FwpmTransactionCommit0(engine.0) }),
         Err(err) => {
@@ -472,7 +454,7 @@ fn install(engine: &Engine, plan: &KillSwitchPlan, tunnel: u64, app: &AppId) -> 
     }
 }
 
-fn add_all(engine: &Engine, plan: &KillSwitchPlan, tunnel: u64, app: &AppId) -> io::Result<()> {
+fn add_all(engine: &Engine, plan: &KillSwitchPlan, context: &Context<'_>) -> io::Result<()> {
     let apply = APPLIES.fetch_add(1, Ordering::Relaxed);
     let sublayer_key =
         GUID::from_u128(SUBLAYER_BASE ^ (u128::from(std::process::id()) << 32 | u128::from(apply)));
@@ -485,85 +467,8 @@ fn add_all(engine: &Engine, plan: &KillSwitchPlan, tunnel: u64, app: &AppId) -> 
     sublayer.displayData.name = name.as_ptr().cast_mut();
     // SAFETY: `sublayer` and its name outlive the call, which copies them; no security descriptor.
     check(unsafe { FwpmSubLayerAdd0(engine.0, &sublayer, std::ptr::null_mut()) })?;
-
-    let add = |layer: Layer, weight: u8, permit: bool, matches: &[Match]| {
-        add_filter(engine, sublayer_key, layer, weight, permit, matches)
-    };
-
-    for layer in Layer::ALL {
-        add(layer, 15, true, &[Match::Loopback])?;
-    }
-    for endpoint in &plan.endpoints {
-        for layer in Layer::both(endpoint.is_ipv6()) {
-            add(
-                layer,
-                14,
-                true,
-                &[
-                    Match::App(app.0),
-                    Match::Protocol(UDP),
-                    Match::RemoteAddress(endpoint.ip()),
-                    Match::RemotePort(endpoint.port()),
-                ],
-            )?;
-        }
-    }
-    for (v6, client, server) in [(false, 68, 67), (true, 546, 547)] {
-        for layer in Layer::both(v6) {
-            add(
-                layer,
-                13,
-                true,
-                &[
-                    Match::Protocol(UDP),
-                    Match::LocalPort(client),
-                    Match::RemotePort(server),
-                ],
-            )?;
-        }
-    }
-    for (v6, layer) in [(false, Layer::ConnectV4), (true, Layer::ConnectV6)] {
-        let servers: Vec<Match> = plan
-            .dns_servers
-            .iter()
-            .filter(|ip| ip.is_ipv6() == v6)
-            .map(|&ip| Match::RemoteAddress(ip))
-            .collect();
-        if plan.dns_servers.is_empty() || !servers.is_empty() {
-            let mut matches = vec![Match::Interface(tunnel), Match::RemotePort(DNS_PORT)];
-            matches.extend(servers);
-            add(layer, 12, true, &matches)?;
-        }
-        add(layer, 11, false, &[Match::RemotePort(DNS_PORT)])?;
-    }
-    for layer in Layer::ALL {
-        add(layer, 10, true, &[Match::Interface(tunnel)])?;
-    }
-    let link_scope = ["fe80::/10", "ff02::/16"];
-    for layer in Layer::both(true) {
-        let mut matches = vec![Match::Protocol(ICMPV6)];
-        matches.extend(nets(&link_scope));
-        add(layer, 9, true, &matches)?;
-    }
-    if plan.allow_lan {
-        let lan4_out = [LAN_V4, LAN_V4_MULTICAST].concat();
-        let lan6_out = [LAN_V6, LAN_V6_MULTICAST].concat();
-        add(Layer::ConnectV4, 8, true, &nets(&lan4_out))?;
-        add(Layer::AcceptV4, 8, true, &nets(LAN_V4))?;
-        add(Layer::ConnectV6, 8, true, &nets(&lan6_out))?;
-        add(Layer::AcceptV6, 8, true, &nets(LAN_V6))?;
-    }
-    for layer in Layer::ALL {
-        add(layer, 0, false, &[])?;
+    for filter in wfp::filters(plan) {
+        add_filter(engine, sublayer_key, &filter, context)?;
     }
     Ok(())
-}
-
-/// The ranges as remote-address conditions (the constants in `plan.rs` are valid prefixes).
-fn nets(ranges: &[&str]) -> Vec<Match> {
-    ranges
-        .iter()
-        .filter_map(|range| range.parse::<IpNet>().ok())
-        .map(Match::RemoteNet)
-        .collect()
 }
