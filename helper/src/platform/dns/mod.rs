@@ -62,6 +62,9 @@ use macos as imp;
 
 #[cfg(windows)]
 mod windows;
+// Pure and tested everywhere, but only Windows writes the registry.
+#[cfg_attr(not(windows), allow(dead_code))]
+mod windows_values;
 #[cfg(windows)]
 use windows as imp;
 

@@ -15,11 +15,16 @@
 //!   and refuses any key that is not a `Warren-` rule directly under `DnsPolicyConfig`, so a
 //!   tampered journal cannot make the helper delete other registry keys.
 //! - Queries that still leave outside the tunnel (port 53 off-tunnel) are the kill switch's to
-//!   block (the WFP filters in `firewall/windows.rs`).
+//!   block (the WFP filters in `firewall/wfp.rs`), as wireguard-windows does.
+//!
+//! The values (server lists, the rule's key and values, the undo's key check) and the registry
+//! steps are decided in `windows_values.rs`, tested on every OS with an in-memory registry; this
+//! file makes the calls ([`Hklm`] is the real registry).
 
+use super::windows_values::{self as values, RegValue, Registry};
 use super::{journal, DnsChange, DnsMethod, DnsOps, DnsPlan, DnsPlanError};
 use crate::sys::windows::net as winnet;
-use anyhow::{anyhow, bail, Context as _};
+use anyhow::{anyhow, Context as _};
 use std::io;
 use std::net::IpAddr;
 use windows_sys::Win32::Foundation::{ERROR_FILE_NOT_FOUND, NO_ERROR, WIN32_ERROR};
@@ -33,15 +38,6 @@ use windows_sys::Win32::System::Registry::{
     KEY_WRITE, REG_DWORD, REG_MULTI_SZ, REG_OPTION_NON_VOLATILE, REG_OPTION_VOLATILE, REG_SZ,
     REG_VALUE_TYPE,
 };
-
-/// Where NRPT rules live (under `HKEY_LOCAL_MACHINE`).
-const NRPT_BASE: &str = r"SOFTWARE\Policies\Microsoft\Windows NT\DNSClient\DnsPolicyConfig";
-/// The prefix of Warren's rule keys.
-const NRPT_PREFIX: &str = "Warren-";
-/// `ConfigOptions` for a rule with generic DNS servers.
-const NRPT_GENERIC_DNS_SERVERS: u32 = 0x8;
-/// The NRPT rule format version.
-const NRPT_VERSION: u32 = 2;
 
 /// The Windows implementation of the DNS steps.
 pub(super) struct Ops;
@@ -82,7 +78,7 @@ impl DnsOps for Ops {
         set_interface_dns(ifindex, &plan.servers, &plan.search)
             .with_context(|| format!("failed to set the DNS servers of {}", plan.ifname))?;
         if plan.route_all {
-            let key = nrpt_key(&plan.ifname);
+            let key = values::nrpt_key(&plan.ifname);
             journal(
                 record,
                 DnsChange::NrptRule {
@@ -90,7 +86,7 @@ impl DnsOps for Ops {
                     key: key.clone(),
                 },
             )?;
-            write_nrpt_rule(&key, &plan.servers)
+            values::write_nrpt_rule(&mut Hklm, &key, &plan.servers)
                 .with_context(|| format!("failed to add the NRPT rule HKLM\\{key}"))?;
             refresh_policy();
         }
@@ -108,8 +104,7 @@ impl DnsOps for Ops {
                 }
             }
             DnsChange::NrptRule { key, .. } => {
-                check_nrpt_key(key)?;
-                delete_key(key).with_context(|| format!("failed to delete HKLM\\{key}"))?;
+                values::delete_nrpt_rule(&mut Hklm, key)?;
                 refresh_policy();
                 Ok(())
             }
@@ -118,26 +113,6 @@ impl DnsOps for Ops {
             )),
         }
     }
-}
-
-/// The NRPT rule key of tunnel `ifname`, relative to `HKEY_LOCAL_MACHINE`.
-fn nrpt_key(ifname: &str) -> String {
-    format!(r"{NRPT_BASE}\{NRPT_PREFIX}{ifname}")
-}
-
-/// Refuses to touch any key but one of Warren's rules directly under [`NRPT_BASE`].
-fn check_nrpt_key(key: &str) -> anyhow::Result<()> {
-    let name = key
-        .strip_prefix(NRPT_BASE)
-        .and_then(|rest| rest.strip_prefix('\\'))
-        .unwrap_or_default();
-    let ok = name.strip_prefix(NRPT_PREFIX).is_some_and(|ifname| {
-        !ifname.is_empty() && !ifname.contains('\\') && !ifname.contains('/')
-    });
-    if !ok {
-        bail!("refusing to delete HKLM\\{key}: it is not a Warren NRPT rule");
-    }
-    Ok(())
 }
 
 /// NUL-terminated UTF-16.
@@ -158,17 +133,9 @@ fn check(code: WIN32_ERROR) -> io::Result<()> {
 /// IPv6 servers.
 fn set_interface_dns(ifindex: u32, servers: &[IpAddr], search: &[String]) -> io::Result<()> {
     let guid = winnet::guid_from_index(ifindex)?;
-    let list = |v6: bool| {
-        servers
-            .iter()
-            .filter(|ip| ip.to_canonical().is_ipv6() == v6)
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let mut v4_servers = wide(&list(false));
-    let mut v6_servers = wide(&list(true));
-    let mut search = wide(&search.join(","));
+    let mut v4_servers = wide(&values::interface_servers(servers, false));
+    let mut v6_servers = wide(&values::interface_servers(servers, true));
+    let mut search = wide(&values::search_list(search));
     let mut settings = DNS_INTERFACE_SETTINGS {
         Version: DNS_INTERFACE_SETTINGS_VERSION1,
         Flags: u64::from(DNS_SETTING_NAMESERVER | DNS_SETTING_SEARCHLIST),
@@ -220,33 +187,6 @@ impl Key {
         })?;
         Ok(Key(key))
     }
-
-    fn set(&self, name: &str, kind: REG_VALUE_TYPE, data: &[u8]) -> io::Result<()> {
-        let name = wide(name);
-        let len = u32::try_from(data.len())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "registry value too long"))?;
-        // SAFETY: the key is open for writing; `name` is NUL-terminated UTF-16 and `data` holds
-        // `len` bytes, both outliving the call.
-        check(unsafe { RegSetValueExW(self.0, name.as_ptr(), 0, kind, data.as_ptr(), len) })
-    }
-
-    fn set_string(&self, name: &str, value: &str) -> io::Result<()> {
-        self.set(name, REG_SZ, &utf16_bytes(&wide(value)))
-    }
-
-    fn set_dword(&self, name: &str, value: u32) -> io::Result<()> {
-        self.set(name, REG_DWORD, &value.to_le_bytes())
-    }
-
-    fn set_multi_string(&self, name: &str, values: &[&str]) -> io::Result<()> {
-        let mut units: Vec<u16> = Vec::new();
-        for value in values {
-            units.extend(value.encode_utf16());
-            units.push(0);
-        }
-        units.push(0);
-        self.set(name, REG_MULTI_SZ, &utf16_bytes(&units))
-    }
 }
 
 impl Drop for Key {
@@ -258,37 +198,40 @@ impl Drop for Key {
     }
 }
 
-fn utf16_bytes(units: &[u16]) -> Vec<u8> {
-    units.iter().flat_map(|unit| unit.to_le_bytes()).collect()
-}
+/// `HKEY_LOCAL_MACHINE` as a [`Registry`].
+struct Hklm;
 
-fn write_nrpt_rule(key: &str, servers: &[IpAddr]) -> io::Result<()> {
-    // The base stays (stable, empty when no rule is left); the rule itself is volatile.
-    drop(Key::create(NRPT_BASE, false)?);
-    let rule = Key::create(key, true)?;
-    let servers = servers
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(";");
-    rule.set_dword("Version", NRPT_VERSION)?;
-    rule.set_multi_string("Name", &["."])?;
-    rule.set_string("GenericDNSServers", &servers)?;
-    rule.set_dword("ConfigOptions", NRPT_GENERIC_DNS_SERVERS)?;
-    rule.set_string("IPSECCARestriction", "")?;
-    rule.set_string("Comment", "Warren: all names through the tunnel")?;
-    Ok(())
-}
-
-/// Deletes `key` and its values; a key that is not there is fine.
-fn delete_key(key: &str) -> io::Result<()> {
-    let path = wide(key);
-    // SAFETY: `path` is NUL-terminated UTF-16 that outlives the call.
-    let code = unsafe { RegDeleteTreeW(HKEY_LOCAL_MACHINE, path.as_ptr()) };
-    if code == ERROR_FILE_NOT_FOUND {
-        return Ok(());
+impl Registry for Hklm {
+    fn create_key(&mut self, key: &str, volatile: bool) -> io::Result<()> {
+        Key::create(key, volatile).map(drop)
     }
-    check(code)
+
+    fn set_value(&mut self, key: &str, name: &str, value: &RegValue) -> io::Result<()> {
+        // Opening an existing key with RegCreateKeyExW keeps its volatility.
+        let key = Key::create(key, false)?;
+        let kind: REG_VALUE_TYPE = match value {
+            RegValue::Dword(_) => REG_DWORD,
+            RegValue::String(_) => REG_SZ,
+            RegValue::MultiString(_) => REG_MULTI_SZ,
+        };
+        let data = value.data();
+        let name = wide(name);
+        let len = u32::try_from(data.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "registry value too long"))?;
+        // SAFETY: the key is open for writing; `name` is NUL-terminated UTF-16 and `data` holds
+        // `len` bytes, both outliving the call.
+        check(unsafe { RegSetValueExW(key.0, name.as_ptr(), 0, kind, data.as_ptr(), len) })
+    }
+
+    fn delete_tree(&mut self, key: &str) -> io::Result<()> {
+        let path = wide(key);
+        // SAFETY: `path` is NUL-terminated UTF-16 that outlives the call.
+        let code = unsafe { RegDeleteTreeW(HKEY_LOCAL_MACHINE, path.as_ptr()) };
+        if code == ERROR_FILE_NOT_FOUND {
+            return Ok(());
+        }
+        check(code)
+    }
 }
 
 /// Asks Windows to re-read machine policy, where the DNS client finds the NRPT. Best effort.
@@ -306,17 +249,58 @@ fn refresh_policy() {
 mod tests {
     use super::*;
 
+    /// The real registry half: a rule written and deleted in `HKEY_LOCAL_MACHINE` (under Wine in
+    /// the `windows` stage: Wine's registry, which keeps keys and values as Windows does).
     #[test]
-    fn only_warren_rules_may_be_deleted() {
-        assert!(check_nrpt_key(&nrpt_key("wg0")).is_ok());
-        for bad in [
-            NRPT_BASE.to_string(),
-            format!(r"{NRPT_BASE}\Other"),
-            format!(r"{NRPT_BASE}\Warren-"),
-            format!(r"{NRPT_BASE}\Warren-wg0\deeper"),
-            r"SOFTWARE\Microsoft\Windows Defender".to_string(),
-        ] {
-            assert!(check_nrpt_key(&bad).is_err(), "accepted {bad}");
-        }
+    fn a_rule_round_trips_through_the_registry() {
+        let key = values::nrpt_key("warren-unit-test");
+        let servers: Vec<IpAddr> = vec!["198.18.0.53".parse().unwrap()];
+        values::write_nrpt_rule(&mut Hklm, &key, &servers).expect("write the rule");
+        let read = |name: &str| -> Option<Vec<u8>> {
+            let (path, name) = (wide(&key), wide(name));
+            let mut len = 0u32;
+            // SAFETY: the strings are NUL-terminated UTF-16; a null buffer asks for the length.
+            let code = unsafe {
+                windows_sys::Win32::System::Registry::RegGetValueW(
+                    HKEY_LOCAL_MACHINE,
+                    path.as_ptr(),
+                    name.as_ptr(),
+                    windows_sys::Win32::System::Registry::RRF_RT_ANY,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    &mut len,
+                )
+            };
+            if code != NO_ERROR {
+                return None;
+            }
+            let mut data = vec![0u8; len as usize];
+            // SAFETY: `data` holds `len` bytes.
+            let code = unsafe {
+                windows_sys::Win32::System::Registry::RegGetValueW(
+                    HKEY_LOCAL_MACHINE,
+                    path.as_ptr(),
+                    name.as_ptr(),
+                    windows_sys::Win32::System::Registry::RRF_RT_ANY,
+                    std::ptr::null_mut(),
+                    data.as_mut_ptr().cast(),
+                    &mut len,
+                )
+            };
+            (code == NO_ERROR).then(|| data[..len as usize].to_vec())
+        };
+        assert_eq!(read("ConfigOptions"), Some(vec![8, 0, 0, 0]));
+        assert_eq!(
+            read("GenericDNSServers"),
+            Some(RegValue::String("198.18.0.53".into()).data())
+        );
+        assert_eq!(
+            read("Name"),
+            Some(RegValue::MultiString(vec![".".into()]).data())
+        );
+        values::delete_nrpt_rule(&mut Hklm, &key).expect("delete the rule");
+        assert_eq!(read("ConfigOptions"), None, "the rule is gone");
+        values::delete_nrpt_rule(&mut Hklm, &key).expect("deleting a missing rule is fine");
+        assert!(values::delete_nrpt_rule(&mut Hklm, values::NRPT_BASE).is_err());
     }
 }
