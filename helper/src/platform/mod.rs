@@ -153,6 +153,16 @@ pub enum NetworkChange {
         /// The interface.
         link: Link,
     },
+    /// A Windows full tunnel's interface metric set to 0 for one family (automatic metric off),
+    /// as wireguard-windows does (`tunnel/addressconfig.go`): the tunnel's `0.0.0.0/0` / `::/0`
+    /// then beats the physical default route, whose route metric + interface metric is higher.
+    /// Not reverted: the adapter belongs to the tunnel.
+    MetricLowered {
+        /// The interface.
+        link: Link,
+        /// The family whose interface settings changed.
+        family: Family,
+    },
     /// `ip route add <route> dev <link> table <table>`.
     RouteAdded {
         /// The interface the route goes through.
@@ -203,6 +213,7 @@ impl NetworkChange {
             | NetworkChange::RuleAdded { .. } => "add",
             NetworkChange::MtuSet { .. }
             | NetworkChange::LinkUp { .. }
+            | NetworkChange::MetricLowered { .. }
             | NetworkChange::SysctlSet { .. } => "set",
         }
     }
@@ -225,6 +236,9 @@ impl fmt::Display for NetworkChange {
             }
             NetworkChange::MtuSet { link, mtu } => write!(f, "mtu {mtu} on {}", link.name),
             NetworkChange::LinkUp { link } => write!(f, "link {} up", link.name),
+            NetworkChange::MetricLowered { link, family } => {
+                write!(f, "{} interface metric 0 on {}", family.name(), link.name)
+            }
             NetworkChange::RouteAdded { link, route, table } if *table == MAIN_TABLE => {
                 write!(f, "route {route} dev {}", link.name)
             }
@@ -268,7 +282,9 @@ pub async fn apply(
 pub async fn undo(change: &NetworkChange) -> anyhow::Result<()> {
     if matches!(
         change,
-        NetworkChange::MtuSet { .. } | NetworkChange::LinkUp { .. }
+        NetworkChange::MtuSet { .. }
+            | NetworkChange::LinkUp { .. }
+            | NetworkChange::MetricLowered { .. }
     ) {
         // Nothing to restore, and no reason to open a netlink socket.
         return Ok(());
@@ -338,6 +354,12 @@ trait NetworkOps: Sized {
     async fn add_route(&mut self, link: u32, route: IpNet, table: u32) -> io::Result<()>;
     /// Removes a route added by [`NetworkOps::add_route`].
     async fn remove_route(&mut self, link: u32, route: IpNet, table: u32) -> io::Result<Removal>;
+
+    /// Sets the interface's metric for `family` to 0, automatic metric off (a Windows full
+    /// tunnel's, [`NetworkChange::MetricLowered`]).
+    async fn lower_metric(&mut self, _link: u32, _family: Family) -> io::Result<()> {
+        unsupported("interface metrics")
+    }
 
     /// Adds a policy routing rule (a full tunnel's).
     async fn add_rule(&mut self, _rule: &PolicyRule) -> io::Result<()> {
@@ -419,6 +441,15 @@ fn steps(plan: &NetworkPlan, link: &Link) -> Vec<NetworkChange> {
         mtu: plan.mtu,
     });
     steps.push(NetworkChange::LinkUp { link: link.clone() });
+    // wireguard-windows lowers the metric of each family the tunnel carries a default route for.
+    if plan.method == FullTunnelMethod::BoundSockets {
+        steps.extend(plan.full_tunnel_families.iter().map(|&family| {
+            NetworkChange::MetricLowered {
+                link: link.clone(),
+                family,
+            }
+        }));
+    }
     // The endpoints' host routes before the routes through the tunnel: from the moment the halves
     // exist, the tunnel's own packets must already have their way out.
     steps.extend(
@@ -491,6 +522,9 @@ async fn apply_with<O: NetworkOps>(
             }
             NetworkChange::MtuSet { link, mtu } => ops.set_mtu(link.index, *mtu).await,
             NetworkChange::LinkUp { link } => ops.set_up(link.index).await,
+            NetworkChange::MetricLowered { link, family } => {
+                ops.lower_metric(link.index, *family).await
+            }
             NetworkChange::RouteAdded { link, route, table } => {
                 ops.add_route(link.index, *route, *table).await
             }
@@ -618,7 +652,9 @@ async fn live_link<O: NetworkOps>(ops: &mut O, link: &Link) -> io::Result<Option
 async fn undo_with<O: NetworkOps>(ops: &mut O, change: &NetworkChange) -> anyhow::Result<()> {
     let result = match change {
         // The link is the tunnel's own and goes away with it; nothing to restore.
-        NetworkChange::MtuSet { .. } | NetworkChange::LinkUp { .. } => return Ok(()),
+        NetworkChange::MtuSet { .. }
+        | NetworkChange::LinkUp { .. }
+        | NetworkChange::MetricLowered { .. } => return Ok(()),
         NetworkChange::AddressAdded { link, address } => match live_link(ops, link).await {
             Ok(Some(index)) => ops.remove_address(index, *address).await,
             Ok(None) => Ok(Removal::AlreadyGone),
@@ -907,6 +943,9 @@ mod tests {
             self.call(format!("set up link {link}"))?;
             self.up = true;
             Ok(())
+        }
+        async fn lower_metric(&mut self, link: u32, family: Family) -> io::Result<()> {
+            self.call(format!("lower {} metric link {link}", family.name()))
         }
         async fn add_route(&mut self, link: u32, route: IpNet, table: u32) -> io::Result<()> {
             self.call(format!("add route {route} table {table} link {link}"))?;
@@ -1702,6 +1741,59 @@ mod tests {
         // Again (a second undo, or a crash after undoing part): already gone counts as done.
         assert!(undo_all(&mut ops, &journal.changes).is_empty());
         assert!(ops.is_pristine());
+    }
+
+    /// A Windows full tunnel (both families), as the planner makes it: `0.0.0.0/0` and `::/0`
+    /// themselves through the tunnel, no rule, sysctl, mark or host route.
+    fn windows_plan() -> NetworkPlan {
+        NetworkPlan {
+            routes: vec![
+                Route {
+                    prefix: net("0.0.0.0/0"),
+                    table: MAIN_TABLE,
+                },
+                Route {
+                    prefix: net("::/0"),
+                    table: MAIN_TABLE,
+                },
+            ],
+            method: FullTunnelMethod::BoundSockets,
+            full_tunnel_families: vec![Family::Ipv4, Family::Ipv6],
+            endpoint_routes: vec![],
+            ..macos_plan()
+        }
+    }
+
+    #[test]
+    fn windows_full_tunnel_lowers_the_metric_of_each_full_family_before_its_routes() {
+        let mut ops = FakeOps::new();
+        let mut journal = FakeJournal::new(&ops);
+        block_on(apply_with(&mut ops, &windows_plan(), &mut journal)).unwrap();
+        assert_eq!(
+            ops.log()[6..],
+            [
+                "journal IPv4 interface metric 0 on wg0",
+                "lower IPv4 metric link 7",
+                "journal IPv6 interface metric 0 on wg0",
+                "lower IPv6 metric link 7",
+                "journal route 0.0.0.0/0 dev wg0",
+                "add route 0.0.0.0/0 table 254 link 7",
+                "journal route ::/0 dev wg0",
+                "add route ::/0 table 254 link 7",
+            ]
+        );
+        // Not reverted: the adapter goes away with the tunnel.
+        ops.clear_log();
+        assert!(undo_all(&mut ops, &journal.changes).is_empty());
+        assert!(!ops.log().iter().any(|l| l.contains("metric")));
+
+        // A split tunnel, or another OS's full tunnel, keeps the automatic metric.
+        for plan in [split_plan(), macos_plan(), full_plan()] {
+            let mut ops = FakeOps::new();
+            let mut journal = FakeJournal::new(&ops);
+            block_on(apply_with(&mut ops, &plan, &mut journal)).unwrap();
+            assert!(!ops.log().iter().any(|l| l.contains("metric")), "{plan:?}");
+        }
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //! - MTU: `SetIpInterfaceEntry` with `NlMtu`, for IPv4 and for IPv6 (skipped when IPv6 is not
 //!   enabled on the adapter);
 //! - up: nothing to do — a Wintun adapter is up while its session is open;
+//! - a full tunnel's interface metric: 0, automatic metric off, per family it carries a default
+//!   route for (`SetIpInterfaceEntry`), as wireguard-windows' `configureInterface` does — so the
+//!   tunnel's `0.0.0.0/0` wins over the physical one whatever its route metric;
 //! - route: `CreateIpForwardEntry2` / `DeleteIpForwardEntry2`, on-link (next hop unspecified),
 //!   protocol "network management" (static), metric 0 on top of the interface metric;
 //! - route MTU: `GetBestRoute2`, then the MTU of the interface it leaves by.
@@ -20,8 +23,12 @@
 //! `0.0.0.0/0` and `::/0` themselves included, is a route through the tunnel, and the tunnel's own
 //! UDP sockets are pinned with `IP_UNICAST_IF` to the interface of the best default route that is
 //! not the tunnel's (`crate::dataplane::udp::egress`, called by the session for every tunnel), so
-//! their datagrams cannot loop into the tunnel. Unlike wireguard-windows, the adapter's interface
-//! metric is not lowered to 0 for a full tunnel yet.
+//! their datagrams cannot loop into the tunnel.
+//!
+//! Where Warren differs from wireguard-windows' `configureInterface`: it does not also turn off
+//! router discovery, DAD transmits and the managed/other-stateful flags on the adapter (nothing
+//! on a Wintun adapter answers them), nor retry a step that fails with `ERROR_NOT_FOUND` for
+//! 15 s after boot (the service starts tunnels after the network stack is up).
 //!
 //! Removals treat "not found" (`ERROR_NOT_FOUND`, `ERROR_FILE_NOT_FOUND`) and a vanished interface
 //! as [`Removal::AlreadyGone`]. A missing interface is reported as `io::ErrorKind::NotFound`.
@@ -73,6 +80,16 @@ impl NetworkOps for Ops {
     async fn set_up(&mut self, _link: u32) -> io::Result<()> {
         // A Wintun adapter is up while a session is open on it.
         Ok(())
+    }
+
+    async fn lower_metric(&mut self, link: u32, family: super::Family) -> io::Result<()> {
+        winnet::lower_metric(
+            link,
+            match family {
+                super::Family::Ipv4 => Family::V4,
+                super::Family::Ipv6 => Family::V6,
+            },
+        )
     }
 
     async fn add_route(&mut self, link: u32, route: IpNet, table: u32) -> io::Result<()> {

@@ -221,6 +221,20 @@ pub fn set_mtu(index: u32, family: Family, mtu: u32) -> io::Result<()> {
     check(unsafe { SetIpInterfaceEntry(&mut row) })
 }
 
+/// Sets the interface's metric for `family` to 0 and turns its automatic metric off (a full
+/// tunnel's, as wireguard-windows does).
+pub fn lower_metric(index: u32, family: Family) -> io::Result<()> {
+    let mut row = interface_row(index, family)?;
+    row.UseAutomaticMetric = false;
+    row.Metric = 0;
+    // SetIpInterfaceEntry refuses an IPv4 row whose SitePrefixLength is not 0 (documented).
+    if family == Family::V4 {
+        row.SitePrefixLength = 0;
+    }
+    // SAFETY: `row` was read by GetIpInterfaceEntry and only its metric fields changed.
+    check(unsafe { SetIpInterfaceEntry(&mut row) })
+}
+
 fn route_row(index: u32, route: IpNet) -> MIB_IPFORWARD_ROW2 {
     let route = route.trunc();
     let mut row = MIB_IPFORWARD_ROW2::default();
