@@ -512,7 +512,11 @@ async fn run_journaled(
         tracing::warn!("{tun_name}: {warning}");
     }
     let mut sockets = Sockets::bind(config.interface.listen_port.unwrap_or(0), plan.fwmark)?;
-    sockets.pin_off(&tun_name)?;
+    let full = |family| plan.full_tunnel_families.contains(&family);
+    sockets.pin_off(
+        &tun_name,
+        [full(platform::Family::Ipv4), full(platform::Family::Ipv6)],
+    )?;
     let mut kill_switch_base = None;
     if kill_switch {
         // First of the changes, so the journal removes it last: nothing leaks in between.

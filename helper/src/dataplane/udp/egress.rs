@@ -18,15 +18,51 @@
 //! once the tunnel interface exists, and again when the network changes (the session's network
 //! monitor makes the driver call [`super::Transport::repin`] before its handshakes). Until it is
 //! called, a Windows full tunnel loops. Never run on Windows yet.
+//!
+//! When there is no default route outside the tunnel (offline, or between two networks), what
+//! to do is [`decide`], a plain function, following wireguard-windows' `bindSocketRoute`
+//! (`tunnel/defaultroutemonitor.go` before its move to the WireGuardNT driver): the pin is cleared
+//! (index 0, the routing table chooses again), and for a family the tunnel routes by default the
+//! socket is a *blackhole* — its datagrams are dropped, as wireguard-go's bind drops them — since
+//! the routing table would send them into the tunnel itself. The next network change pins again.
 
 use std::io;
 
+/// What [`pin`] did to a socket.
+#[cfg_attr(not(windows), allow(dead_code))] // Only Windows pins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pin {
+    /// This OS keeps the datagrams off the tunnel another way (Linux, macOS).
+    NotNeeded,
+    /// Pinned to this interface index.
+    Interface(u32),
+    /// Not pinned (no default route outside the tunnel); the routing table chooses.
+    Unpinned,
+    /// Not pinned, and its datagrams must be dropped: the family's default route is the tunnel.
+    Blackhole,
+}
+
+/// What to do with a socket of a family, given the best default route's interface outside the
+/// tunnel (`None`: there is none) and whether the tunnel carries that family's default route.
+#[cfg_attr(not(windows), allow(dead_code))] // Only Windows pins.
+pub fn decide(best: Option<u32>, family_is_full_tunnel: bool) -> Pin {
+    match best {
+        Some(index) => Pin::Interface(index),
+        None if family_is_full_tunnel => Pin::Blackhole,
+        None => Pin::Unpinned,
+    }
+}
+
 /// Pins `socket` (an IPv6 socket when `ipv6`) to the interface of the best default route other
-/// than through `tunnel` (the tunnel interface's name). Returns that interface's index where the OS
-/// needs the pin, `None` where it does not (Linux, macOS) or when there is no other default route
-/// (offline: the socket is left as it is).
-pub fn pin(socket: socket2::SockRef<'_>, ipv6: bool, tunnel: &str) -> io::Result<Option<u32>> {
-    imp::pin(socket, ipv6, tunnel)
+/// than through `tunnel` (the tunnel interface's name), or clears its pin when there is none (see
+/// [`decide`]; `full_tunnel`: the tunnel routes this family by default).
+pub fn pin(
+    socket: socket2::SockRef<'_>,
+    ipv6: bool,
+    tunnel: &str,
+    full_tunnel: bool,
+) -> io::Result<Pin> {
+    imp::pin(socket, ipv6, tunnel, full_tunnel)
 }
 
 #[cfg(not(windows))]
@@ -37,8 +73,9 @@ mod imp {
         _socket: socket2::SockRef<'_>,
         _ipv6: bool,
         _tunnel: &str,
-    ) -> io::Result<Option<u32>> {
-        Ok(None)
+        _full_tunnel: bool,
+    ) -> io::Result<super::Pin> {
+        Ok(super::Pin::NotNeeded)
     }
 }
 
@@ -52,19 +89,45 @@ mod imp {
         socket: socket2::SockRef<'_>,
         ipv6: bool,
         tunnel: &str,
-    ) -> io::Result<Option<u32>> {
+        full_tunnel: bool,
+    ) -> io::Result<super::Pin> {
         let family = if ipv6 { Family::V6 } else { Family::V4 };
         let tunnel_index = winnet::index_from_alias(tunnel)?;
-        let Some(index) = winnet::best_default_interface(family, tunnel_index)? else {
-            tracing::warn!(
-                "no {family:?} default route outside {tunnel}: the tunnel's socket is not pinned"
-            );
-            return Ok(None);
-        };
+        let best = winnet::best_default_interface(family, tunnel_index)?;
+        let decision = super::decide(best, full_tunnel);
         // A SOCKET is a pointer-sized handle; `as_raw_socket` gives it as u64.
         let raw = socket.as_raw_socket() as windows_sys::Win32::Networking::WinSock::SOCKET;
+        // Index 0 clears the pin.
+        let index = match decision {
+            super::Pin::Interface(index) => index,
+            _ => 0,
+        };
         winnet::set_unicast_interface(raw, family, index)?;
-        tracing::debug!("the tunnel's {family:?} socket leaves by interface {index}");
-        Ok(Some(index))
+        match decision {
+            super::Pin::Interface(index) => {
+                tracing::debug!("the tunnel's {family:?} socket leaves by interface {index}")
+            }
+            super::Pin::Blackhole => tracing::warn!(
+                "no {family:?} default route outside {tunnel}: the tunnel's datagrams are dropped \
+                 until there is one"
+            ),
+            _ => tracing::warn!(
+                "no {family:?} default route outside {tunnel}: the tunnel's socket is not pinned"
+            ),
+        }
+        Ok(decision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_way_out_a_full_tunnels_family_is_blackholed_and_a_split_ones_unpinned() {
+        assert_eq!(decide(Some(12), true), Pin::Interface(12));
+        assert_eq!(decide(Some(12), false), Pin::Interface(12));
+        assert_eq!(decide(None, true), Pin::Blackhole);
+        assert_eq!(decide(None, false), Pin::Unpinned);
     }
 }

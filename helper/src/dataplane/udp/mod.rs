@@ -67,8 +67,12 @@ pub struct Sockets {
     v6: Option<Socket4or6>,
     port: u16,
     fwmark: Option<u32>,
-    /// The tunnel interface the sockets are kept off (see [`egress`]), once pinned.
-    pinned_off: Option<String>,
+    /// The tunnel interface the sockets are kept off (see [`egress`]), once pinned, and which
+    /// families the tunnel routes by default (IPv4, IPv6).
+    pinned_off: Option<(String, [bool; 2])>,
+    /// Drop the datagrams of a family (IPv4, IPv6): its socket has no way out but the tunnel
+    /// ([`egress::Pin::Blackhole`]).
+    blackhole: [bool; 2],
 }
 
 impl Sockets {
@@ -107,17 +111,26 @@ impl Sockets {
             port,
             fwmark,
             pinned_off: None,
+            blackhole: [false; 2],
         })
     }
 
     /// Keeps both sockets' datagrams off the tunnel interface `tunnel` where the OS needs it
-    /// (Windows; see [`egress`]); remembered, so a re-bind pins again.
-    pub fn pin_off(&mut self, tunnel: &str) -> io::Result<()> {
-        egress::pin(socket2::SockRef::from(&self.v4.socket), false, tunnel)?;
-        if let Some(v6) = &self.v6 {
-            egress::pin(socket2::SockRef::from(&v6.socket), true, tunnel)?;
-        }
-        self.pinned_off = Some(tunnel.to_owned());
+    /// (Windows; see [`egress`]); remembered, so a re-bind pins again. `full`: whether the tunnel
+    /// routes IPv4, IPv6 by default (a family without a way out is then blackholed).
+    pub fn pin_off(&mut self, tunnel: &str, full: [bool; 2]) -> io::Result<()> {
+        let v4 = egress::pin(
+            socket2::SockRef::from(&self.v4.socket),
+            false,
+            tunnel,
+            full[0],
+        )?;
+        let v6 = match &self.v6 {
+            Some(v6) => egress::pin(socket2::SockRef::from(&v6.socket), true, tunnel, full[1])?,
+            None => egress::Pin::NotNeeded,
+        };
+        self.blackhole = [v4 == egress::Pin::Blackhole, v6 == egress::Pin::Blackhole];
+        self.pinned_off = Some((tunnel.to_owned(), full));
         Ok(())
     }
 }
@@ -184,6 +197,10 @@ impl Transport for Sockets {
     }
 
     fn try_send(&self, to: Endpoint, datagrams: &[u8], segment: usize) -> io::Result<()> {
+        // Dropped, as wireguard-go's bind drops them: sent, they would loop into the tunnel.
+        if self.blackhole[usize::from(to.remote.is_ipv6())] {
+            return Ok(());
+        }
         let socket = match (to.remote, &self.v6) {
             (SocketAddr::V4(_), _) => &self.v4,
             (SocketAddr::V6(_), Some(v6)) => v6,
@@ -220,8 +237,8 @@ impl Transport for Sockets {
             return Ok(());
         }
         let mut sockets = Sockets::bind(port, self.fwmark)?;
-        if let Some(tunnel) = &self.pinned_off {
-            sockets.pin_off(tunnel)?;
+        if let Some((tunnel, full)) = &self.pinned_off {
+            sockets.pin_off(tunnel, *full)?;
         }
         *self = sockets;
         Ok(())
@@ -242,7 +259,7 @@ impl Transport for Sockets {
 
     fn repin(&mut self) -> io::Result<()> {
         match self.pinned_off.clone() {
-            Some(tunnel) => self.pin_off(&tunnel),
+            Some((tunnel, full)) => self.pin_off(&tunnel, full),
             None => Ok(()),
         }
     }
