@@ -861,6 +861,93 @@ mod tests {
         );
     }
 
+    /// Every way `up` fails on Windows, as the session reports it, to the CLI's exit code (the
+    /// daemon sends the same kind, `cli::ipc_exit_code` reads it): a missing part of the system
+    /// is 1 naming it, never 7 ("invalid configuration"), and an OS call that fails (IP Helper,
+    /// WFP filters, DNS settings, the registry; "access denied" included) is 1 with its message.
+    #[test]
+    fn windows_up_failures_map_to_their_exit_codes() {
+        let s = spec(&format!(
+            "[Interface]\nPrivateKey = {KEY_A}\n\n[Peer]\nPublicKey = {KEY_B}\n\
+             AllowedIPs = 0.0.0.0/0\nEndpoint = 198.18.1.2:51820\n"
+        ));
+        let code = |error: SessionError| crate::cli::exit_code(&anyhow::Error::new(error));
+        let failures: Vec<(SessionError, ErrorKind, u8)> = vec![
+            // dataplane::tun::check: no wintun.dll next to the exe.
+            (
+                SessionError::missing(&s, anyhow::anyhow!("C:\\warren\\wintun.dll is missing")),
+                ErrorKind::MissingFeature,
+                1,
+            ),
+            // The kill switch's preflight: FwpmEngineOpen0 failed (Wine: 1764; not admin: 5).
+            (
+                SessionError::kill_switch(
+                    &s,
+                    KillSwitchError::ToolUnusable {
+                        command: "FwpmEngineOpen0 (Windows Filtering Platform)".into(),
+                        detail: io::Error::from_raw_os_error(5).to_string(),
+                    },
+                ),
+                ErrorKind::MissingFeature,
+                1,
+            ),
+            // The DNS preflight: the interface is not there.
+            (
+                SessionError::dns(
+                    &s,
+                    DnsPlanError::MethodUnavailable {
+                        method: platform::dns::DnsMethod::Windows,
+                        reason: "cannot find interface wrt0".into(),
+                    },
+                ),
+                ErrorKind::MissingFeature,
+                1,
+            ),
+            // Applying: an IP Helper, WFP, DNS or registry call refused (access denied).
+            (
+                SessionError::System(
+                    anyhow::Error::new(io::Error::from_raw_os_error(5))
+                        .context("failed to add route 0.0.0.0/0 dev wrt0"),
+                ),
+                ErrorKind::Internal,
+                1,
+            ),
+            (
+                SessionError::System(anyhow::anyhow!(
+                    "failed to install the kill switch filters: Windows Filtering Platform error \
+                     0x80320009"
+                )),
+                ErrorKind::Internal,
+                1,
+            ),
+            // What is wrong in the file stays a configuration error on Windows too.
+            (
+                SessionError::dns(
+                    &s,
+                    DnsPlanError::ServerOutsideFullTunnel {
+                        server: "203.0.113.53".parse().unwrap(),
+                        family: "IPv6",
+                    },
+                ),
+                ErrorKind::InvalidConfig {
+                    file: None,
+                    line: None,
+                    message: String::new(),
+                },
+                7,
+            ),
+        ];
+        for (error, kind, exit) in failures {
+            let message = error.message();
+            assert_eq!(
+                std::mem::discriminant(&error.kind()),
+                std::mem::discriminant(&kind),
+                "{message}"
+            );
+            assert_eq!(code(error), exit, "{message}");
+        }
+    }
+
     #[test]
     fn each_failure_maps_to_its_kind() {
         let s = spec(&format!(
