@@ -98,7 +98,7 @@ pub struct KillSwitchPlan {
     pub(super) socket: SocketMatch,
     /// The WireGuard socket's UDP port, when known: datagrams to it are let in from any address
     /// (see the module docs of `super` on multi-homed servers).
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // Read by nftables' rules only.
+    #[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))] // nftables, WFP.
     pub(super) listen_port: Option<u16>,
     pub(super) dns_servers: Vec<IpAddr>,
     pub(super) tunnel_addresses: Vec<IpAddr>,
