@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# tests/windows/tunnel.sh TEST_EXE WORK — the `tunnel` part of tests/windows/run.sh: Warren's
-# Windows data plane moving real packets under Wine, against Debian's wireguard-go in a network
-# namespace. Needs root (it creates and removes its own namespaces, with tests/netns/lib.sh).
+# tests/windows/tunnel.sh WORK — the `tunnel` part of tests/windows/run.sh: Warren's Windows
+# data plane moving real packets under Wine, against Debian's wireguard-go in a network namespace.
+# Needs root (it creates and removes its own namespaces, with tests/netns/lib.sh); the Wine
+# programs run as the owner of the prefix (the builder, when scripts/test.sh runs as root).
 #
-#   TEST_EXE  warren-helper's Windows unit-test binary (it holds the #[ignore]d test
-#             dataplane::tun::device::wine_tunnel::wine_tunnel, which this script runs)
-#   WORK      target/windows-wine: the fake wintun.dll, tunbridge and iphlpprobe.exe built by
-#             run.sh, the Wine prefix
+#   WORK  target/windows-wine, as run.sh's `tunnel-build` part left it: tunnel/ holds a copy of
+#         warren-helper's Windows unit-test binary (with the #[ignore]d test
+#         dataplane::tun::device::wine_tunnel::wine_tunnel, which this script runs) and the fake
+#         wintun.dll next to it; tunbridge and iphlpprobe.exe; the Wine prefix
 #
 # Topology: namespace A runs the Wine side — the prefix's wineserver and Wine's services are
 # restarted in A, so Wine's IP Helper sees A's interfaces — and namespace B runs wireguard-go,
@@ -23,8 +24,9 @@
 # statistics (the test asserts a handshake and data both ways) and its clean exit.
 set -uo pipefail
 
-TEST_EXE=${1:?usage: tunnel.sh TEST_EXE WORK}
-WORK=${2:?usage: tunnel.sh TEST_EXE WORK}
+WORK=${1:?usage: tunnel.sh WORK}
+DIR="$WORK/tunnel"
+TEST_EXE="$DIR/warren-helper-tests.exe"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 RUNNER="$HERE/wine-run.sh"
 WINESERVER="$(command -v wineserver || echo /usr/lib/wine/wineserver)"
@@ -35,6 +37,16 @@ BRIDGE_PORT=47000
 # shellcheck source=tests/netns/lib.sh
 source "$HERE/../netns/lib.sh"
 
+# The Wine prefix's owner runs every Wine program (Wine refuses a prefix another user owns).
+WARREN_WINE_PREFIX="${WARREN_WINE_PREFIX:-$WORK/prefix}"
+export WARREN_WINE_PREFIX
+AS_OWNER=()
+owner_uid="$(stat -c %u "$WARREN_WINE_PREFIX" 2>/dev/null || id -u)"
+if [[ $owner_uid != "$(id -u)" ]]; then
+    AS_OWNER=(setpriv --reuid="$owner_uid" --regid="$(stat -c %g "$WARREN_WINE_PREFIX")" --clear-groups
+        env HOME="$(getent passwd "$owner_uid" | cut -d: -f6)")
+fi
+
 # winpath PATH — a path under / as Wine's drive Z: sees it.
 winpath() { printf 'Z:%s' "${1//\//\\}"; }
 
@@ -43,8 +55,8 @@ winpath() { printf 'Z:%s' "${1//\//\\}"; }
 check_wine_calls() {
     local ifname=$1 call out line got="$WRT_TMP/wine-calls.got"
     : >"$got"
-    for call in $("$RUNNER" "$WORK/iphlpprobe.exe" | tr -d '\r'); do
-        out="$(timeout 60 ip netns exec "$(ns a)" "$RUNNER" "$WORK/iphlpprobe.exe" "$ifname" "$call" 2>&1 </dev/null | tr -d '\r')" || true
+    for call in $("${AS_OWNER[@]}" "$RUNNER" "$WORK/iphlpprobe.exe" | tr -d '\r'); do
+        out="$(timeout 60 ip netns exec "$(ns a)" "${AS_OWNER[@]}" "$RUNNER" "$WORK/iphlpprobe.exe" "$ifname" "$call" 2>&1 </dev/null | tr -d '\r')" || true
         line="$(grep -E -m1 "^$call (ok|err=[0-9]+)$" <<<"$out")" || line=""
         if [[ -z $line ]]; then
             if grep -q "unimplemented function" <<<"$out"; then
@@ -66,13 +78,13 @@ main() {
     wrt_begin
     need_kinds wggo
     local x
-    for x in "$TEST_EXE" "$WORK/fake-wintun/wintun.dll" "$WORK/tunbridge" "$WORK/iphlpprobe.exe"; do
+    for x in "$TEST_EXE" "$DIR/wintun.dll" "$WORK/tunbridge" "$WORK/iphlpprobe.exe"; do
         [[ -f $x ]] || fail "missing $x (tests/windows/run.sh builds it)"
     done
     command -v socat >/dev/null || fail "socat not installed (scripts/setup.sh)"
 
     underlay_pair
-    local if_a if_b dir conf_a conf_b stop log pid bridge
+    local if_a if_b conf_a conf_b stop log pid bridge
     if_a="$(ifname w)"
     if_b="$(ifname g)"
     key_new a
@@ -89,9 +101,10 @@ main() {
 
     # Wine's services (winedevice.exe's nsiproxy.sys answers IP Helper) run in the namespace of
     # the program that started them: a new wineserver, and a first program, in A.
-    WINEPREFIX="$WARREN_WINE_PREFIX" "$WINESERVER" -k 2>/dev/null || true
-    ns_exec a env WINEPREFIX="$WARREN_WINE_PREFIX" "$WINESERVER" -p || fail "cannot start the wineserver in $(ns a)"
-    timeout 120 ip netns exec "$(ns a)" "$RUNNER" cmd.exe /c exit 0 >>"$WRT_TMP/wine.log" 2>&1 </dev/null ||
+    stop_wineserver
+    ns_exec a "${AS_OWNER[@]}" env WINEPREFIX="$WARREN_WINE_PREFIX" "$WINESERVER" -p ||
+        fail "cannot start the wineserver in $(ns a)"
+    timeout 120 ip netns exec "$(ns a)" "${AS_OWNER[@]}" "$RUNNER" cmd.exe /c exit 0 >>"$WRT_TMP/wine.log" 2>&1 </dev/null ||
         fail "Wine cannot run cmd.exe in $(ns a) ($WRT_TMP/wine.log)"
 
     check_wine_calls "$if_a"
@@ -102,23 +115,19 @@ main() {
     conf_peer "$conf_b" pub="$(key_pub a)" allowed="$TUN4_A/32"
     peer_up wggo b "$if_b" "$conf_b"
 
-    # A: the Windows tunnel, initiator.
-    dir="$WORK/tunnel"
-    rm -rf "$dir"
-    mkdir -p "$dir"
-    cp "$TEST_EXE" "$dir/warren-helper-tests.exe"
-    cp "$WORK/fake-wintun/wintun.dll" "$dir/wintun.dll"
-    conf_a="$WRT_TMP/a.conf"
+    # A: the Windows tunnel, initiator. Its files are in DIR, where the prefix's owner reads them.
+    conf_a="$DIR/a.conf"
+    rm -f "$conf_a" "$DIR/stop"
+    (umask 022 && : >"$conf_a")
     conf_interface "$conf_a" key=a addr="$TUN4_A/24" port="$WG_PORT"
     conf_peer "$conf_a" pub="$(key_pub b)" allowed="$TUN4_B/32" endpoint="$UNDER4_B:$WG_PORT"
-    chmod 644 "$conf_a"
-    stop="$WRT_TMP/stop"
+    stop="$DIR/stop"
     log="$WRT_TMP/windows-tunnel.log"
     log "starting the Windows tunnel under Wine in $(ns a): $TEST_NAME (fake wintun.dll)"
     FAKE_WINTUN_PORT=$BRIDGE_PORT WARREN_WINE_TUNNEL_CONF="$(winpath "$conf_a")" \
         WARREN_WINE_TUNNEL_IFNAME="$if_a" WARREN_WINE_TUNNEL_STOP="$(winpath "$stop")" \
         RUST_LOG="${RUST_LOG:-info}" RUST_BACKTRACE=1 \
-        timeout 300 ip netns exec "$(ns a)" "$RUNNER" "$dir/warren-helper-tests.exe" "$TEST_NAME" \
+        timeout 300 ip netns exec "$(ns a)" "${AS_OWNER[@]}" "$RUNNER" "$TEST_EXE" "$TEST_NAME" \
         --exact --ignored --nocapture --test-threads 1 >"$log" 2>&1 </dev/null &
     pid=$!
     wrt_record_pid "$pid"
@@ -153,7 +162,14 @@ main() {
         fail "the Windows tunnel's test failed (status $rc; its output above)"
     fi
     log "the Windows tunnel stopped cleanly; its own statistics: handshake and data both ways"
-    WINEPREFIX="$WARREN_WINE_PREFIX" "$WINESERVER" -k 2>/dev/null || true
+    rm -f "$conf_a" "$stop"
+    stop_wineserver
+}
+
+# The prefix's wineserver (and with it Wine's services) stops; the next Wine program starts one
+# again, in its own namespace.
+stop_wineserver() {
+    "${AS_OWNER[@]}" env WINEPREFIX="$WARREN_WINE_PREFIX" "$WINESERVER" -k 2>/dev/null || true
 }
 
 main "$@"

@@ -247,6 +247,19 @@ PROBE(setsockopt_IPV6_UNICAST_IF)
 }
 /* The options quinn-udp 0.5 sets on each of the data plane's UDP sockets (its windows.rs), by
  * number: mingw's headers lack some of them. */
+PROBE(getsockopt_IPV6_V6ONLY_on_IPv4)
+{
+    UNUSED;
+    WSADATA wsa;
+    WSAStartup(MAKEWORD(2, 2), &wsa);
+    SOCKET s = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+    DWORD value = 0;
+    int len = sizeof value;
+    DWORD rc = getsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, (char *)&value, &len) == 0 ? NO_ERROR
+                                                                                    : (DWORD)WSAGetLastError();
+    closesocket(s);
+    return rc;
+}
 PROBE(setsockopt_IP_DONTFRAGMENT)
 {
     UNUSED;
@@ -319,7 +332,7 @@ static const struct {
     ENTRY(GetIpForwardTable2), ENTRY(GetBestRoute2),
     ENTRY(NotifyRouteChange2), ENTRY(NotifyUnicastIpAddressChange),
     ENTRY(setsockopt_IP_UNICAST_IF), ENTRY(setsockopt_IPV6_UNICAST_IF),
-    ENTRY(setsockopt_IP_DONTFRAGMENT), ENTRY(setsockopt_IP_PKTINFO), ENTRY(setsockopt_IP_RECVECN),
+    ENTRY(getsockopt_IPV6_V6ONLY_on_IPv4), ENTRY(setsockopt_IP_DONTFRAGMENT), ENTRY(setsockopt_IP_PKTINFO), ENTRY(setsockopt_IP_RECVECN),
     ENTRY(setsockopt_IPV6_DONTFRAG), ENTRY(setsockopt_IPV6_PKTINFO), ENTRY(setsockopt_IPV6_RECVECN),
     ENTRY(setsockopt_UDP_RECV_MAX_COALESCED_SIZE),
     ENTRY(SetInterfaceDnsSettings), ENTRY(FwpmEngineOpen0),
