@@ -156,8 +156,10 @@ e2e() {
 # wintun.dll, side by side in $WORK/tunnel for tunnel.sh.
 tunnel-build() {
     local exe
-    exe="$(cargo test --manifest-path "$ROOT/Cargo.toml" --target "$TARGET" -p warren-helper --lib \
-        --no-run 2>&1 | tee "$WORK/tunnel-build.log" | sed -n 's/.*Executable unittests src\/lib.rs (\(.*\.exe\))$/\1/p')"
+    # The same packages as `unit`, so that cargo reuses its build instead of resolving features anew.
+    exe="$(cargo test --manifest-path "$ROOT/Cargo.toml" --target "$TARGET" --no-run \
+        -p warren-proto -p warren-tunnel -p warren-helper 2>&1 | tee "$WORK/tunnel-build.log" |
+        sed -n 's/.*Executable unittests src\/lib.rs (\(.*\/warren_helper-[0-9a-f]*\.exe\))$/\1/p')"
     [[ -n $exe ]] || { cat "$WORK/tunnel-build.log" >&2; die "no warren-helper unit-test binary from cargo"; }
     [[ $exe == /* ]] || exe="$ROOT/$exe"
     mkdir -p "$WORK/tunnel"

@@ -17,6 +17,10 @@
 # UDP 127.0.0.1:PORT into the Windows process, whose driver encrypts them and sends them with
 # Winsock (Linux sockets underneath) to B.
 #
+# The Windows side runs Warren's TUN device, driver and UDP under Wine; not the platform layer,
+# DNS, the kill switch, nor quinn-udp's batched I/O (Wine lacks the calls: README, "Windows under
+# Wine", and the test's own docs in helper/src/dataplane/tun/wine_tunnel.rs).
+#
 # Checks, each bounded: Wine's answers to the Windows `up` path's IP Helper/WFP calls are the
 # ones README's table lists (tests/windows/fakewintun/wine-calls.expected, via iphlpprobe.exe);
 # the Windows tunnel comes up; ping A -> B through it; the handshake, seen by `wg show` in B; a
@@ -55,7 +59,7 @@ winpath() { printf 'Z:%s' "${1//\//\\}"; }
 check_wine_calls() {
     local ifname=$1 call out line got="$WRT_TMP/wine-calls.got"
     : >"$got"
-    for call in $("${AS_OWNER[@]}" "$RUNNER" "$WORK/iphlpprobe.exe" | tr -d '\r'); do
+    for call in $(ip netns exec "$(ns a)" "${AS_OWNER[@]}" "$RUNNER" "$WORK/iphlpprobe.exe" | tr -d '\r'); do
         out="$(timeout 60 ip netns exec "$(ns a)" "${AS_OWNER[@]}" "$RUNNER" "$WORK/iphlpprobe.exe" "$ifname" "$call" 2>&1 </dev/null | tr -d '\r')" || true
         line="$(grep -E -m1 "^$call (ok|err=[0-9]+)$" <<<"$out")" || line=""
         if [[ -z $line ]]; then

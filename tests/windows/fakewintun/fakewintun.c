@@ -1,15 +1,17 @@
 /*
  * tests/windows/fakewintun/fakewintun.c — a FAKE wintun.dll, for Warren's tests under Wine only.
- * It is NOT Wintun, has no driver behind it, and must never be shipped: the test scripts build it
- * into target/windows-wine/ (as fake-wintun/wintun.dll) and copy it next to the test's own copy of
- * warren-helper.exe; no installer recipe refers to it.
+ * It is NOT Wintun, has no driver behind it, and must never be shipped: tests/windows/run.sh
+ * builds it into target/windows-wine/fake-wintun/wintun.dll and copies it next to its copy of
+ * warren-helper's Windows unit-test binary (target/windows-wine/tunnel/); no installer recipe
+ * refers to it.
  *
  * What it does: the 14 exports wintun-bindings 0.7 resolves (wintun.h's API; the `tun` crate calls
  * OpenAdapter, CreateAdapter, GetAdapterLUID, SetLogger, StartSession, GetReadWaitEvent,
  * ReceivePacket, ReleaseReceivePacket, AllocateSendPacket, SendPacket, EndSession, CloseAdapter),
  * with the packets of a session carried over a loopback UDP socket, one IP packet per datagram,
- * to tests/windows/tunbridge.py on the Linux side, which owns a real TUN device of the same name
- * in the test's network namespace and copies packets between that device and this socket.
+ * to tunbridge (tunbridge.c, next to this file) on the Linux side, which owns a real TUN device of
+ * the same name in the test's network namespace and copies packets between that device and this
+ * socket. Wine's services must run in that namespace too (tests/windows/tunnel.sh sees to it).
  *
  *   FAKE_WINTUN_PORT  the bridge's UDP port on 127.0.0.1 (required by WintunStartSession)
  *
@@ -58,6 +60,7 @@ typedef struct {
     PACKET *head, *tail;
     DWORD queued;
     volatile LONG closing;
+    BYTE buf[MAX_IP_PACKET]; /* the receiving thread's */
 } SESSION;
 
 static WINTUN_LOGGER_CALLBACK logger;
@@ -118,7 +121,7 @@ __declspec(dllexport) ADAPTER *WINAPI WintunCreateAdapter(const WCHAR *name, con
     DWORD rc = ConvertInterfaceAliasToLuid(adapter->name, &adapter->luid);
     if (rc != NO_ERROR) {
         say(2, "no interface named %ls for the fake adapter (ConvertInterfaceAliasToLuid: %lu); "
-               "is tunbridge.py running in this namespace?",
+               "is tunbridge running in this namespace?",
             adapter->name, rc);
         free(adapter);
         SetLastError(ERROR_FILE_NOT_FOUND);
@@ -142,9 +145,8 @@ __declspec(dllexport) void WINAPI WintunGetAdapterLUID(ADAPTER *adapter, NET_LUI
 static DWORD WINAPI receiver(void *arg)
 {
     SESSION *s = arg;
-    static BYTE buf[MAX_IP_PACKET];
     for (;;) {
-        int n = recv(s->sock, (char *)buf, sizeof buf, 0);
+        int n = recv(s->sock, (char *)s->buf, sizeof s->buf, 0);
         if (s->closing)
             return 0;
         if (n <= 0) {
@@ -159,7 +161,7 @@ static DWORD WINAPI receiver(void *arg)
             continue;
         p->next = NULL;
         p->size = (DWORD)n;
-        memcpy(p->data, buf, (size_t)n);
+        memcpy(p->data, s->buf, (size_t)n);
         EnterCriticalSection(&s->lock);
         if (s->queued >= QUEUE_MAX) {
             free(p);

@@ -1,18 +1,23 @@
 //! Windows test builds only: the Windows data plane run for real under Wine by
 //! `tests/windows/tunnel.sh` (the `windows` stage), against a Linux wireguard-go peer — the
-//! Wintun adapter and session of the `tun` crate (over the fake `wintun.dll` of
+//! Wintun adapter and session of the `tun` crate (over the FAKE `wintun.dll` of
 //! `tests/windows/fakewintun/`, whose packets reach a real Linux TUN device), Warren's
-//! [`crate::dataplane::tun::TunDevice`] for it, the [`Driver`], the UDP [`Sockets`] (Winsock,
-//! which Wine maps to Linux sockets) pinned off the tunnel by `udp::egress`, and the UAPI named
-//! pipe. The test is `#[ignore]`d: only that script runs it, with `--ignored --exact`.
+//! [`crate::dataplane::tun::TunDevice`] for it, the [`Driver`] and the sans-IO core, the UAPI
+//! named pipe, and Winsock UDP sockets pinned off the tunnel by `udp::egress` (which finds no
+//! default route in the test's namespace, so it pins nothing). The test is `#[ignore]`d: only that
+//! script runs it, with `--ignored --exact`.
 //!
-//! What it does not run, and why: the platform layer (addresses, MTU, routes: Wine 8.0 lacks
-//! `CreateUnicastIpAddressEntry`, `GetIpInterfaceEntry`, `CreateIpForwardEntry2`; the Linux side
-//! of the bridge gives the TUN its address instead), DNS and the kill switch (WFP), i.e.
-//! `session::bring_up` between the TUN and the driver. The adapter is configured exactly as
-//! [`super::create`] configures it, except that the `tun` crate is told not to wait for the
-//! adapter's IP interfaces: that wait calls `GetIpInterfaceEntry`, a stub that ends the process
-//! under Wine 8.0 (README, "Windows under Wine").
+//! What it does not run, and why (README, "Windows under Wine", has the table):
+//! - the platform layer (addresses, MTU, routes), DNS, the kill switch, hooks and the journal,
+//!   i.e. the rest of `session::bring_up`: Wine 8.0 lacks `CreateUnicastIpAddressEntry`,
+//!   `GetIpInterfaceEntry`, `CreateIpForwardEntry2`, `SetInterfaceDnsSettings` and WFP; the
+//!   Linux side of the bridge gives the TUN its address instead;
+//! - the `tun` crate's wait for the new adapter's IP interfaces: the adapter is configured
+//!   exactly as [`super::create`] configures it, except that this wait is turned off, because it
+//!   calls `GetIpInterfaceEntry`, a stub that ends the process under Wine 8.0;
+//! - quinn-udp's batched I/O ([`Sockets`]): used when it can be set up, but under Wine 8.0
+//!   `quinn_udp::UdpSocketState::new` fails (its `getsockopt(IPV6_V6ONLY)` on the IPv4 socket:
+//!   10045 `WSAEOPNOTSUPP`), so [`PlainUdp`], a plain Winsock socket, stands in.
 //!
 //! Inputs, from the environment (the script sets them):
 //! - `WARREN_WINE_TUNNEL_CONF`: the tunnel's `.conf` (its `[Interface]` key and port, its peers);
@@ -87,7 +92,7 @@ async fn run() -> anyhow::Result<()> {
     }
     let port = config.interface.listen_port.unwrap_or(0);
     // The data plane's own sockets when Wine can make them; under Wine 8.0 quinn-udp's set-up
-    // fails (`IP_RECVECN`: WSAEOPNOTSUPP, README), so plain Winsock sockets stand in for them.
+    // fails (see the module's docs), so a plain Winsock socket stands in.
     match Sockets::bind(port, None) {
         Ok(mut sockets) => {
             sockets.pin_off(&name)?;
