@@ -55,7 +55,10 @@ TEST_PACKAGES=(
     zsh fish                                        # tests/installer: the packaged completions parse (zsh -n, fish -n)
 )
 # Only with --wine (scripts/test.sh's `windows` stage): Debian's 64-bit Wine 8.0 runs the helper and
-# its unit tests built for x86_64-pc-windows-gnu (tests/windows/run.sh).
+# its unit tests built for x86_64-pc-windows-gnu (tests/windows/run.sh). Its data-plane test also
+# uses, from the lists above: the mingw compiler (the fake wintun.dll), gcc (its Linux-side
+# bridge), wireguard-go and wireguard-tools (the peer), socat, iproute2, iputils-ping and
+# util-linux's setpriv.
 WINE_PACKAGES=(wine64)
 # Debian's current Rust (bookworm-security), when neither the builder nor root has rustup.
 RUST_DEBIAN=(rustc-web cargo-web rust-web-clippy rustfmt-web)

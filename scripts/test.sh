@@ -16,7 +16,9 @@
 #                  real warren-helper.exe and warren-app.exe (linked with MinGW)
 #   windows        tests/windows/run.sh: under Wine, the Windows unit tests of warren-proto,
 #                  warren-tunnel and warren-helper, and the Windows daemon and CLI over the named
-#                  pipe (installs Wine through scripts/setup.sh --wine first when it is missing)
+#                  pipe, and (as root) the Windows data plane under Wine with a fake wintun.dll against
+#                  wireguard-go in network namespaces (installs Wine through scripts/setup.sh
+#                  --wine first when it is missing)
 #   clippy-macos   cargo clippy --workspace --all-targets --target aarch64-apple-darwin -- -D warnings
 #                  (check only, nothing links: no macOS SDK here; C build scripts get clang with a
 #                  stub include dir, Objective-C ones scripts/macos-check-cc)
@@ -158,7 +160,9 @@ run_windows() {
         "$WARREN_ROOT/scripts/setup.sh" --wine --no-cargo-tools || return
     fi
     warren_need_target "$(warren_rust_toolchain)" --target "$WINDOWS_TARGET"
-    as_builder "$WARREN_ROOT/tests/windows/run.sh"
+    as_builder "$WARREN_ROOT/tests/windows/run.sh" unit e2e tunnel-build || return
+    # The data plane against wireguard-go needs network namespaces: root (Wine runs as the builder).
+    "$WARREN_ROOT/tests/windows/run.sh" tunnel
 }
 
 run_stage() {

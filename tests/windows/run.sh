@@ -13,9 +13,16 @@
 #      Tests that cannot work under Wine are skipped here BY NAME, each with its reason printed
 #      (WINE_SKIPS below; the README lists them).
 #   3. e2e: tests/windows/e2e.sh — the Windows daemon and CLI over \\.\pipe\warren-helper.
+#   4. tunnel-build: warren-helper's Windows unit-test binary copied to target/windows-wine/tunnel/
+#      with the FAKE wintun.dll (tests/windows/fakewintun/, test-only, never shipped) next to it.
+#   5. tunnel (root): tests/windows/tunnel.sh — the Windows data plane under Wine against
+#      wireguard-go in network namespaces (handshake, ping, checksummed transfers), and Wine's
+#      answers to the `up` path's IP Helper/Winsock/WFP calls checked against the README's table.
+#      Without root it is not run: said loudly, and a failure when CI=true. scripts/test.sh runs
+#      parts 1-4 as the builder and then this one as root.
 #   Finally the prefix's wineserver is stopped (`wineserver -k`, this prefix only).
 #
-# Usage: tests/windows/run.sh [unit] [e2e]     (default: both)
+# Usage: tests/windows/run.sh [unit] [e2e] [tunnel-build] [tunnel]   (default: all four)
 # Uses the debug build in target/x86_64-pc-windows-gnu, shared with the clippy-windows and
 # build-windows stages. Never touches the host's network: Wine here only runs console programs,
 # and the e2e's `up` fails before any change (no wintun.dll), which is what it checks.
@@ -59,9 +66,9 @@ check_tools() {
     fi
 }
 
-# build OUT SRC... -- FLAGS...: compile with mingw when OUT is older than a source.
+# build OUT SRC... -- FLAGS...: compile with mingw (or $BUILD_CC) when OUT is older than a source.
 build_c() {
-    local out=$1 src=() s stale=0
+    local out=$1 src=() s stale=0 cc=${BUILD_CC:-$CC}
     shift
     while [[ $1 != -- ]]; do
         src+=("$1")
@@ -72,8 +79,8 @@ build_c() {
         [[ $s -nt $out ]] && stale=1
     done
     [[ -f $out && $stale == 0 ]] && return 0
-    say "building $(basename "$out") ($CC)"
-    "$CC" -O2 -Wall -Wextra -Werror -o "$out" "${src[@]}" "$@" || die "building $out failed"
+    say "building $(basename "$out") ($cc)"
+    "$cc" -O2 -Wall -Wextra -Werror -o "$out" "${src[@]}" "$@" || die "building $out failed"
 }
 
 prepare() {
@@ -82,6 +89,11 @@ prepare() {
     build_c "$WORK/bcryptprimitives.dll" "$stub/bcryptprimitives.c" "$stub/bcryptprimitives.def" \
         -- -shared -ladvapi32
     build_c "$WORK/pipeprobe.exe" "$ROOT/tests/windows/pipeprobe.c" -- -ladvapi32
+    local fake="$ROOT/tests/windows/fakewintun"
+    mkdir -p "$WORK/fake-wintun"
+    build_c "$WORK/fake-wintun/wintun.dll" "$fake/fakewintun.c" -- -shared -liphlpapi -lws2_32
+    build_c "$WORK/iphlpprobe.exe" "$fake/iphlpprobe.c" -- -liphlpapi -lws2_32 -lfwpuclnt
+    BUILD_CC=gcc build_c "$WORK/tunbridge" "$fake/tunbridge.c" --
     # Wine refuses a prefix another user owns (a root run after a user's, or the reverse).
     if [[ -d $WARREN_WINE_PREFIX && $(stat -c %u "$WARREN_WINE_PREFIX") != "$(id -u)" ]]; then
         say "the prefix belongs to uid $(stat -c %u "$WARREN_WINE_PREFIX"), not $(id -u): creating it anew"
@@ -140,13 +152,45 @@ e2e() {
         die "the Windows daemon/CLI end-to-end check failed"
 }
 
+# The unit-test binary of warren-helper (built by `unit` already, else now) and the fake
+# wintun.dll, side by side in $WORK/tunnel for tunnel.sh.
+tunnel-build() {
+    local exe
+    # The same packages as `unit`, so that cargo reuses its build instead of resolving features anew.
+    exe="$(cargo test --manifest-path "$ROOT/Cargo.toml" --target "$TARGET" --no-run \
+        -p warren-proto -p warren-tunnel -p warren-helper 2>&1 | tee "$WORK/tunnel-build.log" |
+        sed -n 's/.*Executable unittests src\/lib.rs (\(.*\/warren_helper-[0-9a-f]*\.exe\))$/\1/p')"
+    [[ -n $exe ]] || { cat "$WORK/tunnel-build.log" >&2; die "no warren-helper unit-test binary from cargo"; }
+    [[ $exe == /* ]] || exe="$ROOT/$exe"
+    mkdir -p "$WORK/tunnel"
+    cp "$exe" "$WORK/tunnel/warren-helper-tests.exe" || die "cannot copy $exe"
+    cp "$WORK/fake-wintun/wintun.dll" "$WORK/tunnel/wintun.dll" || die "cannot copy the fake wintun.dll"
+}
+
+tunnel() {
+    if [[ $EUID -ne 0 ]]; then
+        if [[ ${CI:-} == true ]]; then
+            die "the tunnel part needs root (network namespaces): run scripts/test.sh windows as root"
+        fi
+        say "NOT RUN: the tunnel part (Windows data plane under Wine against wireguard-go) needs root; sudo $0 tunnel"
+        return 0
+    fi
+    "$ROOT/tests/windows/tunnel.sh" "$WORK" || die "the Windows data plane end-to-end test under Wine failed"
+}
+
 main() {
     local parts=("$@") p start
-    [[ ${#parts[@]} -gt 0 ]] || parts=(unit e2e)
+    [[ ${#parts[@]} -gt 0 ]] || parts=(unit e2e tunnel-build tunnel)
     for p in "${parts[@]}"; do
-        [[ $p == unit || $p == e2e ]] || { echo "usage: $0 [unit] [e2e]" >&2; exit 2; }
+        [[ $p == unit || $p == e2e || $p == tunnel-build || $p == tunnel ]] ||
+            { echo "usage: $0 [unit] [e2e] [tunnel-build] [tunnel]" >&2; exit 2; }
     done
     check_tools
+    if [[ ${parts[*]} == tunnel ]]; then
+        # Root, after the builder's parts: the prefix and the binaries are the builder's.
+        tunnel
+        return
+    fi
     prepare
     start_wineserver
     for p in "${parts[@]}"; do

@@ -3,10 +3,13 @@
 //! written once), where the helper's files live on each OS ([`paths`]), the one way a private
 //! file is written ([`write_private_atomically`]), the OS's stop requests as one future
 //! ([`shutdown`]), the lock around kernel settings that tunnels share ([`setting_lock`]),
-//! logind's sleep signals on Linux (`logind`), and the per-OS parts shared by several concerns
+//! logind's sleep signals on Linux (`logind`), the choice of the best default route outside a
+//! tunnel ([`default_route`], pure), and the per-OS parts shared by several concerns
 //! (`windows`: the IP Helper API, named-pipe security, the service).
 
 mod atomic;
+// Pure: compiled and tested everywhere, used on Windows (`windows::net`).
+pub mod default_route;
 #[cfg(target_os = "linux")]
 pub mod logind;
 pub mod paths;

@@ -100,6 +100,11 @@ pub fn create(requested: &str) -> anyhow::Result<CreatedTun> {
     Ok(CreatedTun { device, name })
 }
 
+/// The Windows data plane under Wine, against a real peer (`tests/windows/tunnel.sh`).
+#[cfg(all(test, windows))]
+#[path = "wine_tunnel.rs"]
+mod wine_tunnel;
+
 #[cfg(target_os = "linux")]
 mod imp {
     pub(super) fn failure_hint(requested: &str) -> String {

@@ -9,6 +9,7 @@
 //! Windows words them ("The object already exists."); [`is_not_found`]
 //! names the codes the callers branch on.
 
+use crate::sys::default_route::{self, InterfaceState, RouteRow};
 use ipnet::IpNet;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -295,7 +296,8 @@ pub fn route_mtu(destination: IpAddr) -> io::Result<Option<u32>> {
 
 /// The interface that holds the best default route of `family` other than through `exclude` (the
 /// tunnel's own index): lowest route metric + interface metric among connected interfaces, as
-/// wireguard-windows chooses it. `None` when there is no such route (offline).
+/// wireguard-windows chooses it (the choice: `sys::default_route`, tested on every OS). `None`
+/// when there is no such route (offline).
 pub fn best_default_interface(family: Family, exclude: u32) -> io::Result<Option<u32>> {
     let mut table: *mut MIB_IPFORWARD_TABLE2 = std::ptr::null_mut();
     // SAFETY: `table` is a valid out-pointer; on success the OS allocates the table, which is
@@ -312,23 +314,22 @@ pub fn best_default_interface(family: Family, exclude: u32) -> io::Result<Option
     // SAFETY: `table` came from GetIpForwardTable2 and is freed exactly once.
     unsafe { FreeMibTable(table.cast()) };
 
-    let mut best: Option<(u64, u32)> = None;
-    for row in rows {
-        if row.DestinationPrefix.PrefixLength != 0 || row.InterfaceIndex == exclude {
-            continue;
-        }
-        let Ok(interface) = interface_row(row.InterfaceIndex, family) else {
-            continue;
-        };
-        if !interface.Connected {
-            continue;
-        }
-        let metric = u64::from(row.Metric) + u64::from(interface.Metric);
-        if best.is_none_or(|(lowest, _)| metric < lowest) {
-            best = Some((metric, row.InterfaceIndex));
-        }
-    }
-    Ok(best.map(|(_, index)| index))
+    let routes = rows.iter().map(|row| RouteRow {
+        interface: row.InterfaceIndex,
+        prefix_len: row.DestinationPrefix.PrefixLength,
+        metric: row.Metric,
+    });
+    Ok(default_route::best_default_interface(
+        routes,
+        exclude,
+        |index| {
+            let interface = interface_row(index, family).ok()?;
+            Some(InterfaceState {
+                connected: interface.Connected,
+                metric: interface.Metric,
+            })
+        },
+    ))
 }
 
 /// Sets `IP_UNICAST_IF` (IPv4) or `IPV6_UNICAST_IF` (IPv6) on `socket`: its unicast datagrams
