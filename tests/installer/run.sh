@@ -263,11 +263,11 @@ EOF
         { echo "the IPC client's hint no longer names warren-helper (systemd)"; return 1; }
 
     shellcheck "$LINUX_DIR"/debian/{postinst,prerm,postrm} \
-        "$ROOT"/installer/macos/{build-pkg.sh,uninstall.sh} "$ROOT"/installer/macos/scripts/*
+        "$ROOT"/installer/macos/{build-pkg.sh,uninstall.sh} "$ROOT"/installer/macos/scripts/* \
+        "$ROOT"/installer/windows/build-msi.sh
     echo "ok: shellcheck"
-    xmllint --noout "$ROOT/installer/windows/warren-helper.wxs" "$ROOT/installer/macos/distribution.xml"
-    python3 -m json.tool "$ROOT/installer/windows/tauri.windows.conf.json" >/dev/null
-    echo "ok: WiX fragment, distribution.xml, Tauri config parse"
+    xmllint --noout "$ROOT/installer/windows/warren.wxs" "$ROOT/installer/macos/distribution.xml"
+    echo "ok: warren.wxs, distribution.xml parse (the MSI itself: tests/windows/msi.sh)"
 
     # Last, because it needs root (the directories' owners).
     if [[ $EUID -ne 0 ]]; then

@@ -13,9 +13,11 @@
 #      Tests that cannot work under Wine are skipped here BY NAME, each with its reason printed
 #      (WINE_SKIPS below; the README lists them).
 #   3. e2e: tests/windows/e2e.sh — the Windows daemon and CLI over \\.\pipe\warren-helper.
+#   4. msi: tests/windows/msi.sh — the MSI (installer/windows/build-msi.sh, wixl) read back, then
+#      installed and removed by Wine's msiexec (also builds warren-app.exe, as build-windows does).
 #   Finally the prefix's wineserver is stopped (`wineserver -k`, this prefix only).
 #
-# Usage: tests/windows/run.sh [unit] [e2e]     (default: both)
+# Usage: tests/windows/run.sh [unit] [e2e] [msi]     (default: all three)
 # Uses the debug build in target/x86_64-pc-windows-gnu, shared with the clippy-windows and
 # build-windows stages. Never touches the host's network: Wine here only runs console programs,
 # and the e2e's `up` fails before any change (no wintun.dll), which is what it checks.
@@ -140,11 +142,21 @@ e2e() {
         die "the Windows daemon/CLI end-to-end check failed"
 }
 
+msi() {
+    local p
+    for p in warren-helper warren-app; do
+        say "cargo build --target $TARGET -p $p"
+        cargo build --manifest-path "$ROOT/Cargo.toml" --target "$TARGET" -p "$p" || die "building $p.exe failed"
+    done
+    "$ROOT/tests/windows/msi.sh" "$TARGET_DIR/$TARGET/debug/warren-helper.exe" \
+        "$TARGET_DIR/$TARGET/debug/warren-app.exe" "$WORK" || die "the MSI check failed"
+}
+
 main() {
     local parts=("$@") p start
-    [[ ${#parts[@]} -gt 0 ]] || parts=(unit e2e)
+    [[ ${#parts[@]} -gt 0 ]] || parts=(unit e2e msi)
     for p in "${parts[@]}"; do
-        [[ $p == unit || $p == e2e ]] || { echo "usage: $0 [unit] [e2e]" >&2; exit 2; }
+        [[ $p == unit || $p == e2e || $p == msi ]] || { echo "usage: $0 [unit] [e2e] [msi]" >&2; exit 2; }
     done
     check_tools
     prepare
