@@ -53,6 +53,7 @@ TEST_PACKAGES=(
     debootstrap lintian shellcheck libxml2-utils desktop-file-utils systemd   # tests/installer
     systemd-container                               # tests/installer: the unit run by systemd booted in a container (nspawn)
     zsh fish                                        # tests/installer: the packaged completions parse (zsh -n, fish -n)
+    wixl msitools zip unzip                         # the MSI: installer/windows/build-msi.sh (wixl, msibuild), tests/windows/msi.sh (msiinfo, msiextract)
 )
 # Only with --wine (scripts/test.sh's `windows` stage): Debian's 64-bit Wine 8.0 runs the helper and
 # its unit tests built for x86_64-pc-windows-gnu (tests/windows/run.sh). Its data-plane test also

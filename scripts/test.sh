@@ -16,9 +16,10 @@
 #                  real warren-helper.exe and warren-app.exe (linked with MinGW)
 #   windows        tests/windows/run.sh: under Wine, the Windows unit tests of warren-proto,
 #                  warren-tunnel and warren-helper, and the Windows daemon and CLI over the named
-#                  pipe, and (as root) the Windows data plane under Wine with a fake wintun.dll against
-#                  wireguard-go in network namespaces (installs Wine through scripts/setup.sh
-#                  --wine first when it is missing)
+#                  pipe, the MSI (wixl) installed and removed by Wine's msiexec, and (as root)
+#                  the Windows data plane under Wine with a fake wintun.dll against wireguard-go
+#                  in network namespaces (installs Wine through scripts/setup.sh --wine first
+#                  when it is missing)
 #   clippy-macos   cargo clippy --workspace --all-targets --target aarch64-apple-darwin -- -D warnings
 #                  (check only, nothing links: no macOS SDK here; C build scripts get clang with a
 #                  stub include dir, Objective-C ones scripts/macos-check-cc)
@@ -160,7 +161,7 @@ run_windows() {
         "$WARREN_ROOT/scripts/setup.sh" --wine --no-cargo-tools || return
     fi
     warren_need_target "$(warren_rust_toolchain)" --target "$WINDOWS_TARGET"
-    as_builder "$WARREN_ROOT/tests/windows/run.sh" unit e2e tunnel-build || return
+    as_builder "$WARREN_ROOT/tests/windows/run.sh" unit e2e msi tunnel-build || return
     # The data plane against wireguard-go needs network namespaces: root (Wine runs as the builder).
     "$WARREN_ROOT/tests/windows/run.sh" tunnel
 }

@@ -1,6 +1,7 @@
 #!/bin/sh
 # build-pkg.sh — Warren's macOS installer (.pkg). Runs on macOS only (pkgbuild, productbuild,
-# codesign, notarytool are Apple tools); not run in this project's Linux CI. See installer/README.md.
+# codesign, notarytool are Apple tools), except --stage-only, which runs anywhere and which
+# tests/installer/run.sh (check service-files) runs on Linux. See installer/README.md.
 #
 # Usage:
 #   installer/macos/build-pkg.sh --helper PATH --version X.Y.Z [--app PATH/Warren.app]
@@ -14,6 +15,9 @@
 #   --sign-*   sign the binaries (hardened runtime, secure timestamp) and the .pkg; both needed to notarize
 #   --notarize submit to Apple's notary service with `xcrun notarytool` (a profile made with
 #              `xcrun notarytool store-credentials`), wait, and staple the ticket
+#   --stage-only DIR  stop before the Apple tools: DIR/root is the helper's exact payload (modes
+#              as installed), DIR/scripts the .pkg's scripts, DIR/distribution.xml the filled-in
+#              distribution (with --app: DIR/approot/Warren.app). No signing, no .pkg.
 #
 # What the .pkg installs (component net.warren.helper.pkg, scripts in installer/macos/scripts):
 #   /usr/local/bin/warren-helper                          0755 root:wheel
@@ -24,7 +28,7 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-helper="" version="" app="" sign_app="" sign_installer="" notary_profile="" out="$PWD"
+helper="" version="" app="" sign_app="" sign_installer="" notary_profile="" out="$PWD" stage_only=""
 
 die() { echo "build-pkg.sh: $*" >&2; exit 1; }
 
@@ -37,22 +41,45 @@ while [ $# -gt 0 ]; do
         --sign-installer) sign_installer=$2; shift 2 ;;
         --notarize) notary_profile=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
+        --stage-only) stage_only=$2; shift 2 ;;
         *) die "unknown argument '$1' (see the header of $0)" ;;
     esac
 done
-[ "$(uname -s)" = Darwin ] || die "needs macOS (pkgbuild, productbuild)"
+[ -n "$stage_only" ] || [ "$(uname -s)" = Darwin ] || die "needs macOS (pkgbuild, productbuild); --stage-only runs anywhere"
 if [ -z "$helper" ] || [ ! -x "$helper" ]; then die "--helper: not an executable: '$helper'"; fi
 [ -n "$version" ] || die "--version is required"
 [ -z "$app" ] || [ -d "$app" ] || die "--app: not a directory: '$app'"
 [ -z "$notary_profile" ] || [ -n "$sign_installer" ] || die "--notarize needs --sign-installer"
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+if [ -n "$stage_only" ]; then
+    [ ! -e "$stage_only" ] || die "--stage-only: $stage_only exists already"
+    mkdir -p "$stage_only"
+    work=$(cd "$stage_only" && pwd)
+else
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+fi
 mkdir -p "$work/root/usr/local/bin" "$work/root/Library/LaunchDaemons" "$work/pkgs" "$out"
 
 # 1. The helper's payload.
 install -m 0755 "$helper" "$work/root/usr/local/bin/warren-helper"
 install -m 0644 "$here/net.warren.helper.plist" "$work/root/Library/LaunchDaemons/net.warren.helper.plist"
+if [ -n "$stage_only" ]; then
+    cp -R "$here/scripts" "$work/scripts"
+    if [ -n "$app" ]; then
+        mkdir -p "$work/approot"
+        cp -R "$app" "$work/approot/Warren.app"
+        app_line='<line choice="net.warren.app.pkg"/>'
+        app_choice="<choice id=\"net.warren.app.pkg\" visible=\"false\"><pkg-ref id=\"net.warren.app.pkg\"/></choice><pkg-ref id=\"net.warren.app.pkg\" version=\"$version\" onConclusion=\"none\">warren-app.pkg</pkg-ref>"
+    else
+        app_line="" app_choice=""
+    fi
+    sed -e "s/@VERSION@/$version/g" -e "s|<!--APP_CHOICE_LINE-->|$app_line|" \
+        -e "s|<!--APP_CHOICE-->|$app_choice|" "$here/distribution.xml" >"$work/distribution.xml"
+    rmdir "$work/pkgs"
+    echo "staged in $work (root/, scripts/, distribution.xml); on a Mac: pkgbuild, productbuild, codesign, notarytool, stapler"
+    exit 0
+fi
 plutil -lint "$work/root/Library/LaunchDaemons/net.warren.helper.plist"
 if [ -n "$sign_app" ]; then
     codesign --force --options runtime --timestamp --identifier net.warren.helper \

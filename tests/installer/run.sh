@@ -12,7 +12,9 @@
 #                    `systemd-analyze security --offline` rates it at most $MAX_EXPOSURE; sysusers and
 #                    tmpfiles applied to a temp root make exactly the group and directories intended;
 #                    the launchd plist parses and names the label the IPC client's hint uses; the
-#                    maintainer and macOS scripts pass shellcheck; the WiX/productbuild XML parses
+#                    maintainer and macOS scripts pass shellcheck; the WiX/productbuild XML parses;
+#                    installer/macos/build-pkg.sh --stage-only: the .pkg's exact payload tree with
+#                    its modes, the plist, the filled-in distribution.xml, the scripts
 #   chroot-setup     scripts/setup.sh --no-cargo-tools, run as root (as `sudo` from user dana) in a
 #                    fresh Debian 12 minbase root (no sudo, no Rust, no Node.js) with a copy of the
 #                    repository owned by dana: afterwards sudo, every Debian package of its lists,
@@ -263,11 +265,30 @@ EOF
         { echo "the IPC client's hint no longer names warren-helper (systemd)"; return 1; }
 
     shellcheck "$LINUX_DIR"/debian/{postinst,prerm,postrm} \
-        "$ROOT"/installer/macos/{build-pkg.sh,uninstall.sh} "$ROOT"/installer/macos/scripts/*
+        "$ROOT"/installer/macos/{build-pkg.sh,uninstall.sh} "$ROOT"/installer/macos/scripts/* \
+        "$ROOT"/installer/windows/build-msi.sh
     echo "ok: shellcheck"
-    xmllint --noout "$ROOT/installer/windows/warren-helper.wxs" "$ROOT/installer/macos/distribution.xml"
-    python3 -m json.tool "$ROOT/installer/windows/tauri.windows.conf.json" >/dev/null
-    echo "ok: WiX fragment, distribution.xml, Tauri config parse"
+    # The macOS .pkg as far as Linux goes: build-pkg.sh --stage-only (the Apple tools come after).
+    local pstage="$WORK/pkg-stage" want got
+    printf '#!/bin/sh\n' >"$WORK/fake-helper" && chmod 0755 "$WORK/fake-helper"
+    "$ROOT/installer/macos/build-pkg.sh" --helper "$WORK/fake-helper" --version 9.8.7 --stage-only "$pstage"
+    want=$'-rw-r--r-- distribution.xml\n-rw-r--r-- root/Library/LaunchDaemons/net.warren.helper.plist\n-rwxr-xr-x root/usr/local/bin/warren-helper\n-rwxr-xr-x scripts/postinstall\n-rwxr-xr-x scripts/preinstall'
+    got="$(cd "$pstage" && find . -type f -printf '%M %P\n' | sort -k2)"
+    [[ $got == "$want" ]] || { printf 'the staged .pkg tree is:\n%s\nnot:\n%s\n' "$got" "$want"; return 1; }
+    cmp -s "$pstage/root/Library/LaunchDaemons/net.warren.helper.plist" "$ROOT/installer/macos/net.warren.helper.plist" ||
+        { echo "the staged plist differs from installer/macos/net.warren.helper.plist"; return 1; }
+    python3 -c 'import plistlib,sys; plistlib.load(open(sys.argv[1],"rb"))' \
+        "$pstage/root/Library/LaunchDaemons/net.warren.helper.plist" || return 1
+    xmllint --noout "$pstage/distribution.xml" || return 1
+    if ! grep -q 'version="9.8.7"' "$pstage/distribution.xml" ||
+        grep -q '@VERSION@\|APP_CHOICE' "$pstage/distribution.xml"; then
+        echo "distribution.xml not filled in: $(cat "$pstage/distribution.xml")"
+        return 1
+    fi
+    shellcheck "$pstage"/scripts/* || return 1
+    echo "ok: the .pkg staged (--stage-only): payload tree and modes, plist, distribution.xml, scripts"
+    xmllint --noout "$ROOT/installer/windows/warren.wxs" "$ROOT/installer/macos/distribution.xml"
+    echo "ok: warren.wxs, distribution.xml parse (the MSI itself: tests/windows/msi.sh)"
 
     # Last, because it needs root (the directories' owners).
     if [[ $EUID -ne 0 ]]; then

@@ -13,16 +13,18 @@
 #      Tests that cannot work under Wine are skipped here BY NAME, each with its reason printed
 #      (WINE_SKIPS below; the README lists them).
 #   3. e2e: tests/windows/e2e.sh — the Windows daemon and CLI over \\.\pipe\warren-helper.
-#   4. tunnel-build: warren-helper's Windows unit-test binary copied to target/windows-wine/tunnel/
+#   4. msi: tests/windows/msi.sh — the MSI (installer/windows/build-msi.sh, wixl) read back, then
+#      installed and removed by Wine's msiexec (also builds warren-app.exe, as build-windows does).
+#   5. tunnel-build: warren-helper's Windows unit-test binary copied to target/windows-wine/tunnel/
 #      with the FAKE wintun.dll (tests/windows/fakewintun/, test-only, never shipped) next to it.
-#   5. tunnel (root): tests/windows/tunnel.sh — the Windows data plane under Wine against
+#   6. tunnel (root): tests/windows/tunnel.sh — the Windows data plane under Wine against
 #      wireguard-go in network namespaces (handshake, ping, checksummed transfers), and Wine's
 #      answers to the `up` path's IP Helper/Winsock/WFP calls checked against the README's table.
 #      Without root it is not run: said loudly, and a failure when CI=true. scripts/test.sh runs
-#      parts 1-4 as the builder and then this one as root.
+#      parts 1-5 as the builder and then this one as root.
 #   Finally the prefix's wineserver is stopped (`wineserver -k`, this prefix only).
 #
-# Usage: tests/windows/run.sh [unit] [e2e] [tunnel-build] [tunnel]   (default: all four)
+# Usage: tests/windows/run.sh [unit] [e2e] [msi] [tunnel-build] [tunnel]   (default: all five)
 # Uses the debug build in target/x86_64-pc-windows-gnu, shared with the clippy-windows and
 # build-windows stages. Never touches the host's network: Wine here only runs console programs,
 # and the e2e's `up` fails before any change (no wintun.dll), which is what it checks.
@@ -152,6 +154,16 @@ e2e() {
         die "the Windows daemon/CLI end-to-end check failed"
 }
 
+msi() {
+    local p
+    for p in warren-helper warren-app; do
+        say "cargo build --target $TARGET -p $p"
+        cargo build --manifest-path "$ROOT/Cargo.toml" --target "$TARGET" -p "$p" || die "building $p.exe failed"
+    done
+    "$ROOT/tests/windows/msi.sh" "$TARGET_DIR/$TARGET/debug/warren-helper.exe" \
+        "$TARGET_DIR/$TARGET/debug/warren-app.exe" "$WORK" || die "the MSI check failed"
+}
+
 # The unit-test binary of warren-helper (built by `unit` already, else now) and the fake
 # wintun.dll, side by side in $WORK/tunnel for tunnel.sh.
 tunnel-build() {
@@ -180,10 +192,10 @@ tunnel() {
 
 main() {
     local parts=("$@") p start
-    [[ ${#parts[@]} -gt 0 ]] || parts=(unit e2e tunnel-build tunnel)
+    [[ ${#parts[@]} -gt 0 ]] || parts=(unit e2e msi tunnel-build tunnel)
     for p in "${parts[@]}"; do
-        [[ $p == unit || $p == e2e || $p == tunnel-build || $p == tunnel ]] ||
-            { echo "usage: $0 [unit] [e2e] [tunnel-build] [tunnel]" >&2; exit 2; }
+        [[ $p == unit || $p == e2e || $p == msi || $p == tunnel-build || $p == tunnel ]] ||
+            { echo "usage: $0 [unit] [e2e] [msi] [tunnel-build] [tunnel]" >&2; exit 2; }
     done
     check_tools
     if [[ ${parts[*]} == tunnel ]]; then

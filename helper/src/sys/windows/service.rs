@@ -47,7 +47,8 @@ use windows_service::service_control_handler::{
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 use windows_service::{define_windows_service, service_dispatcher};
 use windows_sys::Win32::Foundation::{
-    ERROR_ALIAS_EXISTS, ERROR_FAILED_SERVICE_CONTROLLER_CONNECT, ERROR_SERVICE_DOES_NOT_EXIST,
+    ERROR_ALIAS_EXISTS, ERROR_FAILED_SERVICE_CONTROLLER_CONNECT, ERROR_INVALID_LEVEL,
+    ERROR_SERVICE_DOES_NOT_EXIST,
 };
 use windows_sys::Win32::NetworkManagement::NetManagement::{
     NERR_GroupExists, NERR_Success, NetLocalGroupAdd, LOCALGROUP_INFO_1,
@@ -376,13 +377,37 @@ fn configure(service: &Service) -> anyhow::Result<()> {
         })
         .context("failed to set the service's failure actions")?;
     // Also restart after the daemon *reported* a failure (stopped with a non-zero exit code).
-    service
-        .set_failure_actions_on_non_crash_failures(true)
-        .context("failed to apply failure actions to non-crash failures")?;
-    service
-        .set_config_service_sid_info(ServiceSidType::Unrestricted)
-        .context("failed to give the service its own SID")?;
+    unless_unsupported(
+        service.set_failure_actions_on_non_crash_failures(true),
+        "failure actions on non-crash failures",
+    )
+    .context("failed to apply failure actions to non-crash failures")?;
+    unless_unsupported(
+        service.set_config_service_sid_info(ServiceSidType::Unrestricted),
+        "an unrestricted service SID",
+    )
+    .context("failed to give the service its own SID")?;
     Ok(())
+}
+
+/// `result`, except that a configuration level the SCM does not know (`ERROR_INVALID_LEVEL`) is
+/// a warning: every Windows since Vista knows the two levels this is used for, Wine 8's SCM
+/// does not (its MSI installs are tested: README, Windows under Wine), and both are hardening,
+/// not something the service needs to run.
+fn unless_unsupported(
+    result: windows_service::Result<()>,
+    what: &str,
+) -> windows_service::Result<()> {
+    match result {
+        Err(err) if winapi_code(&err) == Some(ERROR_INVALID_LEVEL) => {
+            tracing::warn!(
+                "the Service Control Manager does not support {what} (ERROR_INVALID_LEVEL): \
+                 the service is installed without it"
+            );
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// Stops the service (waiting up to [`UNINSTALL_STOP_TIMEOUT`] for the daemon's teardown) and
