@@ -60,7 +60,9 @@ mod plan;
 mod replan;
 
 pub use change::{undo_change, Change, Recorder, SharedRecorder, SysctlHolder};
-pub use replan::{mtu_follows_path, reapply, replan};
+pub use replan::{
+    follow_endpoints, mtu_follows_path, reapply, replan, routes_follow_endpoints, Replan,
+};
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -1224,6 +1226,81 @@ mod tests {
         let mut fresh = macos_plan();
         fresh.endpoint_routes.clear();
         assert!(replan(&current, &fresh, false).is_empty());
+    }
+
+    #[test]
+    fn endpoint_routes_follow_a_peer_that_roams() {
+        let current = macos_plan();
+        assert!(routes_follow_endpoints(&current));
+        assert!(!routes_follow_endpoints(&split_plan()));
+        let gateways = BTreeMap::from([(Family::Ipv4, en1_gateway())]);
+        let ip = |text: &str| -> IpAddr { text.parse().unwrap() };
+
+        // Still at its address (also as an IPv4-mapped one), same gateway: nothing to do.
+        let same = BTreeMap::from([(Family::Ipv4, en0_gateway())]);
+        assert!(follow_endpoints(&current, &[ip("198.18.250.2")], &same).is_empty());
+        assert!(follow_endpoints(&current, &[ip("::ffff:198.18.250.2")], &same).is_empty());
+        // At its address, but the default gateway moved: the route moves with it.
+        let change = follow_endpoints(&current, &[ip("198.18.250.2")], &gateways);
+        assert_eq!(change.stale_endpoint_routes, current.endpoint_routes);
+        assert_eq!(change.new_endpoint_routes[0].gateway, en1_gateway());
+
+        // Roamed: the new address gets a route via today's gateway (once, however many peers
+        // share it), the old one's goes.
+        let roamed = [ip("198.18.250.9"), ip("198.18.250.9")];
+        let change = follow_endpoints(&current, &roamed, &gateways);
+        assert_eq!(change.stale_endpoint_routes, current.endpoint_routes);
+        assert_eq!(
+            change.new_endpoint_routes,
+            vec![EndpointRoute {
+                host: ip("198.18.250.9"),
+                gateway: en1_gateway(),
+            }]
+        );
+        assert_eq!(change.mtu, None);
+
+        // A second peer's address joins; the first keeps its route.
+        let change = follow_endpoints(&current, &[ip("198.18.250.2"), ip("198.18.251.3")], &same);
+        assert!(change.stale_endpoint_routes.is_empty());
+        assert_eq!(change.new_endpoint_routes.len(), 1);
+
+        // No default gateway for the family now: nothing to route by, but an address no peer
+        // uses loses its route all the same, and one in use keeps it.
+        let change = follow_endpoints(&current, &[ip("198.18.250.9")], &BTreeMap::new());
+        assert!(change.new_endpoint_routes.is_empty());
+        assert_eq!(change.stale_endpoint_routes, current.endpoint_routes);
+        assert!(follow_endpoints(&current, &[ip("198.18.250.2")], &BTreeMap::new()).is_empty());
+
+        // An IPv6 endpoint of a tunnel that is full for IPv4 only is not host-routed.
+        let v6 = BTreeMap::from([(
+            Family::Ipv6,
+            Gateway {
+                address: "fd00::1".parse().unwrap(),
+                interface: Some("en0".into()),
+            },
+        )]);
+        let change = follow_endpoints(&current, &[ip("198.18.250.2"), ip("fd00::9")], &v6);
+        assert!(change.new_endpoint_routes.is_empty() && change.stale_endpoint_routes.is_empty());
+    }
+
+    #[test]
+    fn a_roamed_endpoint_is_rerouted_through_the_ops_and_journaled() {
+        let mut ops = FakeOps::new();
+        let current = macos_plan();
+        ops.host_routes
+            .insert((current.endpoint_routes[0].host, en0_gateway()));
+        let gateways = BTreeMap::from([(Family::Ipv4, en0_gateway())]);
+        let change = follow_endpoints(&current, &["198.18.250.9".parse().unwrap()], &gateways);
+        let mut journal = FakeJournal::new(&ops);
+        block_on(replan::reapply_with(&mut ops, &change, "wg0", &mut journal)).unwrap();
+        assert_eq!(
+            ops.log(),
+            [
+                "remove host route 198.18.250.2 via 198.18.0.1",
+                "journal host route 198.18.250.9 via 198.18.0.1",
+                "add host route 198.18.250.9 via 198.18.0.1",
+            ]
+        );
     }
 
     #[test]

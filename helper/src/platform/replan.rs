@@ -13,11 +13,24 @@
 //!   when the default gateway changed, each endpoint's route is moved to the new one. An
 //!   endpoint with no gateway now keeps its route until one appears (a route via a gateway that
 //!   is gone carries nothing, and one that comes back is right again).
+//!
+//! And one thing follows the peers: **macOS's endpoint host routes follow the endpoints the data
+//! plane uses** ([`follow_endpoints`], a plain function). A peer that roams (its authenticated
+//! packets now come from another address), or an endpoint set with `wg set`, would otherwise be
+//! answered through the `/1` halves, into the tunnel itself. The session hears the endpoints in
+//! use from the endpoint watcher; each one of a full-tunnel family that has no host route gets
+//! one via its family's current default gateway, and the route of an address no peer uses any
+//! more is removed — wg-quick's `darwin.bash` (its `monitor_daemon` re-runs
+//! `set_endpoint_direct_route` from `wg show endpoints`) does the same; Mullvad's talpid-routing
+//! instead routes its one relay, which does not roam.
 
 use super::{
-    describe, EndpointRoute, Link, NetworkChange, NetworkOps, NetworkPlan, PlanInputs, Recorder,
+    describe, EndpointRoute, Family, FullTunnelMethod, Gateway, Link, NetworkChange, NetworkOps,
+    NetworkPlan, PlanInputs, Recorder,
 };
 use anyhow::anyhow;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use warren_proto::config::TunnelConfig;
 
 /// The difference between the plan in force and a fresh one; empty when nothing is to change.
@@ -65,6 +78,59 @@ pub fn replan(current: &NetworkPlan, fresh: &NetworkPlan, mtu_follows_path: bool
         .collect();
     Replan {
         mtu,
+        stale_endpoint_routes,
+        new_endpoint_routes,
+    }
+}
+
+/// Whether `plan`'s endpoint host routes follow the endpoints in use: a macOS full tunnel
+/// ([`FullTunnelMethod::Halves`] with a full-tunnel family).
+pub fn routes_follow_endpoints(plan: &NetworkPlan) -> bool {
+    plan.method == FullTunnelMethod::Halves && !plan.full_tunnel_families.is_empty()
+}
+
+/// The endpoint host routes of `plan` (one that [`routes_follow_endpoints`]) made to match the
+/// endpoints the data plane uses now, `in_use`, and the default gateways now, `gateways`: each
+/// address of a full-tunnel family gets a route via its family's gateway (a route via another
+/// gateway is moved; without a gateway now, a route in force is kept, as in [`replan`], and none
+/// is added: there is nothing to route by), and the routes of addresses no peer uses any more
+/// are removed. The MTU is left alone.
+pub fn follow_endpoints(
+    plan: &NetworkPlan,
+    in_use: &[IpAddr],
+    gateways: &BTreeMap<Family, Gateway>,
+) -> Replan {
+    let in_use: Vec<IpAddr> = in_use.iter().map(|ip| ip.to_canonical()).collect();
+    let mut new_endpoint_routes: Vec<EndpointRoute> = Vec::new();
+    for host in &in_use {
+        let family = Family::of_ip(host);
+        if !plan.full_tunnel_families.contains(&family)
+            || new_endpoint_routes.iter().any(|route| route.host == *host)
+        {
+            continue;
+        }
+        let Some(gateway) = gateways.get(&family) else {
+            continue;
+        };
+        let route = EndpointRoute {
+            host: *host,
+            gateway: gateway.clone(),
+        };
+        if !plan.endpoint_routes.contains(&route) {
+            new_endpoint_routes.push(route);
+        }
+    }
+    let stale_endpoint_routes = plan
+        .endpoint_routes
+        .iter()
+        .filter(|route| {
+            !in_use.contains(&route.host)
+                || new_endpoint_routes.iter().any(|new| new.host == route.host)
+        })
+        .cloned()
+        .collect();
+    Replan {
+        mtu: None,
         stale_endpoint_routes,
         new_endpoint_routes,
     }

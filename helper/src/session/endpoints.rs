@@ -21,6 +21,10 @@
 //! ([`firewall::update`]). A re-resolved address is added to the firewall *before* the driver
 //! is told to use it, so its first packet is not refused.
 //!
+//! **The endpoints in use, published** ([`Watcher::with_endpoint_updates`]): on the same look,
+//! the addresses the data plane sends to now, for a macOS full tunnel's endpoint host routes to
+//! follow them ([`super::network`]).
+//!
 //! **When the network changes** ([`Watcher::with_resolve_requests`], from [`super::network`]):
 //! every name is resolved again at once, and the result applied as above (only while the peer
 //! has not answered: the handshake started for the change has not completed yet).
@@ -38,7 +42,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use warren_proto::key::PublicKey;
 
@@ -157,6 +161,22 @@ impl Schedule {
 }
 
 /// The next request on `requests`, or never when there is none (or it closed).
+/// Publishes `snapshot`'s endpoint addresses to `out` when they differ from the last ones.
+fn publish_endpoints(out: &watch::Sender<Vec<IpAddr>>, snapshot: &DeviceSnapshot) {
+    let now: Vec<IpAddr> = snapshot
+        .peers
+        .iter()
+        .filter_map(|p| p.endpoint.map(|e| e.ip()))
+        .collect();
+    out.send_if_modified(|last| {
+        if *last == now {
+            return false;
+        }
+        *last = now;
+        true
+    });
+}
+
 async fn next_request(requests: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
     match requests {
         Some(rx) => match rx.recv().await {
@@ -237,6 +257,9 @@ pub struct Watcher {
     kill_switch: Option<KillSwitchBase>,
     /// Requests to resolve every host name now (the network changed).
     resolve_requests: Option<mpsc::Receiver<()>>,
+    /// Where the endpoint addresses in use are published (macOS full tunnels' host routes
+    /// follow them, [`super::network`]).
+    endpoints_out: Option<watch::Sender<Vec<IpAddr>>>,
 }
 
 impl Watcher {
@@ -254,7 +277,15 @@ impl Watcher {
             schedules: HashMap::new(),
             kill_switch,
             resolve_requests: None,
+            endpoints_out: None,
         }
+    }
+
+    /// Also publishes, on each look, the addresses of the endpoints the data plane uses (after
+    /// roaming or `wg set`), in peer order, to `endpoints` when they changed.
+    pub fn with_endpoint_updates(mut self, endpoints: watch::Sender<Vec<IpAddr>>) -> Self {
+        self.endpoints_out = Some(endpoints);
+        self
     }
 
     /// Also resolves every host name (not already being resolved) on each request from
@@ -267,7 +298,7 @@ impl Watcher {
     /// Runs until the driver goes away (its control channel closes). Cancel-safe between steps:
     /// the session drops it before undoing the journal, so no update can follow the undo.
     pub async fn run(mut self) {
-        if self.hosts.is_empty() && self.kill_switch.is_none() {
+        if self.hosts.is_empty() && self.kill_switch.is_none() && self.endpoints_out.is_none() {
             return std::future::pending().await;
         }
         let mut resolving: JoinSet<(PublicKey, io::Result<SocketAddr>)> = JoinSet::new();
@@ -337,6 +368,9 @@ impl Watcher {
             if let Some(plan) = kill_switch.replan(snapshot, &endpoints) {
                 kill_switch.follow(plan).await;
             }
+        }
+        if let Some(out) = &self.endpoints_out {
+            publish_endpoints(out, snapshot);
         }
         let now = Instant::now();
         for host in &self.hosts {
@@ -450,6 +484,41 @@ mod tests {
 
     fn sock(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_endpoints_in_use_are_published_only_when_they_change() {
+        let peer = |endpoint: &str| crate::dataplane::PeerStats {
+            public_key: PublicKey::from_bytes([7; 32]),
+            endpoint: Some(endpoint.parse().unwrap()),
+            allowed_ips: vec![],
+            last_handshake: None,
+            initiation_unanswered_for: None,
+            rx_bytes: 0,
+            tx_bytes: 0,
+        };
+        let snapshot = |endpoints: &[&str]| DeviceSnapshot {
+            peers: endpoints.iter().map(|e| peer(e)).collect(),
+            ..DeviceSnapshot::default()
+        };
+        let at_start: IpAddr = "198.18.250.2".parse().unwrap();
+        let (tx, mut rx) = watch::channel(vec![at_start]);
+        publish_endpoints(&tx, &snapshot(&["198.18.250.2:51820"]));
+        assert!(
+            !rx.has_changed().unwrap(),
+            "the same address on another look"
+        );
+        publish_endpoints(&tx, &snapshot(&["198.18.250.9:40000", "[fd00::9]:51820"]));
+        assert!(rx.has_changed().unwrap(), "the peer roamed");
+        assert_eq!(
+            *rx.borrow_and_update(),
+            [
+                "198.18.250.9".parse::<IpAddr>().unwrap(),
+                "fd00::9".parse().unwrap()
+            ]
+        );
+        publish_endpoints(&tx, &snapshot(&["198.18.250.9:40001", "[fd00::9]:51820"]));
+        assert!(!rx.has_changed().unwrap(), "only a port changed");
     }
 
     #[test]

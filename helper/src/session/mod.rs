@@ -58,7 +58,7 @@ use anyhow::{bail, Context};
 use endpoints::{HostPeer, KillSwitchBase, Watcher};
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use tokio::sync::{mpsc, oneshot};
 use warren_proto::config::{Endpoint, TunnelConfig};
@@ -539,6 +539,11 @@ async fn run_journaled(
             allow_lan,
         });
     }
+    let endpoints_at_start: Vec<IpAddr> = peers
+        .iter()
+        .filter_map(|p| p.endpoint)
+        .map(|e| e.ip())
+        .collect();
     let mut device = Device::new(config.interface.private_key.clone());
     for peer in peers {
         device.upsert_peer(peer);
@@ -582,8 +587,16 @@ async fn run_journaled(
             host_names: !hosts.is_empty(),
             plan_follows_network: network::plan_follows_network(config, &plan),
         };
-        let watcher = Watcher::new(tun_name.clone(), control.clone(), hosts, kill_switch_base)
+        let mut watcher = Watcher::new(tun_name.clone(), control.clone(), hosts, kill_switch_base)
             .with_resolve_requests(resolve_requests);
+        // A macOS full tunnel's endpoint host routes follow the endpoints in use, starting from
+        // the ones it came up with.
+        let mut endpoints = None;
+        if platform::routes_follow_endpoints(&plan) {
+            let (tx, rx) = tokio::sync::watch::channel(endpoints_at_start);
+            watcher = watcher.with_endpoint_updates(tx);
+            endpoints = Some(rx);
+        }
         let (changes, network_changes) = mpsc::unbounded_channel();
         let sleep_control = control.clone();
         let follower = network::Follower {
@@ -595,6 +608,7 @@ async fn run_journaled(
             control: control.clone(),
             resolve_now,
             changes,
+            endpoints,
         };
         let (dns_lost_tx, dns_lost) = oneshot::channel();
         on_up(Running {

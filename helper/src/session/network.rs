@@ -16,8 +16,13 @@
 //!    endpoint host routes (moved to the new default gateway). Each new change is journaled
 //!    before it is made, like the first plan's.
 //!
+//! And when the **endpoints in use** change (a peer roamed, or `wg set` moved it; published by
+//! the endpoint watcher), a macOS full tunnel's endpoint host routes follow them
+//! ([`crate::platform::follow_endpoints`]): a route for the new address via the current default
+//! gateway, journaled first, and the old address's route removed.
+//!
 //! Without a monitor (the OS refused one) the tunnel runs as before, on WireGuard's timers; the
-//! log says so once.
+//! log says so once (the endpoint host routes still follow the endpoints).
 //!
 //! Next to it, [`follow_sleep`]: logind's resume signal (Linux) starts the same fresh handshakes
 //! as the data plane's own clock-jump detection.
@@ -26,7 +31,7 @@ use crate::dataplane::{Control, NetworkChangeHandled};
 use crate::platform::monitor::{ChangeKind, ChangeSet, Monitor, Scope};
 use crate::platform::{self, NetworkChange, NetworkPlan, Recorder};
 use std::net::{IpAddr, SocketAddr};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use warren_proto::config::TunnelConfig;
 use warren_proto::key::PublicKey;
 
@@ -90,6 +95,9 @@ pub struct Follower<'a> {
     pub resolve_now: mpsc::Sender<()>,
     /// Tells the session's owner each change's number once its handshakes started.
     pub changes: mpsc::UnboundedSender<u64>,
+    /// The endpoint addresses in use, from the endpoint watcher, when the plan's endpoint host
+    /// routes follow them ([`platform::routes_follow_endpoints`]).
+    pub endpoints: Option<watch::Receiver<Vec<IpAddr>>>,
 }
 
 /// Follows the network until the driver goes away (then it waits forever: the session's other
@@ -102,21 +110,28 @@ pub async fn follow(mut follower: Follower<'_>, journal: &mut impl Recorder<Netw
         own_tables: follower.plan.full_tunnel_table().into_iter().collect(),
     };
     let mut monitor = match Monitor::open(scope).await {
-        Ok(monitor) => monitor,
+        Ok(monitor) => Some(monitor),
         Err(e) => {
             tracing::warn!(
                 "{ifname}: no network monitor ({e}); a network change is noticed only by \
                  WireGuard's timers"
             );
-            return std::future::pending().await;
+            None
         }
     };
     loop {
-        let changes = match monitor.changed().await {
-            Ok(changes) => changes,
-            Err(e) => {
-                tracing::warn!("{ifname}: the network monitor stopped: {e}");
-                return std::future::pending().await;
+        let changes = tokio::select! {
+            result = next_change(&mut monitor) => match result {
+                Ok(changes) => changes,
+                Err(e) => {
+                    tracing::warn!("{ifname}: the network monitor stopped: {e}");
+                    monitor = None;
+                    continue;
+                }
+            },
+            Some(in_use) = next_endpoints(&mut follower.endpoints) => {
+                follow_endpoints(&mut follower, &in_use, journal).await;
+                continue;
             }
         };
         let reaction = react(&changes, follower.dependents);
@@ -142,8 +157,88 @@ pub async fn follow(mut follower: Follower<'_>, journal: &mut impl Recorder<Netw
         }
         if reaction.replan {
             replan(&mut follower, journal).await;
+            // The re-plan knows the configured endpoints; the host routes must match the ones
+            // in use (a peer may have roamed since the start).
+            if let Some(endpoints) = &follower.endpoints {
+                let in_use = endpoints.borrow().clone();
+                follow_endpoints(&mut follower, &in_use, journal).await;
+            }
         }
     }
+}
+
+/// The monitor's next changes; never, without a monitor.
+async fn next_change(monitor: &mut Option<Monitor>) -> std::io::Result<ChangeSet> {
+    match monitor {
+        Some(monitor) => monitor.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next endpoint addresses in use; never, when they are not followed, and `None` once the
+/// watcher is gone (then never again).
+async fn next_endpoints(
+    endpoints: &mut Option<watch::Receiver<Vec<IpAddr>>>,
+) -> Option<Vec<IpAddr>> {
+    let Some(receiver) = endpoints else {
+        return std::future::pending().await;
+    };
+    if receiver.changed().await.is_err() {
+        *endpoints = None;
+        return None;
+    }
+    let in_use = receiver.borrow_and_update().clone();
+    Some(in_use)
+}
+
+/// The endpoint host routes made to match the endpoints in use; a failure is logged and the
+/// routes in force stay (the next change tries again).
+async fn follow_endpoints(
+    follower: &mut Follower<'_>,
+    in_use: &[IpAddr],
+    journal: &mut impl Recorder<NetworkChange>,
+) {
+    let ifname = follower.plan.ifname.clone();
+    let result = async {
+        let inputs = platform::read_inputs(None).await?;
+        let change = platform::follow_endpoints(&follower.plan, in_use, &inputs.default_gateways);
+        if change.is_empty() {
+            return anyhow::Ok(());
+        }
+        platform::reapply(&change, &ifname, journal).await?;
+        apply_routes(follower, &change);
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!("{ifname}: failed to route the endpoints in use outside the tunnel: {e:#}");
+    }
+}
+
+/// Records in the plan in force the endpoint routes `change` removed and added.
+fn apply_routes(follower: &mut Follower<'_>, change: &platform::Replan) {
+    let ifname = &follower.plan.ifname;
+    for route in &change.stale_endpoint_routes {
+        tracing::info!(
+            "{ifname}: no peer uses {} now; its host route is removed",
+            route.host
+        );
+    }
+    for route in &change.new_endpoint_routes {
+        tracing::info!(
+            "{ifname}: endpoint {} now routed via {}",
+            route.host,
+            route.gateway
+        );
+    }
+    follower
+        .plan
+        .endpoint_routes
+        .retain(|route| !change.stale_endpoint_routes.contains(route));
+    follower
+        .plan
+        .endpoint_routes
+        .extend(change.new_endpoint_routes.iter().cloned());
 }
 
 /// Step 3 of the module docs; a failure is logged and the plan in force stays.
@@ -167,21 +262,7 @@ async fn replan(follower: &mut Follower<'_>, journal: &mut impl Recorder<Network
             tracing::info!("{ifname}: MTU now {mtu} (the path to the endpoint changed)");
             follower.plan.mtu = mtu;
         }
-        for route in &change.new_endpoint_routes {
-            tracing::info!(
-                "{ifname}: endpoint {} now routed via {}",
-                route.host,
-                route.gateway
-            );
-        }
-        follower
-            .plan
-            .endpoint_routes
-            .retain(|route| !change.stale_endpoint_routes.contains(route));
-        follower
-            .plan
-            .endpoint_routes
-            .extend(change.new_endpoint_routes.iter().cloned());
+        apply_routes(follower, &change);
         Ok(())
     }
     .await;
