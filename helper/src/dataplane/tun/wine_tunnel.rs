@@ -95,13 +95,19 @@ async fn run() -> anyhow::Result<()> {
     // fails (see the module's docs), so a plain Winsock socket stands in.
     match Sockets::bind(port, None) {
         Ok(mut sockets) => {
-            sockets.pin_off(&name)?;
+            // A split tunnel: no family is routed by default through it.
+            sockets.pin_off(&name, [false, false])?;
             drive(wg, device, sockets, &name, &stop).await
         }
         Err(e) => {
             println!("warren-wine-tunnel: Sockets::bind failed ({e:#}); plain Winsock UDP instead");
             let socket = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, port))?;
-            crate::dataplane::udp::egress::pin(socket2::SockRef::from(&socket), false, &name)?;
+            crate::dataplane::udp::egress::pin(
+                socket2::SockRef::from(&socket),
+                false,
+                &name,
+                false,
+            )?;
             socket.set_nonblocking(true)?;
             let socket = tokio::net::UdpSocket::from_std(socket)?;
             drive(wg, device, PlainUdp(socket), &name, &stop).await
