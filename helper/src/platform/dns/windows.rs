@@ -258,36 +258,29 @@ mod tests {
         values::write_nrpt_rule(&mut Hklm, &key, &servers).expect("write the rule");
         let read = |name: &str| -> Option<Vec<u8>> {
             let (path, name) = (wide(&key), wide(name));
-            let mut len = 0u32;
-            // SAFETY: the strings are NUL-terminated UTF-16; a null buffer asks for the length.
-            let code = unsafe {
-                windows_sys::Win32::System::Registry::RegGetValueW(
-                    HKEY_LOCAL_MACHINE,
-                    path.as_ptr(),
-                    name.as_ptr(),
-                    windows_sys::Win32::System::Registry::RRF_RT_ANY,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    &mut len,
-                )
+            // One RegGetValueW: with no buffer it asks for the length, with one it reads.
+            let get = |data: Option<&mut Vec<u8>>, len: &mut u32| {
+                let data = data.map_or(std::ptr::null_mut(), |d| d.as_mut_ptr().cast());
+                // SAFETY: the strings are NUL-terminated UTF-16; `data` is null or holds `len`
+                // bytes.
+                unsafe {
+                    windows_sys::Win32::System::Registry::RegGetValueW(
+                        HKEY_LOCAL_MACHINE,
+                        path.as_ptr(),
+                        name.as_ptr(),
+                        windows_sys::Win32::System::Registry::RRF_RT_ANY,
+                        std::ptr::null_mut(),
+                        data,
+                        len,
+                    )
+                }
             };
-            if code != NO_ERROR {
+            let mut len = 0u32;
+            if get(None, &mut len) != NO_ERROR {
                 return None;
             }
             let mut data = vec![0u8; len as usize];
-            // SAFETY: `data` holds `len` bytes.
-            let code = unsafe {
-                windows_sys::Win32::System::Registry::RegGetValueW(
-                    HKEY_LOCAL_MACHINE,
-                    path.as_ptr(),
-                    name.as_ptr(),
-                    windows_sys::Win32::System::Registry::RRF_RT_ANY,
-                    std::ptr::null_mut(),
-                    data.as_mut_ptr().cast(),
-                    &mut len,
-                )
-            };
-            (code == NO_ERROR).then(|| data[..len as usize].to_vec())
+            (get(Some(&mut data), &mut len) == NO_ERROR).then(|| data[..len as usize].to_vec())
         };
         assert_eq!(read("ConfigOptions"), Some(vec![8, 0, 0, 0]));
         assert_eq!(
