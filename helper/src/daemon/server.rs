@@ -555,6 +555,9 @@ async fn forward_events(
             continue;
         }
         let stopping = matches!(event, Event::HelperStopping);
+        if stopping && !drain_logs(&connection, &mut logs).await {
+            return;
+        }
         let message = HelperMessage::Event(event);
         let sent = if stopping {
             connection.outbox.send(message).await.is_ok()
@@ -566,6 +569,32 @@ async fn forward_events(
         };
         if !sent {
             return;
+        }
+    }
+}
+
+/// Sends the log lines already logged (a follower ends at `HelperStopping`, and `select!` may
+/// have picked that event before lines logged ahead of it, such as the signal that stopped the
+/// daemon); `false` when the connection is gone.
+async fn drain_logs(
+    connection: &Connection,
+    logs: &mut Option<broadcast::Receiver<LogLine>>,
+) -> bool {
+    let Some(receiver) = logs else {
+        return true;
+    };
+    loop {
+        let line = match receiver.try_recv() {
+            Ok(line) => line,
+            Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+            Err(_) => return true,
+        };
+        if !lock(&connection.topics).contains(&EventTopic::Logs) {
+            continue;
+        }
+        let message = HelperMessage::Event(Event::LogLine(line));
+        if connection.outbox.send(message).await.is_err() {
+            return false;
         }
     }
 }
@@ -582,5 +611,68 @@ async fn recv_log(logs: &mut Option<broadcast::Receiver<LogLine>>) -> Option<Log
             }
         },
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warren_proto::ipc::LogLevel;
+
+    /// A follower ends at `HelperStopping`, so a line logged before the stop was announced (the
+    /// signal that stopped the daemon) must reach it first, whichever branch `select!` picks.
+    #[tokio::test]
+    async fn a_log_follower_gets_the_lines_logged_before_the_stop_first() {
+        for round in 0..20 {
+            let (commands, _commands) = mpsc::channel(1);
+            let (events, _) = broadcast::channel(16);
+            let shared = Arc::new(Shared {
+                commands,
+                events: events.clone(),
+                helper_version: "test".into(),
+                frame_timeout: Duration::from_secs(1),
+            });
+            let (outbox, mut sent) = mpsc::channel(16);
+            let (subscribe, subscriptions) = mpsc::unbounded_channel();
+            let connection = Arc::new(Connection {
+                shared,
+                caller: Caller {
+                    uid: Some(0),
+                    admin: true,
+                },
+                peer: "test".into(),
+                topics: Mutex::new(BTreeSet::from([EventTopic::Logs])),
+                outbox,
+                subscriptions: subscribe.clone(),
+            });
+            let (log, log_lines) = broadcast::channel(16);
+            let forwarder = tokio::spawn(forward_events(
+                connection,
+                events.subscribe(),
+                subscriptions,
+            ));
+            subscribe.send(Subscription::FollowLogs(log_lines)).unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            // Both ready before the forwarder looks again.
+            log.send(LogLine {
+                unix_ms: 0,
+                level: LogLevel::Info,
+                target: "warren_helper::sys::shutdown".into(),
+                message: "SIGTERM received".into(),
+            })
+            .unwrap();
+            events.send(Event::HelperStopping).unwrap();
+            let first = sent.recv().await.unwrap();
+            assert!(
+                matches!(&first, HelperMessage::Event(Event::LogLine(line)) if line.message == "SIGTERM received"),
+                "round {round}: {first:?} came first"
+            );
+            let second = sent.recv().await.unwrap();
+            assert!(matches!(
+                second,
+                HelperMessage::Event(Event::HelperStopping)
+            ));
+            forwarder.abort();
+        }
     }
 }
