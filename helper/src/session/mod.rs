@@ -939,7 +939,7 @@ mod tests {
                 SessionError::dns(
                     &s,
                     DnsPlanError::ServerOutsideFullTunnel {
-                        server: "203.0.113.53".parse().unwrap(),
+                        server: "198.19.77.53".parse().unwrap(),
                         family: "IPv6",
                     },
                 ),

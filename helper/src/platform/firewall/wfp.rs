@@ -500,7 +500,7 @@ mod tests {
     #[test]
     fn everything_else_off_the_tunnel_is_blocked_and_the_tunnel_is_open() {
         let filters = filters(&kill_switch(&[], false));
-        for remote in ["203.0.113.5", "2001:db8::5", "192.168.1.10", "fe80::1"] {
+        for remote in ["198.19.77.5", "2001:db8::5", "192.168.1.10", "fe80::1"] {
             let mut flow = out(remote, 443);
             flow.protocol = 6;
             assert!(!verdict(&filters, &flow), "{remote} off the tunnel");
@@ -569,7 +569,7 @@ mod tests {
         assert!(verdict(&open, &out("239.255.255.250", 1900)), "SSDP");
         assert!(!verdict(&open, &inbound(out("239.255.255.250", 1900))));
         assert!(
-            !verdict(&open, &out("203.0.113.5", 443)),
+            !verdict(&open, &out("198.19.77.5", 443)),
             "the internet stays closed"
         );
 
