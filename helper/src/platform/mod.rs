@@ -1206,24 +1206,11 @@ mod tests {
     }
 
     #[test]
-    fn a_new_default_gateway_moves_the_endpoint_routes_and_nothing_else() {
+    fn the_replan_leaves_the_endpoint_routes_to_follow_endpoints() {
         let current = macos_plan();
         let mut fresh = macos_plan();
         fresh.endpoint_routes[0].gateway = en1_gateway();
-        let change = replan(&current, &fresh, false);
-        assert_eq!(change.stale_endpoint_routes, current.endpoint_routes);
-        assert_eq!(change.new_endpoint_routes, fresh.endpoint_routes);
-        assert_eq!(change.mtu, None);
-        assert!(
-            replan(&current, &current, true).is_empty(),
-            "nothing changed"
-        );
-    }
-
-    #[test]
-    fn an_endpoint_with_no_gateway_now_keeps_its_route() {
-        let current = macos_plan();
-        let mut fresh = macos_plan();
+        assert!(replan(&current, &fresh, false).is_empty());
         fresh.endpoint_routes.clear();
         assert!(replan(&current, &fresh, false).is_empty());
     }
@@ -1346,10 +1333,9 @@ mod tests {
         let current = macos_plan();
         ops.host_routes
             .insert((current.endpoint_routes[0].host, en0_gateway()));
-        let mut fresh = macos_plan();
-        fresh.endpoint_routes[0].gateway = en1_gateway();
-        fresh.mtu = 1380;
-        let change = replan(&current, &fresh, true);
+        let gateways = BTreeMap::from([(Family::Ipv4, en1_gateway())]);
+        let mut change = follow_endpoints(&current, &[current.endpoint_routes[0].host], &gateways);
+        change.mtu = Some(1380);
         let mut journal = FakeJournal::new(&ops);
         block_on(replan::reapply_with(&mut ops, &change, "wg0", &mut journal)).unwrap();
         assert_eq!(

@@ -3,26 +3,24 @@
 //! ([`replan`], a plain function), and the difference applied ([`reapply`]) on the same journal
 //! contract as the first plan — each new change journaled before it is made.
 //!
-//! Two things can follow the network:
-//! - **The MTU**, where it was derived from the path to the first endpoint (no `MTU =`): the
-//!   path's MTU may differ on the new network. Only for tunnels whose endpoints are routed
-//!   outside the tunnel by the main table (split tunnels): a full tunnel's own route lookup
+//! Two things follow the network:
+//! - **The MTU** ([`replan`]), where it was derived from the path to the first endpoint (no
+//!   `MTU =`): the path's MTU may differ on the new network. Only for tunnels whose endpoints are
+//!   routed outside the tunnel by the main table (split tunnels): a full tunnel's own route lookup
 //!   would go through the tunnel itself, so its MTU stays what it was at start. And only when
 //!   the fresh path MTU is known: an unknown path (no route at this moment) changes nothing.
-//! - **macOS's endpoint host routes** (a full tunnel's `route add -host <endpoint> <gateway>`):
-//!   when the default gateway changed, each endpoint's route is moved to the new one. An
-//!   endpoint with no gateway now keeps its route until one appears (a route via a gateway that
-//!   is gone carries nothing, and one that comes back is right again).
-//!
-//! And one thing follows the peers: **macOS's endpoint host routes follow the endpoints the data
-//! plane uses** ([`follow_endpoints`], a plain function). A peer that roams (its authenticated
-//! packets now come from another address), or an endpoint set with `wg set`, would otherwise be
-//! answered through the `/1` halves, into the tunnel itself. The session hears the endpoints in
-//! use from the endpoint watcher; each one of a full-tunnel family that has no host route gets
-//! one via its family's current default gateway, and the route of an address no peer uses any
-//! more is removed — wg-quick's `darwin.bash` (its `monitor_daemon` re-runs
-//! `set_endpoint_direct_route` from `wg show endpoints`) does the same; Mullvad's talpid-routing
-//! instead routes its one relay, which does not roam.
+//! - **macOS's endpoint host routes** (a full tunnel's `route add -host <endpoint> <gateway>`,
+//!   [`follow_endpoints`]): they follow the default gateway *and* the endpoints the data plane
+//!   uses. When the default gateway changed, each route moves to the new one; an endpoint with
+//!   no gateway now keeps its route until one appears (a route via a gateway that is gone carries
+//!   nothing, and one that comes back is right again). A peer that roams (its authenticated
+//!   packets now come from another address), or an endpoint set with `wg set`, would otherwise be
+//!   answered through the `/1` halves, into the tunnel itself: the session hears the endpoints in
+//!   use from the endpoint watcher; each one of a full-tunnel family that has no host route gets
+//!   one via its family's current default gateway, and the route of an address no peer uses any
+//!   more is removed — wg-quick's `darwin.bash` (its `monitor_daemon` re-runs
+//!   `set_endpoint_direct_route` from `wg show endpoints`) does the same; Mullvad's talpid-routing
+//!   instead routes its one relay, which does not roam.
 
 use super::{
     describe, EndpointRoute, Family, FullTunnelMethod, Gateway, Link, NetworkChange, NetworkOps,
@@ -60,26 +58,12 @@ pub fn mtu_follows_path(config: &TunnelConfig, fresh: &PlanInputs) -> bool {
 }
 
 /// What changes from `current` to `fresh` (both plans of the same tunnel; `fresh` made from
-/// facts read after the network changed). `mtu_follows_path`: see [`mtu_follows_path`].
+/// facts read after the network changed): the MTU, when `mtu_follows_path` (see
+/// [`mtu_follows_path`]). The endpoint host routes are [`follow_endpoints`]'s.
 pub fn replan(current: &NetworkPlan, fresh: &NetworkPlan, mtu_follows_path: bool) -> Replan {
-    let mtu = (mtu_follows_path && fresh.mtu != current.mtu).then_some(fresh.mtu);
-    let new_endpoint_routes: Vec<EndpointRoute> = fresh
-        .endpoint_routes
-        .iter()
-        .filter(|route| !current.endpoint_routes.contains(route))
-        .cloned()
-        .collect();
-    let stale_endpoint_routes = current
-        .endpoint_routes
-        .iter()
-        .filter(|route| !fresh.endpoint_routes.contains(route))
-        .filter(|route| new_endpoint_routes.iter().any(|new| new.host == route.host))
-        .cloned()
-        .collect();
     Replan {
-        mtu,
-        stale_endpoint_routes,
-        new_endpoint_routes,
+        mtu: (mtu_follows_path && fresh.mtu != current.mtu).then_some(fresh.mtu),
+        ..Replan::default()
     }
 }
 
@@ -92,7 +76,7 @@ pub fn routes_follow_endpoints(plan: &NetworkPlan) -> bool {
 /// The endpoint host routes of `plan` (one that [`routes_follow_endpoints`]) made to match the
 /// endpoints the data plane uses now, `in_use`, and the default gateways now, `gateways`: each
 /// address of a full-tunnel family gets a route via its family's gateway (a route via another
-/// gateway is moved; without a gateway now, a route in force is kept, as in [`replan`], and none
+/// gateway is moved; without a gateway now, a route in force is kept, and none
 /// is added: there is nothing to route by), and the routes of addresses no peer uses any more
 /// are removed. The MTU is left alone.
 pub fn follow_endpoints(

@@ -12,8 +12,9 @@
 //!    re-resolution, a new address is used only while the peer has not answered.
 //! 3. **The network plan re-checked** ([`crate::platform::replan`]) when a default route or an
 //!    address changed and something in the plan follows the network: the MTU where it was
-//!    derived from the path to the endpoint (split tunnels without `MTU =`), and macOS's
-//!    endpoint host routes (moved to the new default gateway). Each new change is journaled
+//!    derived from the path to the endpoint (split tunnels without `MTU =`), or, for a macOS
+//!    full tunnel, its endpoint host routes, matched to the new default gateway and the
+//!    endpoints in use ([`crate::platform::follow_endpoints`]). Each new change is journaled
 //!    before it is made, like the first plan's.
 //!
 //! And when the **endpoints in use** change (a peer roamed, or `wg set` moved it; published by
@@ -156,12 +157,15 @@ pub async fn follow(mut follower: Follower<'_>, journal: &mut impl Recorder<Netw
             let _ = follower.resolve_now.try_send(());
         }
         if reaction.replan {
-            replan(&mut follower, journal).await;
-            // The re-plan knows the configured endpoints; the host routes must match the ones
-            // in use (a peer may have roamed since the start).
-            if let Some(endpoints) = &follower.endpoints {
-                let in_use = endpoints.borrow().clone();
-                follow_endpoints(&mut follower, &in_use, journal).await;
+            match &follower.endpoints {
+                // A macOS full tunnel: its only network-dependent part is the endpoint host
+                // routes (a full tunnel's MTU stays), and they follow the endpoints in use — a
+                // peer may have roamed since the start — not the configured ones.
+                Some(endpoints) => {
+                    let in_use = endpoints.borrow().clone();
+                    follow_endpoints(&mut follower, &in_use, journal).await;
+                }
+                None => replan(&mut follower, journal).await,
             }
         }
     }
@@ -262,7 +266,6 @@ async fn replan(follower: &mut Follower<'_>, journal: &mut impl Recorder<Network
             tracing::info!("{ifname}: MTU now {mtu} (the path to the endpoint changed)");
             follower.plan.mtu = mtu;
         }
-        apply_routes(follower, &change);
         Ok(())
     }
     .await;
@@ -274,9 +277,7 @@ async fn replan(follower: &mut Follower<'_>, journal: &mut impl Recorder<Network
 /// What of `plan` (for `config`) follows the network (see [`Dependents`]).
 pub fn plan_follows_network(config: &TunnelConfig, plan: &NetworkPlan) -> bool {
     let mtu_from_path = config.interface.mtu.is_none() && !config.is_full_tunnel();
-    let endpoint_routes =
-        plan.method == platform::FullTunnelMethod::Halves && !plan.full_tunnel_families.is_empty();
-    mtu_from_path || endpoint_routes
+    mtu_from_path || platform::routes_follow_endpoints(plan)
 }
 
 /// Tells the driver of every resume the OS announces (Linux: logind's `PrepareForSleep(false)`
